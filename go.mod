@@ -1,0 +1,3 @@
+module github.com/ecsproject/ecsd
+
+go 1.26

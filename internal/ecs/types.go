@@ -1,0 +1,240 @@
+package ecs
+
+import "time"
+
+// VM states (OS-EXT-STS:vm_state).
+const (
+	VMBuilding = "building"
+	VMActive   = "active"
+	VMStopped  = "stopped"
+	VMError    = "error"
+	VMDeleted  = "deleted"
+)
+
+// Task states (OS-EXT-STS:task_state); "" means none (null on the wire).
+const (
+	TaskNone                      = ""
+	TaskScheduling                = "scheduling"
+	TaskBlockDeviceMapping        = "block_device_mapping"
+	TaskSpawning                  = "spawning"
+	TaskRebuilding                = "rebuilding"
+	TaskRebuildBlockDeviceMapping = "rebuild_block_device_mapping"
+	TaskRebuildSpawning           = "rebuild_spawning"
+	TaskPoweringOff               = "powering-off"
+	TaskPoweringOn                = "powering-on"
+	TaskRebooting                 = "rebooting"
+	TaskRebootingHard             = "rebooting_hard"
+	TaskDeleting                  = "deleting"
+)
+
+// Power states (OS-EXT-STS:power_state), Nova numbering.
+const (
+	PowerNoState  = 0
+	PowerRunning  = 1
+	PowerShutdown = 4
+)
+
+// Job statuses.
+const (
+	JobInit    = "INIT"
+	JobRunning = "RUNNING"
+	JobSuccess = "SUCCESS"
+	JobFail    = "FAIL"
+)
+
+// Job types (job_type on the wire). Huawei documents createServer and
+// createSingleServer; the others are our choice (README).
+const (
+	JobCreateServers      = "createServer"
+	JobCreateSingleServer = "createSingleServer"
+	JobReinstallOS        = "reinstallOS"
+	JobStartServers       = "batchStartServers"
+	JobStartServer        = "startServer"
+	JobStopServers        = "batchStopServers"
+	JobStopServer         = "stopServer"
+	JobRebootServers      = "batchRebootServers"
+	JobRebootServer       = "rebootServer"
+	JobDeleteServers      = "deleteServers"
+	JobDeleteServer       = "deleteServer"
+)
+
+// Status derives the API status of a server from its vm_state and
+// task_state, following the documented mapping table.
+func Status(vmState, taskState string) string {
+	rebuild := taskState == TaskRebuilding || taskState == TaskRebuildBlockDeviceMapping || taskState == TaskRebuildSpawning
+	switch vmState {
+	case VMBuilding:
+		switch taskState {
+		case TaskNone, TaskScheduling, TaskBlockDeviceMapping, TaskSpawning, "networking":
+			return "BUILD"
+		}
+		if taskState == TaskDeleting {
+			return "BUILD"
+		}
+	case VMActive:
+		switch {
+		case rebuild:
+			return "REBUILD"
+		case taskState == TaskRebooting:
+			return "REBOOT"
+		case taskState == TaskRebootingHard:
+			return "HARD_REBOOT"
+		case taskState == TaskNone, taskState == TaskPoweringOff, taskState == TaskDeleting:
+			return "ACTIVE"
+		}
+	case VMStopped:
+		switch {
+		case rebuild:
+			return "REBUILD"
+		case taskState == TaskNone, taskState == TaskPoweringOn, taskState == TaskDeleting:
+			return "SHUTOFF"
+		}
+	case VMError:
+		switch {
+		case rebuild:
+			return "REBUILD"
+		case taskState == TaskNone, taskState == TaskDeleting:
+			return "ERROR"
+		}
+	case VMDeleted:
+		if taskState == TaskNone {
+			return "DELETED"
+		}
+	}
+	return "UNKNOWN"
+}
+
+// Server is one ECS.
+type Server struct {
+	ID             string
+	ProjectID      string
+	UserID         string
+	Name           string
+	VMState        string
+	TaskState      string
+	PowerState     int
+	Locked         bool
+	ImageID        string
+	FlavorID       string
+	KeyName        string
+	SystemVolumeID string // "" when the server has no system disk
+	// ReinstallFailed marks an ERROR server whose last reinstall failed; a
+	// new reinstall is allowed from that state.
+	ReinstallFailed bool
+	// TaskJobID is the job that owns the running task, "" when idle.
+	TaskJobID string
+	Fault     string // last failure, shown in ERROR
+	Metadata  map[string]string
+	AZ        string
+	VPCID     string
+	Addr      string // private IPv4
+	// AccessPort is the host TCP port forwarded to the guest's SSH port on
+	// 127.0.0.1 (QEMU driver); 0 when none.
+	AccessPort  int
+	LaunchIndex int
+	Created     time.Time
+	Updated     time.Time
+	LaunchedAt  time.Time
+}
+
+// Status returns the API status of s.
+func (s *Server) Status() string { return Status(s.VMState, s.TaskState) }
+
+// Volume is a disk (EVS volume). A server's system disk is attached as
+// /dev/vda.
+type Volume struct {
+	ID         string
+	ProjectID  string
+	ServerID   string // "" when not attached
+	ImageID    string
+	SizeGB     int
+	VolumeType string
+	Status     string // creating, in-use, available, deleting
+	Device     string
+	Created    time.Time
+}
+
+// Image is an image in the catalog. Images are public: every project sees
+// every image.
+type Image struct {
+	ID         string
+	Name       string
+	OSType     string // Linux or Windows
+	OSVersion  string
+	Platform   string // Debian, Ubuntu, Windows, ...
+	Status     string // active, queued, ...
+	DiskFormat string // qcow2, raw
+	MinDiskGB  int
+	MinRAMMB   int
+	SizeBytes  int64
+	Checksum   string // sha256 of the stored file, "" for catalog-only images
+	// File, Kernel and Initrd are absolute paths in the image store (QEMU
+	// driver); empty for simulator catalog images.
+	File   string
+	Kernel string
+	Initrd string
+	// Inspection results (QEMU driver). Unsupported, when not "", says why
+	// credentials cannot be injected into this image; a reinstall with
+	// credentials on it is refused up front.
+	PartitionTable string // none, mbr, gpt
+	RootFS         string // ext4, ...
+	CloudInit      bool
+	Unsupported    string
+	Created        time.Time
+}
+
+// Flavor is an instance type.
+type Flavor struct {
+	ID     string
+	Name   string
+	VCPUs  int
+	RAMMB  int
+	DiskGB int
+}
+
+// Keypair is an SSH key pair. The private key is never stored.
+type Keypair struct {
+	ID          int64
+	ProjectID   string
+	UserID      string
+	Name        string
+	PublicKey   string
+	Fingerprint string
+	Type        string // ssh or x509
+	Created     time.Time
+}
+
+// Job is an asynchronous operation. A batch job (ParentID "" and Runnable
+// false) has sub-jobs, one per server; its status is derived from theirs.
+type Job struct {
+	ID         string
+	ProjectID  string
+	Type       string
+	Status     string
+	ParentID   string
+	ServerID   string
+	Runnable   bool
+	ErrorCode  string
+	FailReason string
+	// Params is the job's input, JSON, internal. It never holds a plain
+	// secret: passwords arrive here already hashed.
+	Params   []byte
+	Step     int
+	Attempts int
+	Created  time.Time
+	Begin    time.Time // zero until started
+	End      time.Time // zero until finished
+	SubJobs  []Job
+}
+
+// Done reports whether the job has finished.
+func (j *Job) Done() bool { return j.Status == JobSuccess || j.Status == JobFail }
+
+// Credential is an access key of a user in a project.
+type Credential struct {
+	AccessKey string
+	SecretKey string
+	ProjectID string
+	UserID    string
+	Created   time.Time
+}
