@@ -16,6 +16,9 @@ const (
 	CodeEmptyBody          Code = "Common.0002"
 	CodePasswordComplexity Code = "Ecs.0011"
 	CodeKeypairNotFound    Code = "Ecs.0314"
+	// CodeKeypairMissing is a key pair show or delete of an unknown name:
+	// Ecs.0314 on the wire, but 404 (internal/api maps it).
+	CodeKeypairMissing     Code = "Ecs.0314/404"
 	CodeBadState           Code = "Ecs.0100"
 	CodeSystemDiskAbnormal Code = "Ecs.0101"
 	CodeNoSystemDisk       Code = "Ecs.0105"

@@ -1,0 +1,42 @@
+# Two commands matter (see README): `make run` and `make test`.
+GO ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DATA_DIR ?= ./data
+
+.PHONY: run run-sim test test-unit test-sdk lint test-vm bench build
+
+build:
+	$(GO) build -o bin/ecsd ./cmd/ecsd
+	$(GO) build -o bin/ecsctl ./cmd/ecsctl
+
+# Emulator mode: simulated compute, built-in image catalog.
+run-sim: build
+	./bin/ecsd --data-dir $(DATA_DIR) --driver sim
+
+# Real VMs: installs QEMU if missing, builds and imports the test image.
+run:
+	./scripts/run.sh
+
+# The default test run (what CI runs): lint, unit and integration tests, and
+# the official-SDK suite against a real ecsd.
+test: lint test-unit test-sdk
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	cd test/sdk && $(GO) vet ./...
+
+test-unit:
+	$(GO) test -count=1 -race ./...
+
+test-sdk:
+	cd test/sdk && $(GO) test -count=1 ./...
+
+# Real-VM suite (QEMU): installs packages and builds the test image first.
+test-vm:
+	./scripts/install-qemu-deps.sh
+	ECS_QEMU_TESTS=1 $(GO) test -count=1 -timeout 30m ./internal/compute/qemu/...
+
+bench:
+	$(GO) run ./bench -out docs/benchmarks-latest.txt

@@ -1,0 +1,187 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
+)
+
+const jobCols = `id, project_id, type, status, parent_id, server_id, runnable, error_code, fail_reason, params, step, attempts,
+	created, begin_time, end_time`
+
+func scanJob(sc scanner) (ecs.Job, error) {
+	var j ecs.Job
+	var runnable int
+	var created, begin, end int64
+	err := sc.Scan(&j.ID, &j.ProjectID, &j.Type, &j.Status, &j.ParentID, &j.ServerID, &runnable, &j.ErrorCode, &j.FailReason,
+		&j.Params, &j.Step, &j.Attempts, &created, &begin, &end)
+	j.Runnable = runnable != 0
+	j.Created, j.Begin, j.End = fromMS(created), fromMS(begin), fromMS(end)
+	return j, err
+}
+
+func (t *tx) JobInsert(ctx context.Context, j *ecs.Job) error {
+	if j.Status == "" {
+		j.Status = ecs.JobInit
+	}
+	_, err := t.q.ExecContext(ctx, `INSERT INTO jobs(id, project_id, type, status, parent_id, server_id, runnable, error_code,
+		fail_reason, params, step, attempts, lease_owner, lease_expires, created, begin_time, end_time)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,0,'',0,?,?,?)`,
+		j.ID, j.ProjectID, j.Type, j.Status, j.ParentID, j.ServerID, b2i(j.Runnable), j.ErrorCode, j.FailReason, j.Params, j.Step,
+		ms(j.Created), ms(j.Begin), ms(j.End))
+	if isUnique(err) {
+		return fmt.Errorf("job %q: %w", j.ID, ecs.ErrConflict)
+	}
+	return err
+}
+
+func getJob(ctx context.Context, q queryer, projectID, id string) (ecs.Job, error) {
+	var row *sql.Row
+	if projectID == "" {
+		row = q.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id)
+	} else {
+		row = q.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ? AND project_id = ?`, id, projectID)
+	}
+	j, err := scanJob(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, notFound("job", id)
+	}
+	return j, err
+}
+
+func (t *tx) JobGetByID(ctx context.Context, id string) (ecs.Job, error) {
+	return getJob(ctx, t.q, "", id)
+}
+
+func (s *Store) JobGet(ctx context.Context, projectID, id string) (ecs.Job, error) {
+	if projectID == "" {
+		return ecs.Job{}, notFound("job", id)
+	}
+	j, err := getJob(ctx, s.r, projectID, id)
+	if err != nil || j.Runnable {
+		return j, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE parent_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return j, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		sj, err := scanJob(rows)
+		if err != nil {
+			return j, err
+		}
+		j.SubJobs = append(j.SubJobs, sj)
+	}
+	return j, rows.Err()
+}
+
+// JobUpdate writes the job under its lease, then, for a sub-job, folds the
+// statuses of all siblings into the parent's row.
+func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error {
+	res, err := t.q.ExecContext(ctx, `UPDATE jobs SET status=?, step=?, error_code=?, fail_reason=?, params=?, begin_time=?, end_time=?,
+		lease_expires = CASE WHEN ? IN ('SUCCESS','FAIL') THEN 0 ELSE lease_expires END
+		WHERE id=? AND lease_owner=? AND attempts=?`,
+		j.Status, j.Step, j.ErrorCode, j.FailReason, j.Params, ms(j.Begin), ms(j.End), j.Status, j.ID, lease.Owner, lease.Attempt)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("job %s: %w", j.ID, ecs.ErrFenced)
+	}
+	if j.ParentID == "" {
+		return nil
+	}
+	return foldParent(ctx, t.q, j.ParentID)
+}
+
+// foldParent derives a batch job's status from its sub-jobs: FAIL or
+// SUCCESS once all finished (FAIL if any failed), RUNNING once any started,
+// else INIT.
+func foldParent(ctx context.Context, q queryer, parentID string) error {
+	var total, done, failed, started int
+	var begin, end sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT count(*),
+		coalesce(sum(status IN ('SUCCESS','FAIL')), 0), coalesce(sum(status = 'FAIL'), 0), coalesce(sum(status != 'INIT'), 0),
+		min(nullif(begin_time, 0)), max(end_time)
+		FROM jobs WHERE parent_id = ?`, parentID).Scan(&total, &done, &failed, &started, &begin, &end)
+	if err != nil {
+		return err
+	}
+	status := ecs.JobInit
+	var endTime int64
+	switch {
+	case total > 0 && done == total && failed > 0:
+		status, endTime = ecs.JobFail, end.Int64
+	case total > 0 && done == total:
+		status, endTime = ecs.JobSuccess, end.Int64
+	case started > 0:
+		status = ecs.JobRunning
+	}
+	_, err = q.ExecContext(ctx, `UPDATE jobs SET status=?, begin_time=?, end_time=? WHERE id=?`, status, begin.Int64, endTime, parentID)
+	return err
+}
+
+func (s *Store) JobClaim(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error) {
+	rows, err := s.w.QueryContext(ctx, `UPDATE jobs SET status='RUNNING', lease_owner=?, lease_expires=?, attempts=attempts+1,
+		begin_time = CASE WHEN begin_time = 0 THEN ? ELSE begin_time END
+		WHERE seq IN (SELECT seq FROM jobs WHERE runnable = 1 AND status IN ('INIT','RUNNING') AND lease_expires < ?
+			ORDER BY seq LIMIT ?)
+		RETURNING `+jobCols, owner, ms(leaseUntil), ms(now), ms(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ecs.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Parents of newly started sub-jobs show RUNNING.
+	for _, j := range out {
+		if j.ParentID != "" && j.Attempts == 1 {
+			if err := foldParent(ctx, s.w, j.ParentID); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) JobLeaseRenew(ctx context.Context, owner string, leaseUntil time.Time) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE jobs SET lease_expires = ? WHERE lease_owner = ? AND status = 'RUNNING'`, ms(leaseUntil), owner)
+	return err
+}
+
+func (s *Store) JobLeaseReleaseAll(ctx context.Context) (int, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE jobs SET lease_expires = 0 WHERE status = 'RUNNING' AND runnable = 1`)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+func (s *Store) JobDeleteFinished(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM jobs WHERE seq IN (
+		SELECT seq FROM jobs WHERE parent_id = '' AND status IN ('SUCCESS','FAIL') AND end_time > 0 AND end_time < ?1
+		UNION ALL
+		SELECT c.seq FROM jobs c JOIN jobs p ON p.id = c.parent_id
+			WHERE p.parent_id = '' AND p.status IN ('SUCCESS','FAIL') AND p.end_time > 0 AND p.end_time < ?1)`, ms(before))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}

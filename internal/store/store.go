@@ -1,0 +1,138 @@
+// Package store defines the persistence seam of the service: the Store
+// interface, implemented by store/sqlite (the embedded default) and checked
+// by the conformance suite in store/storetest.
+//
+// Contract:
+//   - The jobs table is the queue. JobClaim hands a runnable job to exactly
+//     one worker at a time, under a lease (owner + expiry) that the worker
+//     renews; a lease that expires makes the job claimable again.
+//   - Write makes a set of changes atomic: a state check, the change and the
+//     job insert that caused it commit together or not at all, and two Write
+//     calls never interleave on the same rows.
+//   - Reads outside Write see committed data only.
+//   - Lookups of a missing row return an error wrapping ecs.ErrNotFound; a
+//     unique-key clash returns one wrapping ecs.ErrConflict; a fenced write
+//     (the caller's owner token no longer matches) returns ecs.ErrFenced.
+//   - Secrets are never given to the store in plain text: it stores sealed
+//     secret keys and password hashes only.
+package store
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/ecs"
+)
+
+// Store is the service's database.
+type Store interface {
+	Reader
+	// Write runs fn in one write transaction. If fn returns an error the
+	// transaction rolls back and Write returns that error.
+	Write(ctx context.Context, fn func(tx Tx) error) error
+
+	// JobClaim leases up to limit runnable jobs (INIT, or RUNNING with an
+	// expired or released lease) to owner until leaseUntil, marks them
+	// RUNNING, increments their attempts and returns them. The fencing
+	// token of a claim is Lease{Owner, Attempt: job.Attempts}.
+	JobClaim(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error)
+	// JobLeaseRenew extends every RUNNING job leased to owner.
+	JobLeaseRenew(ctx context.Context, owner string, leaseUntil time.Time) error
+	// JobLeaseReleaseAll releases every lease: used at start-up, when the
+	// caller knows no other process runs jobs on this database.
+	JobLeaseReleaseAll(ctx context.Context) (int, error)
+	// JobDeleteFinished deletes finished jobs that ended before t, with
+	// their sub-jobs, and returns how many it deleted.
+	JobDeleteFinished(ctx context.Context, before time.Time) (int, error)
+
+	// CredentialInsert stores an access key with its sealed secret.
+	CredentialInsert(ctx context.Context, c SealedCredential) error
+	// ProjectInsert records a project.
+	ProjectInsert(ctx context.Context, projectID, name string, created time.Time) error
+	// ImageUpsert inserts or replaces a catalog image.
+	ImageUpsert(ctx context.Context, img ecs.Image) error
+
+	Close() error
+}
+
+// Reader holds the queries that API reads use.
+type Reader interface {
+	CredentialGet(ctx context.Context, accessKey string) (SealedCredential, error)
+	CredentialCount(ctx context.Context) (int, error)
+
+	ImageGet(ctx context.Context, id string) (ecs.Image, error)
+	ImageList(ctx context.Context) ([]ecs.Image, error)
+
+	ServerGet(ctx context.Context, projectID, id string) (ecs.Server, error)
+	ServerList(ctx context.Context, p ServerListParams) ([]ecs.Server, int, error)
+	// ServerListAll lists every server of every project (start-up recovery).
+	ServerListAll(ctx context.Context) ([]ecs.Server, error)
+	VolumeGet(ctx context.Context, id string) (ecs.Volume, error)
+	VolumeListAll(ctx context.Context) ([]ecs.Volume, error)
+
+	KeypairGet(ctx context.Context, projectID, userID, name string) (ecs.Keypair, error)
+	KeypairList(ctx context.Context, projectID, userID string) ([]ecs.Keypair, error)
+
+	// JobGet returns a job with its sub-jobs.
+	JobGet(ctx context.Context, projectID, id string) (ecs.Job, error)
+}
+
+// Tx is a write transaction. Every method acts inside it.
+type Tx interface {
+	ServerGet(ctx context.Context, projectID, id string) (ecs.Server, error)
+	// ServerGetByID reads a server of any project.
+	ServerGetByID(ctx context.Context, id string) (ecs.Server, error)
+	ServerInsert(ctx context.Context, s *ecs.Server) error
+	ServerUpdate(ctx context.Context, s *ecs.Server) error
+	ServerDelete(ctx context.Context, id string) error
+	// ServerFence returns ecs.ErrFenced unless the server's task owner is
+	// token: the caller lost the job to another worker.
+	ServerFence(ctx context.Context, serverID, token string) error
+	// ServerSetOwner makes token the task owner of the server, provided the
+	// server's task is the job jobID.
+	ServerSetOwner(ctx context.Context, serverID, jobID, token string) error
+
+	VolumeGet(ctx context.Context, id string) (ecs.Volume, error)
+	VolumeUpsert(ctx context.Context, v *ecs.Volume) error
+	VolumeDelete(ctx context.Context, id string) error
+
+	KeypairGet(ctx context.Context, projectID, userID, name string) (ecs.Keypair, error)
+	KeypairInsert(ctx context.Context, k *ecs.Keypair) error
+	KeypairDelete(ctx context.Context, projectID, userID, name string) error
+
+	JobInsert(ctx context.Context, j *ecs.Job) error
+	// JobGetByID reads a job of any project, without sub-jobs.
+	JobGetByID(ctx context.Context, id string) (ecs.Job, error)
+	// JobUpdate writes a job's status, step, error, times and params,
+	// provided the job is still leased to lease; else ecs.ErrFenced.
+	JobUpdate(ctx context.Context, j *ecs.Job, lease Lease) error
+}
+
+// Lease identifies one claim of a job: the claiming owner and the attempt
+// number the claim produced. It is the fencing token of a job run.
+type Lease struct {
+	Owner   string
+	Attempt int
+}
+
+// Token is the lease as a string, stored as a server's task owner.
+func (l Lease) Token() string { return l.Owner + "#" + strconv.Itoa(l.Attempt) }
+
+// SealedCredential is a credential whose secret key is sealed (encrypted).
+type SealedCredential struct {
+	AccessKey    string
+	SealedSecret []byte
+	ProjectID    string
+	UserID       string
+	Created      time.Time
+}
+
+// ServerListParams filters and pages a server list.
+type ServerListParams struct {
+	ProjectID string
+	Name      string // substring match, "" for any
+	Status    string // API status, "" for any
+	Offset    int    // rows to skip
+	Limit     int    // 0 means no limit
+}
