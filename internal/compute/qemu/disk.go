@@ -1,0 +1,155 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ecsproject/ecsd/internal/compute"
+)
+
+func (d *Driver) diskPath(id string) string {
+	return filepath.Join(d.cfg.Dir, disksDir, id+".qcow2")
+}
+
+// diskUser returns the server whose system disk diskID is ("" for none),
+// and whether that server is running.
+func (d *Driver) diskUser(diskID string) (serverID string, running bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, s := range d.servers {
+		if s.rec.DiskID == diskID {
+			return id, s.running()
+		}
+	}
+	return "", false
+}
+
+// CreateDisk creates disk spec.ID as a qcow2 overlay on spec.Image.File,
+// replacing the disk if it exists (its attachment is kept) unless a running
+// server uses it. The disk is as large as the image, or spec.SizeGB when
+// that is larger.
+func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
+	const op = "create disk"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs(op, "disk", spec.ID); err != nil {
+		return err
+	}
+	img := spec.Image
+	if !filepath.IsAbs(img.File) {
+		return fmt.Errorf("qemu: %s: image %s has no file in the image store", op, img.ID)
+	}
+	format := img.DiskFormat
+	if format == "" {
+		format = "qcow2"
+	}
+	if format != "qcow2" && format != "raw" {
+		return fmt.Errorf("qemu: %s: image format %q is not qcow2 or raw", op, format)
+	}
+	if _, err := os.Stat(img.File); err != nil {
+		return fmt.Errorf("qemu: %s: image %s: %w", op, img.ID, err)
+	}
+	unlock := d.locks.lock("disk:" + spec.ID)
+	defer unlock()
+	if sid, running := d.diskUser(spec.ID); running {
+		return conflict(op, "disk %s is the system disk of running server %s", spec.ID, sid)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dst := d.diskPath(spec.ID)
+	tmp := filepath.Join(filepath.Dir(dst), "."+spec.ID+".qcow2.tmp")
+	args := []string{"create", "-q", "-f", "qcow2", "-b", img.File, "-F", format, tmp}
+	if img.MinDiskGB > 0 && spec.SizeGB > img.MinDiskGB {
+		args = append(args, strconv.Itoa(spec.SizeGB)+"G")
+	}
+	os.Remove(tmp)
+	if _, err := run(ctx, d.bins.qemuImg, args...); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	if err := syncFile(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	return nil
+}
+
+func syncFile(p string) error {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// DeleteDisk removes disk diskID; a missing disk is already deleted, a disk
+// attached to a server is a conflict.
+func (d *Driver) DeleteDisk(ctx context.Context, diskID string) error {
+	const op = "delete disk"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs(op, "disk", diskID); err != nil {
+		return err
+	}
+	unlock := d.locks.lock("disk:" + diskID)
+	defer unlock()
+	if sid, _ := d.diskUser(diskID); sid != "" {
+		return conflict(op, "disk %s is attached to server %s", diskID, sid)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Remove(d.diskPath(diskID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	return nil
+}
+
+// CollectGarbage removes the disks that no server has as its system disk
+// and for which keep returns false, and returns their ids. keep must return
+// true for every disk the caller still knows, including disks created but
+// not yet attached.
+func (d *Driver) CollectGarbage(ctx context.Context, keep func(diskID string) bool) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Join(d.cfg.Dir, disksDir))
+	if err != nil {
+		return nil, fmt.Errorf("qemu: collect garbage: %w", err)
+	}
+	var removed []string
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".qcow2")
+		if !ok || validID("disk", id) != nil || keep(id) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		unlock := d.locks.lock("disk:" + id)
+		if sid, _ := d.diskUser(id); sid == "" {
+			if err := os.Remove(d.diskPath(id)); err == nil {
+				removed = append(removed, id)
+			}
+		}
+		unlock()
+	}
+	return removed, nil
+}

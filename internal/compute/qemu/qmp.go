@@ -1,0 +1,147 @@
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// qmpTimeout bounds one QMP exchange when ctx has no earlier deadline.
+const qmpTimeout = 5 * time.Second
+
+// qmpConn is a minimal QEMU Machine Protocol client: JSON lines over a unix
+// socket, capabilities negotiated, asynchronous events skipped.
+type qmpConn struct {
+	c   net.Conn
+	r   *bufio.Reader
+	ctx context.Context
+}
+
+// qmpError is an error QEMU answered a command with.
+type qmpError struct {
+	Class string `json:"class"`
+	Desc  string `json:"desc"`
+}
+
+func (e *qmpError) Error() string { return "qmp: " + e.Class + ": " + e.Desc }
+
+// dialUnix connects to the unix socket at path. Socket paths are limited to
+// 107 bytes; a longer path is reached through /proc/self/fd of its directory.
+func dialUnix(ctx context.Context, path string) (net.Conn, error) {
+	var dialer net.Dialer
+	if len(path) < 100 {
+		return dialer.DialContext(ctx, "unix", path)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	short := "/proc/self/fd/" + strconv.Itoa(int(dir.Fd())) + "/" + filepath.Base(path)
+	return dialer.DialContext(ctx, "unix", short)
+}
+
+// qmpDial connects to a QMP socket and leaves command mode negotiated.
+func qmpDial(ctx context.Context, path string) (*qmpConn, error) {
+	c, err := dialUnix(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	q := &qmpConn{c: c, r: bufio.NewReader(c), ctx: ctx}
+	if err := q.deadline(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	var greeting struct {
+		QMP json.RawMessage `json:"QMP"`
+	}
+	line, err := q.r.ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &greeting)
+	}
+	if err == nil && greeting.QMP == nil {
+		err = fmt.Errorf("not a QMP greeting: %.80q", line)
+	}
+	if err == nil {
+		_, err = q.execute("qmp_capabilities", nil)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("qmp %s: %w", path, err)
+	}
+	return q, nil
+}
+
+func (q *qmpConn) deadline() error {
+	if err := q.ctx.Err(); err != nil {
+		return err
+	}
+	d := time.Now().Add(qmpTimeout)
+	if cd, ok := q.ctx.Deadline(); ok && cd.Before(d) {
+		d = cd
+	}
+	return q.c.SetDeadline(d)
+}
+
+// execute runs one command and returns its "return" value.
+func (q *qmpConn) execute(cmd string, args any) (json.RawMessage, error) {
+	if err := q.deadline(); err != nil {
+		return nil, err
+	}
+	req := map[string]any{"execute": cmd}
+	if args != nil {
+		req["arguments"] = args
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := q.c.Write(append(b, '\n')); err != nil {
+		return nil, err
+	}
+	for {
+		line, err := q.r.ReadBytes('\n')
+		if err != nil {
+			if ctxErr := q.ctx.Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
+			return nil, err
+		}
+		var resp struct {
+			Event  string          `json:"event"`
+			Return json.RawMessage `json:"return"`
+			Error  *qmpError       `json:"error"`
+		}
+		if err := json.Unmarshal(line, &resp); err != nil {
+			return nil, fmt.Errorf("qmp: bad reply %.80q: %w", line, err)
+		}
+		switch {
+		case resp.Event != "":
+			continue
+		case resp.Error != nil:
+			return nil, resp.Error
+		case resp.Return != nil:
+			return resp.Return, nil
+		}
+		return nil, errors.New("qmp: reply without return or error")
+	}
+}
+
+func (q *qmpConn) Close() error { return q.c.Close() }
+
+// qmpRun dials, runs one command and hangs up.
+func qmpRun(ctx context.Context, sock, cmd string, args any) (json.RawMessage, error) {
+	q, err := qmpDial(ctx, sock)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	return q.execute(cmd, args)
+}

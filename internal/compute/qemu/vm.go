@@ -1,0 +1,687 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/compute"
+)
+
+// serverRecord is a server definition, as stored in
+// <Dir>/servers/<id>/server.json.
+type serverRecord struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	VCPUs  int    `json:"vcpus"`
+	RAMMB  int    `json:"ram_mb"`
+	DiskID string `json:"disk_id"` // "" when no system disk is attached
+	Kernel string `json:"kernel,omitempty"`
+	Initrd string `json:"initrd,omitempty"`
+	// Port is the host port on 127.0.0.1 forwarded to the guest's port 22.
+	Port int `json:"port"`
+}
+
+// server is a defined server; its fields are guarded by Driver.mu.
+type server struct {
+	rec  serverRecord
+	proc *vmProc // the QEMU process last started or reattached; nil if none
+}
+
+func (s *server) running() bool { return s.proc != nil && !s.proc.exited() }
+
+// vmProc is a QEMU process: a child of this driver, or one reattached after
+// a restart (then watched through /proc, since it cannot be waited for).
+type vmProc struct {
+	pid  int
+	done chan struct{} // closed when the process has exited
+}
+
+func (p *vmProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+const (
+	serverFile = "server.json"
+	pidFile    = "qemu.pid"
+	qmpSock    = "qmp.sock"
+	serialFile = "serial.log"
+	qemuLog    = "qemu.log"
+)
+
+func (d *Driver) serverDir(id string) string { return filepath.Join(d.cfg.Dir, serversDir, id) }
+
+// SerialLog returns the path of the file that receives the serial console
+// of server id's current (or last) boot.
+func (d *Driver) SerialLog(id string) string { return filepath.Join(d.serverDir(id), serialFile) }
+
+// AccessPort returns the host port forwarded to server id's SSH port.
+func (d *Driver) AccessPort(id string) (int, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.servers[id]
+	if !ok {
+		return 0, false
+	}
+	return s.rec.Port, true
+}
+
+// lockServer locks server id and its system disk, in the order every caller
+// uses, and returns the server (nil when it does not exist).
+func (d *Driver) lockServer(id string, extraDisk string) (*server, func()) {
+	for {
+		d.mu.Lock()
+		s := d.servers[id]
+		disk := ""
+		if s != nil {
+			disk = s.rec.DiskID
+		}
+		d.mu.Unlock()
+		keys := []string{"server:" + id}
+		if disk != "" {
+			keys = append(keys, "disk:"+disk)
+		}
+		if extraDisk != "" {
+			keys = append(keys, "disk:"+extraDisk)
+		}
+		unlock := d.locks.lock(keys...)
+		d.mu.Lock()
+		s2 := d.servers[id]
+		same := s2 == s && (s == nil || s.rec.DiskID == disk)
+		d.mu.Unlock()
+		if same {
+			return s, unlock
+		}
+		unlock()
+	}
+}
+
+// CreateServer defines a stopped server with spec.DiskID as its system disk
+// and a free host port for SSH. Creating it again with the same disk
+// returns the same port; with another disk it is a conflict.
+func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (compute.ServerInfo, error) {
+	const op = "create server"
+	if err := ctx.Err(); err != nil {
+		return compute.ServerInfo{}, err
+	}
+	if err := checkIDs(op, "server", spec.ID, "disk", spec.DiskID); err != nil {
+		return compute.ServerInfo{}, err
+	}
+	s, unlock := d.lockServer(spec.ID, spec.DiskID)
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return compute.ServerInfo{}, err
+	}
+	if s != nil {
+		if s.rec.DiskID != spec.DiskID {
+			return compute.ServerInfo{}, conflict(op, "server %s exists with system disk %q", spec.ID, s.rec.DiskID)
+		}
+		return compute.ServerInfo{AccessPort: s.rec.Port}, nil
+	}
+	if _, err := os.Stat(d.diskPath(spec.DiskID)); err != nil {
+		return compute.ServerInfo{}, notFound(op, "disk", spec.DiskID)
+	}
+	if sid, _ := d.diskUser(spec.DiskID); sid != "" {
+		return compute.ServerInfo{}, conflict(op, "disk %s is attached to server %s", spec.DiskID, sid)
+	}
+	rec := serverRecord{
+		ID: spec.ID, Name: spec.Name, VCPUs: max(spec.VCPUs, 1), RAMMB: spec.RAMMB, DiskID: spec.DiskID,
+		Kernel: spec.Image.Kernel, Initrd: spec.Image.Initrd,
+	}
+	if rec.RAMMB <= 0 {
+		rec.RAMMB = 256
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	port, err := d.freePortLocked()
+	if err != nil {
+		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	rec.Port = port
+	dir := d.serverDir(spec.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	if err := writeJSON(filepath.Join(dir, serverFile), rec); err != nil {
+		os.RemoveAll(dir)
+		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	d.servers[spec.ID] = &server{rec: rec}
+	return compute.ServerInfo{AccessPort: port}, nil
+}
+
+// freePortLocked picks a port on 127.0.0.1 that is free now and that no
+// other server has.
+func (d *Driver) freePortLocked() (int, error) {
+	used := map[int]bool{}
+	for _, s := range d.servers {
+		used[s.rec.Port] = true
+	}
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !used[port] {
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free port on 127.0.0.1")
+}
+
+// writeJSON atomically and durably replaces path with v as JSON.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// DeleteServer stops the server at once if it runs (QMP quit) and removes
+// its definition; its disk is kept. A missing server is already deleted.
+func (d *Driver) DeleteServer(ctx context.Context, serverID string) error {
+	const op = "delete server"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs(op, "server", serverID); err != nil {
+		return err
+	}
+	s, unlock := d.lockServer(serverID, "")
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s == nil {
+		return nil
+	}
+	if err := d.stopVM(ctx, s, true); err != nil {
+		return fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	dir := d.serverDir(serverID)
+	if err := os.Remove(filepath.Join(dir, serverFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	d.mu.Lock()
+	delete(d.servers, serverID)
+	d.mu.Unlock()
+	os.RemoveAll(dir)
+	return nil
+}
+
+// AttachDisk makes diskID the system disk of a stopped server that has
+// none; attaching the disk it has succeeds.
+func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error {
+	const op = "attach disk"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
+		return err
+	}
+	s, unlock := d.lockServer(serverID, diskID)
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s == nil {
+		return notFound(op, "server", serverID)
+	}
+	d.mu.Lock()
+	running, cur := s.running(), s.rec.DiskID
+	d.mu.Unlock()
+	switch {
+	case running:
+		return conflict(op, "server %s is running", serverID)
+	case cur == diskID:
+		return nil
+	}
+	if _, err := os.Stat(d.diskPath(diskID)); err != nil {
+		return notFound(op, "disk", diskID)
+	}
+	if cur != "" {
+		return conflict(op, "server %s already has system disk %s", serverID, cur)
+	}
+	if sid, _ := d.diskUser(diskID); sid != "" {
+		return conflict(op, "disk %s is attached to server %s", diskID, sid)
+	}
+	return d.setDisk(s, diskID)
+}
+
+// DetachDisk detaches diskID from a stopped server; a disk the server does
+// not have is already detached.
+func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error {
+	const op = "detach disk"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
+		return err
+	}
+	s, unlock := d.lockServer(serverID, "")
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s == nil {
+		return notFound(op, "server", serverID)
+	}
+	d.mu.Lock()
+	running, cur := s.running(), s.rec.DiskID
+	d.mu.Unlock()
+	switch {
+	case running:
+		return conflict(op, "server %s is running", serverID)
+	case cur != diskID:
+		return nil
+	}
+	return d.setDisk(s, "")
+}
+
+func (d *Driver) setDisk(s *server, diskID string) error {
+	d.mu.Lock()
+	next := s.rec
+	d.mu.Unlock()
+	next.DiskID = diskID
+	if err := writeJSON(filepath.Join(d.serverDir(next.ID), serverFile), next); err != nil {
+		return fmt.Errorf("qemu: write server %s: %w", next.ID, err)
+	}
+	d.mu.Lock()
+	s.rec = next
+	d.mu.Unlock()
+	return nil
+}
+
+// StartServer boots the server from its system disk and returns once QEMU
+// runs (not once the guest has booted); a running server is already
+// started.
+func (d *Driver) StartServer(ctx context.Context, serverID string) error {
+	const op = "start server"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs(op, "server", serverID); err != nil {
+		return err
+	}
+	s, unlock := d.lockServer(serverID, "")
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s == nil {
+		return notFound(op, "server", serverID)
+	}
+	if err := d.startVM(ctx, s); err != nil {
+		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
+	}
+	return nil
+}
+
+// StopServer stops the server: unless hard, it presses the ACPI power
+// button (again every second, so a guest still booting sees it) and waits
+// up to Config.StopTimeout for the guest to power off; then it quits QEMU.
+// A stopped server is already stopped.
+func (d *Driver) StopServer(ctx context.Context, serverID string, hard bool) error {
+	const op = "stop server"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs(op, "server", serverID); err != nil {
+		return err
+	}
+	s, unlock := d.lockServer(serverID, "")
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s == nil {
+		return notFound(op, "server", serverID)
+	}
+	if err := d.stopVM(ctx, s, hard); err != nil {
+		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
+	}
+	return nil
+}
+
+// RebootServer stops a running server (gracefully unless hard) and starts
+// it again in a new QEMU process; a stopped server cannot be rebooted.
+func (d *Driver) RebootServer(ctx context.Context, serverID string, hard bool) error {
+	const op = "reboot server"
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs(op, "server", serverID); err != nil {
+		return err
+	}
+	s, unlock := d.lockServer(serverID, "")
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s == nil {
+		return notFound(op, "server", serverID)
+	}
+	d.mu.Lock()
+	running := s.running()
+	d.mu.Unlock()
+	if !running {
+		return conflict(op, "server %s is not running", serverID)
+	}
+	if err := d.stopVM(ctx, s, hard); err != nil {
+		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
+	}
+	if err := d.startVM(ctx, s); err != nil {
+		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
+	}
+	return nil
+}
+
+// PowerState reports whether the server's QEMU process runs.
+func (d *Driver) PowerState(ctx context.Context, serverID string) (compute.PowerState, error) {
+	if err := ctx.Err(); err != nil {
+		return compute.PowerMissing, err
+	}
+	if err := checkIDs("power state", "server", serverID); err != nil {
+		return compute.PowerMissing, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.servers[serverID]
+	switch {
+	case !ok:
+		return compute.PowerMissing, nil
+	case s.running():
+		return compute.PowerRunning, nil
+	}
+	return compute.PowerStopped, nil
+}
+
+// qemuArgs is the command line of a server's QEMU. Paths relative to the
+// server's directory (its working directory) keep the QMP socket path
+// short.
+func (d *Driver) qemuArgs(rec serverRecord) []string {
+	args := []string{
+		"-name", "ecsd-" + rec.ID,
+		"-no-user-config", "-nodefaults", "-display", "none", "-no-reboot",
+		"-M", "pc", "-m", strconv.Itoa(rec.RAMMB), "-smp", strconv.Itoa(rec.VCPUs),
+		"-accel", d.accel,
+	}
+	if d.accel == "kvm" {
+		args = append(args, "-cpu", "host")
+	}
+	if rec.Kernel != "" {
+		args = append(args, "-kernel", rec.Kernel, "-append", "console=ttyS0 panic=-1 quiet")
+		if rec.Initrd != "" {
+			args = append(args, "-initrd", rec.Initrd)
+		}
+	}
+	args = append(args,
+		// writeback: a guest's flush reaches the host disk (cache=unsafe
+		// would drop flushes and lose data on a host crash).
+		"-drive", "file="+qemuOpt(d.diskPath(rec.DiskID))+",format=qcow2,if=virtio,cache=writeback,discard=unmap",
+		"-netdev", "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(rec.Port)+"-:22",
+		"-device", "virtio-net-pci,netdev=n0",
+		"-device", "virtio-rng-pci",
+		"-serial", "file:"+serialFile,
+		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
+		"-pidfile", pidFile,
+	)
+	return args
+}
+
+// startVM starts s's QEMU unless it runs, and waits until QMP reports the
+// machine running. The caller holds s's lock.
+func (d *Driver) startVM(ctx context.Context, s *server) error {
+	d.mu.Lock()
+	running, rec := s.running(), s.rec
+	d.mu.Unlock()
+	if running {
+		return nil
+	}
+	if rec.DiskID == "" {
+		return conflict("start", "server %s has no system disk", rec.ID)
+	}
+	if _, err := os.Stat(d.diskPath(rec.DiskID)); err != nil {
+		return fmt.Errorf("system disk %s: %w", rec.DiskID, err)
+	}
+	dir := d.serverDir(rec.ID)
+	os.Remove(filepath.Join(dir, pidFile))
+	os.Remove(filepath.Join(dir, qmpSock))
+	logf, err := os.OpenFile(filepath.Join(dir, qemuLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(d.bins.qemu, d.qemuArgs(rec)...)
+	cmd.Dir = dir
+	// Files, not pipes, so QEMU never writes into a pipe nobody reads once
+	// ecsd is gone; its own process group, so a signal to ecsd's group
+	// (Ctrl-C) does not stop guests. No parent-death signal: guests outlive
+	// the daemon, which reattaches to them.
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p := &vmProc{pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
+	d.mu.Lock()
+	s.proc = p
+	d.mu.Unlock()
+
+	sock := filepath.Join(dir, qmpSock)
+	for {
+		select {
+		case <-p.done:
+			b, _ := os.ReadFile(filepath.Join(dir, qemuLog))
+			return fmt.Errorf("qemu exited at start: %s", lastLines(string(b), 3))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if out, err := qmpRun(ctx, sock, "query-status", nil); err == nil {
+			var st struct {
+				Status string `json:"status"`
+			}
+			if json.Unmarshal(out, &st) == nil && st.Status == "running" {
+				return nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stopVM stops s's QEMU if it runs. The caller holds s's lock.
+func (d *Driver) stopVM(ctx context.Context, s *server, hard bool) error {
+	d.mu.Lock()
+	p := s.proc
+	d.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil
+	}
+	sock := filepath.Join(d.serverDir(s.rec.ID), qmpSock)
+	if !hard {
+		deadline := time.NewTimer(d.cfg.StopTimeout)
+		defer deadline.Stop()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		qmpRun(ctx, sock, "system_powerdown", nil)
+	wait:
+		for {
+			select {
+			case <-p.done:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+				qmpRun(ctx, sock, "system_powerdown", nil)
+			case <-deadline.C:
+				break wait
+			}
+		}
+	}
+	qmpRun(ctx, sock, "quit", nil) // QEMU may hang up before it answers
+	kill := time.NewTimer(10 * time.Second)
+	defer kill.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-kill.C:
+	}
+	syscall.Kill(p.pid, syscall.SIGKILL)
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loadServers reads the server definitions and reattaches to the QEMU
+// processes that still run.
+func (d *Driver) loadServers(ctx context.Context) error {
+	root := filepath.Join(d.cfg.Dir, serversDir)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("qemu: servers: %w", err)
+	}
+	for _, e := range entries {
+		id := e.Name()
+		dir := filepath.Join(root, id)
+		if !e.IsDir() || validID("server", id) != nil {
+			continue
+		}
+		removeTemps(dir)
+		b, err := os.ReadFile(filepath.Join(dir, serverFile))
+		if errors.Is(err, os.ErrNotExist) {
+			os.RemoveAll(dir) // a create or delete that was interrupted
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("qemu: server %s: %w", id, err)
+		}
+		var rec serverRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return fmt.Errorf("qemu: server %s: %w", id, err)
+		}
+		if rec.ID != id {
+			return fmt.Errorf("qemu: server %s: file names server %q", id, rec.ID)
+		}
+		s := &server{rec: rec}
+		s.proc = d.reattach(ctx, dir, id)
+		d.servers[id] = s
+	}
+	return nil
+}
+
+// reattach returns the QEMU process of server id if it still runs: the
+// pidfile names a live process whose command line is this server's.
+func (d *Driver) reattach(ctx context.Context, dir, id string) *vmProc {
+	b, err := os.ReadFile(filepath.Join(dir, pidFile))
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 || !processAlive(pid) || !cmdlineArg(pid, "ecsd-"+id) {
+		os.Remove(filepath.Join(dir, pidFile))
+		os.Remove(filepath.Join(dir, qmpSock))
+		return nil
+	}
+	start := startTime(pid)
+	// A live QEMU that does not answer QMP is still a running guest (and
+	// stopVM can still kill it); QMP is only a sanity check here.
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	qmpRun(qctx, filepath.Join(dir, qmpSock), "query-status", nil)
+	cancel()
+	p := &vmProc{pid: pid, done: make(chan struct{})}
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.closed:
+				return
+			case <-t.C:
+				if !processAlive(pid) || startTime(pid) != start {
+					close(p.done)
+					return
+				}
+			}
+		}
+	}()
+	return p
+}
+
+// cmdlineArg reports whether process pid has arg as one of its arguments.
+func cmdlineArg(pid int, arg string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	for a := range strings.SplitSeq(string(b), "\x00") {
+		if a == arg {
+			return true
+		}
+	}
+	return false
+}
+
+// startTime returns field 22 of /proc/<pid>/stat, which tells a process
+// from a later one with the same pid.
+func startTime(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
