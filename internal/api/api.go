@@ -1,0 +1,311 @@
+// Package api is the HTTP edge of the service: the Huawei ECS wire format
+// (paths, bodies, error shapes), request signing checks, project scoping
+// and the per-request log line.
+//
+// Contract:
+//   - Every response carries X-Request-Id.
+//   - Every route but /healthz needs a valid SDK-HMAC-SHA256 signature, and
+//     the signing key's project must be the {project_id} of the path.
+//   - Errors are mapped from their kind in one table (errors.go); a cause is
+//     logged with the request id and never sent to the client.
+//   - Request bodies are capped at MaxBody bytes; larger ones are refused
+//     before they are read whole.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/aksk"
+	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/ecs"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 64 << 10
+
+// Config configures the handler.
+type Config struct {
+	Service *cloud.Service
+	Logger  *slog.Logger
+	// Now is the clock for signature dates (default time.Now).
+	Now func() time.Time
+	// ImageImporter, when set, serves the image import API (operators).
+	ImageImporter ImageImporter
+}
+
+// ImageImporter imports an image file into the catalog (QEMU driver).
+type ImageImporter interface {
+	ImportImage(ctx context.Context, req ImportImageRequest) (ecs.Image, error)
+}
+
+// ImportImageRequest names the files of an image to import.
+type ImportImageRequest struct {
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Kernel string `json:"kernel,omitempty"`
+	Initrd string `json:"initrd,omitempty"`
+}
+
+// Handler serves the API.
+type Handler struct {
+	svc      *cloud.Service
+	log      *slog.Logger
+	verifier *aksk.Verifier
+	importer ImageImporter
+	table    []route
+}
+
+// New returns the API handler.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{svc: cfg.Service, log: cfg.Logger, importer: cfg.ImageImporter}
+	h.verifier = &aksk.Verifier{Lookup: cfg.Service.LookupSecret, Now: cfg.Now}
+	h.table = h.routes()
+	return h
+}
+
+// request is one API call after routing and authentication.
+type request struct {
+	r      *http.Request
+	body   []byte
+	caller cloud.Caller
+	params []string // path parameters in order
+}
+
+type handlerFunc func(w http.ResponseWriter, req *request) error
+
+// route is a path pattern: literal segments, "{}" for a parameter and "{p}"
+// for the project id.
+type route struct {
+	method  string
+	pattern []string
+	handle  handlerFunc
+}
+
+func (h *Handler) routes() []route {
+	return []route{
+		{"POST", split("/v1/{p}/cloudservers/{}/reinstallos"), h.reinstall},
+		{"GET", split("/v1/{p}/jobs/{}"), h.showJob},
+		{"POST", split("/v1/{p}/cloudservers"), h.createServers},
+		{"GET", split("/v1/{p}/cloudservers/detail"), h.listServers},
+		{"GET", split("/v1/{p}/cloudservers/flavors"), h.listFlavors},
+		{"POST", split("/v1/{p}/cloudservers/action"), h.serverAction},
+		{"POST", split("/v1/{p}/cloudservers/delete"), h.deleteServers},
+		{"GET", split("/v1/{p}/cloudservers/{}"), h.showServer},
+		{"POST", split("/v2.1/{p}/os-keypairs"), h.createKeypair},
+		{"GET", split("/v2.1/{p}/os-keypairs"), h.listKeypairs},
+		{"GET", split("/v2.1/{p}/os-keypairs/{}"), h.showKeypair},
+		{"DELETE", split("/v2.1/{p}/os-keypairs/{}"), h.deleteKeypair},
+		{"GET", split("/v2/cloudimages"), h.listImages},
+		{"GET", split("/v2/cloudimages/{}"), h.showImage},
+		{"POST", split("/v2/cloudimages/import"), h.importImage},
+	}
+}
+
+func split(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") }
+
+// match finds the route for a path. It returns the route (nil when none
+// matches the path), whether the path matched another method only, and the
+// path parameters.
+func match(routes []route, method string, segs []string) (rt *route, wrongMethod bool, project string, params []string) {
+	for i := range routes {
+		r := &routes[i]
+		if len(r.pattern) != len(segs) {
+			continue
+		}
+		ok := true
+		var ps []string
+		var pid string
+		for j, p := range r.pattern {
+			switch p {
+			case "{}":
+				if segs[j] == "" {
+					ok = false
+				}
+				ps = append(ps, segs[j])
+			case "{p}":
+				if segs[j] == "" {
+					ok = false
+				}
+				pid = segs[j]
+			default:
+				ok = ok && p == segs[j]
+			}
+			if !ok {
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		if r.method != method {
+			wrongMethod = true
+			continue
+		}
+		return r, false, pid, ps
+	}
+	return nil, wrongMethod, "", nil
+}
+
+// ServeHTTP routes, authenticates, runs the handler and logs one line.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rid := newRequestID()
+	w.Header().Set("X-Request-Id", rid)
+	sw := &statusWriter{ResponseWriter: w}
+	err := h.serve(sw, r)
+	if err != nil {
+		h.writeError(sw, rid, err)
+	}
+	level := slog.LevelInfo
+	attrs := []slog.Attr{
+		slog.String("request_id", rid), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", sw.status), slog.Duration("latency", time.Since(start)),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("code", string(ecs.CodeOf(err))))
+		var e *ecs.Error
+		if errors.As(err, &e) && e.Cause != nil {
+			attrs = append(attrs, slog.String("cause", e.Cause.Error()))
+		} else if e == nil {
+			attrs = append(attrs, slog.String("cause", err.Error()))
+		}
+		if sw.status >= 500 && ecs.CodeOf(err) != ecs.CodeTaskRunning {
+			level = slog.LevelError
+		}
+	}
+	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
+	if r.URL.Path == "/healthz" {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return ecs.Errorf(ecs.CodeMethodNotAllowed, "Method not allowed.")
+		}
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+	rt, wrongMethod, pid, params := match(h.table, r.Method, split(r.URL.Path))
+	if rt == nil {
+		if wrongMethod {
+			return ecs.Errorf(ecs.CodeMethodNotAllowed, "The method %s is not allowed for this API.", r.Method)
+		}
+		return ecs.Errorf(ecs.CodeResourceNotFound, "The API does not exist or has not been published in the environment.")
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	ak, err := h.verifier.Verify(r, body)
+	if err != nil {
+		return err
+	}
+	caller, ok := h.svc.CallerOf(r.Context(), ak)
+	if !ok {
+		return ecs.Errorf(ecs.CodeAuth, "Incorrect IAM authentication information: unknown access key.")
+	}
+	if pid != "" && pid != caller.ProjectID {
+		return ecs.Errorf(ecs.CodeProjectMismatch, "project_id in token mismatches with project_id in url.")
+	}
+	if hp := r.Header.Get("X-Project-Id"); hp != "" && hp != caller.ProjectID {
+		return ecs.Errorf(ecs.CodeProjectMismatch, "project_id in token mismatches with project_id in url.")
+	}
+	return rt.handle(w, &request{r: r, body: body, caller: caller, params: params})
+}
+
+// readBody reads at most MaxBody bytes; a larger body is refused as soon as
+// its declared length or its first MaxBody+1 bytes show it.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxBody {
+		return nil, ecs.Errorf(ecs.CodeBodyTooLarge, "The request body exceeds %d bytes.", MaxBody)
+	}
+	if r.Body == nil || r.ContentLength == 0 {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return nil, ecs.Wrap(ecs.CodeInvalidParam, err, "Failed to read the request body.")
+	}
+	if len(b) > MaxBody {
+		return nil, ecs.Errorf(ecs.CodeBodyTooLarge, "The request body exceeds %d bytes.", MaxBody)
+	}
+	return b, nil
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ecs.Wrap(ecs.CodeSystem, err, "encode response")
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, err = w.Write(b)
+	return err
+}
+
+type ecsErrorBody struct {
+	Error ecsError `json:"error"`
+}
+
+type ecsError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type gatewayErrorBody struct {
+	ErrorCode string `json:"error_code"`
+	ErrorMsg  string `json:"error_msg"`
+	RequestID string `json:"request_id"`
+}
+
+func (h *Handler) writeError(w *statusWriter, rid string, err error) {
+	if w.status != 0 {
+		return // the response has started; the log line records the error
+	}
+	status, code, msg, gateway := wireError(err)
+	if status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", "GET, POST, DELETE")
+	}
+	if gateway {
+		writeJSON(w, status, gatewayErrorBody{ErrorCode: code, ErrorMsg: msg, RequestID: rid})
+		return
+	}
+	writeJSON(w, status, ecsErrorBody{Error: ecsError{Code: code, Message: msg}})
+}

@@ -1,0 +1,426 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
+)
+
+// decode parses a JSON body strictly enough to refuse garbage: exactly one
+// JSON value, types matching v. Unknown fields are ignored, as Huawei does.
+func decode(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return ecs.Errorf(ecs.CodeEmptyBody, "The request body cannot be left blank.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s has the wrong type.", safeField(te.Field))
+		}
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: the request body is not valid JSON.")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: unexpected data after the JSON body.")
+	}
+	return nil
+}
+
+func safeField(f string) string {
+	if len(f) > 64 {
+		f = f[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' {
+			return '?'
+		}
+		return r
+	}, f)
+}
+
+type jobIDBody struct {
+	JobID string `json:"job_id"`
+}
+
+// ---- reinstall
+
+type reinstallBody struct {
+	OsReinstall *reinstallOption `json:"os-reinstall"`
+}
+
+type reinstallOption struct {
+	AdminPass *string           `json:"adminpass"`
+	KeyName   *string           `json:"keyname"`
+	UserID    *string           `json:"userid"`
+	Mode      *string           `json:"mode"`
+	Metadata  map[string]string `json:"metadata"`
+}
+
+func (h *Handler) reinstall(w http.ResponseWriter, req *request) error {
+	var b reinstallBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if b.OsReinstall == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: os-reinstall is required.")
+	}
+	o := b.OsReinstall
+	id, err := h.svc.Reinstall(req.r.Context(), req.caller, req.params[0], cloud.ReinstallInput{
+		AdminPass: o.AdminPass, KeyName: o.KeyName, UserID: o.UserID, Mode: o.Mode, Metadata: o.Metadata})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jobIDBody{JobID: id})
+}
+
+// ---- jobs
+
+func (h *Handler) showJob(w http.ResponseWriter, req *request) error {
+	j, err := h.svc.GetJob(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireJob(&j))
+}
+
+// ---- servers
+
+type createBody struct {
+	DryRun *bool         `json:"dry_run"`
+	Server *createServer `json:"server"`
+}
+
+type createServer struct {
+	Name       string            `json:"name"`
+	ImageRef   string            `json:"imageRef"`
+	FlavorRef  string            `json:"flavorRef"`
+	VPCID      string            `json:"vpcid"`
+	Nics       []createNic       `json:"nics"`
+	RootVolume *createRootVolume `json:"root_volume"`
+	KeyName    string            `json:"key_name"`
+	AdminPass  string            `json:"adminPass"`
+	Count      *int              `json:"count"`
+	AZ         string            `json:"availability_zone"`
+	Metadata   map[string]string `json:"metadata"`
+	UserData   string            `json:"user_data"`
+}
+
+type createNic struct {
+	SubnetID string `json:"subnet_id"`
+}
+
+type createRootVolume struct {
+	VolumeType string `json:"volumetype"`
+	Size       *int   `json:"size"`
+}
+
+type createResponse struct {
+	JobID     string   `json:"job_id"`
+	ServerIDs []string `json:"serverIds"`
+}
+
+func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
+	var b createBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if b.Server == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server is required.")
+	}
+	s := b.Server
+	in := cloud.CreateInput{Name: s.Name, ImageRef: s.ImageRef, FlavorRef: s.FlavorRef, VPCID: s.VPCID, KeyName: s.KeyName,
+		AdminPass: s.AdminPass, AZ: s.AZ, Metadata: s.Metadata}
+	for _, n := range s.Nics {
+		in.SubnetIDs = append(in.SubnetIDs, n.SubnetID)
+	}
+	if s.RootVolume != nil {
+		in.VolumeType = s.RootVolume.VolumeType
+		if s.RootVolume.Size != nil {
+			in.SizeGB = *s.RootVolume.Size
+			if in.SizeGB == 0 {
+				in.SizeGB = -1 // explicitly zero: invalid
+			}
+		}
+	}
+	if s.Count != nil {
+		in.Count = *s.Count
+		if in.Count == 0 {
+			in.Count = -1
+		}
+	}
+	if b.DryRun != nil && *b.DryRun {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: dry_run is not supported.")
+	}
+	job, ids, err := h.svc.CreateServers(req.r.Context(), req.caller, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, createResponse{JobID: job, ServerIDs: ids})
+}
+
+func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
+	s, err := h.svc.GetServer(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, serverBody{Server: toWireServer(&s)})
+}
+
+type listServersBody struct {
+	Count   int          `json:"count"`
+	Servers []wireServer `json:"servers"`
+}
+
+func (h *Handler) listServers(w http.ResponseWriter, req *request) error {
+	q := req.r.URL.Query()
+	page, err := queryInt(q.Get("offset"), "offset", 1, 1, 1<<30)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(q.Get("limit"), "limit", 25, 1, 1000)
+	if err != nil {
+		return err
+	}
+	p := store.ServerListParams{Name: q.Get("name"), Status: strings.ToUpper(q.Get("status")), Offset: (page - 1) * limit, Limit: limit}
+	servers, total, err := h.svc.ListServers(req.r.Context(), req.caller, p)
+	if err != nil {
+		return err
+	}
+	out := listServersBody{Count: total, Servers: make([]wireServer, 0, len(servers))}
+	for i := range servers {
+		out.Servers = append(out.Servers, toWireServer(&servers[i]))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func queryInt(v, name string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s must be an integer from %d to %d.", name, lo, hi)
+	}
+	return n, nil
+}
+
+type actionBody struct {
+	Start  *actionOption `json:"os-start"`
+	Stop   *actionOption `json:"os-stop"`
+	Reboot *actionOption `json:"reboot"`
+}
+
+type actionOption struct {
+	Servers []serverRef `json:"servers"`
+	Type    *string     `json:"type"`
+}
+
+type serverRef struct {
+	ID string `json:"id"`
+}
+
+func (h *Handler) serverAction(w http.ResponseWriter, req *request) error {
+	var b actionBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	var action cloud.Action
+	var opt *actionOption
+	n := 0
+	if b.Start != nil {
+		action, opt, n = cloud.ActionStart, b.Start, n+1
+	}
+	if b.Stop != nil {
+		action, opt, n = cloud.ActionStop, b.Stop, n+1
+	}
+	if b.Reboot != nil {
+		action, opt, n = cloud.ActionReboot, b.Reboot, n+1
+	}
+	if n != 1 {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: give exactly one of os-start, os-stop and reboot.")
+	}
+	hard := false
+	switch {
+	case opt.Type == nil && action == cloud.ActionReboot:
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: reboot.type is required (SOFT or HARD).")
+	case opt.Type == nil:
+	case *opt.Type == "HARD" && action != cloud.ActionStart:
+		hard = true
+	case *opt.Type == "SOFT" && action != cloud.ActionStart:
+	default:
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: type must be SOFT or HARD.")
+	}
+	job, err := h.svc.ServerAction(req.r.Context(), req.caller, action, refIDs(opt.Servers), hard)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jobIDBody{JobID: job})
+}
+
+func refIDs(refs []serverRef) []string {
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+type deleteBody struct {
+	Servers        []serverRef `json:"servers"`
+	DeletePublicIP *bool       `json:"delete_publicip"`
+	DeleteVolume   *bool       `json:"delete_volume"`
+}
+
+func (h *Handler) deleteServers(w http.ResponseWriter, req *request) error {
+	var b deleteBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	job, err := h.svc.DeleteServers(req.r.Context(), req.caller, refIDs(b.Servers))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jobIDBody{JobID: job})
+}
+
+// ---- flavors and images
+
+func (h *Handler) listFlavors(w http.ResponseWriter, req *request) error {
+	out := make([]wireFlavor, 0, len(cloud.Flavors))
+	for _, f := range cloud.Flavors {
+		out = append(out, wireFlavor{ID: f.ID, Name: f.Name, VCPUs: strconv.Itoa(f.VCPUs), RAM: f.RAMMB, Disk: strconv.Itoa(f.DiskGB),
+			RxtxFactor: 1, IsPublic: true, Links: []any{},
+			ExtraSpecs: map[string]string{"ecs:performancetype": "normal", "cond:operation:status": "normal"}})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"flavors": out})
+}
+
+func (h *Handler) listImages(w http.ResponseWriter, req *request) error {
+	imgs, err := h.svc.ListImages(req.r.Context())
+	if err != nil {
+		return err
+	}
+	q := req.r.URL.Query()
+	out := make([]wireImage, 0, len(imgs))
+	for i := range imgs {
+		img := &imgs[i]
+		if (q.Get("id") != "" && q.Get("id") != img.ID) || (q.Get("name") != "" && q.Get("name") != img.Name) ||
+			(q.Get("__os_type") != "" && q.Get("__os_type") != img.OSType) || (q.Get("status") != "" && q.Get("status") != img.Status) {
+			continue
+		}
+		out = append(out, toWireImage(img))
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"images": out})
+}
+
+func (h *Handler) showImage(w http.ResponseWriter, req *request) error {
+	img, err := h.svc.GetImage(req.r.Context(), req.params[0])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireImage(&img))
+}
+
+func (h *Handler) importImage(w http.ResponseWriter, req *request) error {
+	if h.importer == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Image import needs the qemu driver.")
+	}
+	var b ImportImageRequest
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if b.Name == "" || b.File == "" {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: name and file are required.")
+	}
+	img, err := h.importer.ImportImage(req.r.Context(), b)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireImage(&img))
+}
+
+// ---- key pairs
+
+type keypairBody struct {
+	Keypair *keypairOption `json:"keypair"`
+}
+
+type keypairOption struct {
+	Name      string `json:"name"`
+	PublicKey string `json:"public_key"`
+	Type      string `json:"type"`
+	UserID    string `json:"user_id"`
+}
+
+func (h *Handler) createKeypair(w http.ResponseWriter, req *request) error {
+	var b keypairBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if b.Keypair == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: keypair is required.")
+	}
+	k := b.Keypair
+	kp, private, err := h.svc.CreateKeypair(req.r.Context(), req.caller,
+		cloud.KeypairInput{Name: k.Name, PublicKey: k.PublicKey, Type: k.Type, UserID: k.UserID})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, map[string]wireKeypair{"keypair": {Fingerprint: kp.Fingerprint, Name: kp.Name,
+		PublicKey: kp.PublicKey, PrivateKey: private, UserID: kp.UserID, Type: kp.Type}})
+}
+
+type keypairListEntry struct {
+	Keypair wireKeypair `json:"keypair"`
+}
+
+func (h *Handler) listKeypairs(w http.ResponseWriter, req *request) error {
+	kps, err := h.svc.ListKeypairs(req.r.Context(), req.caller)
+	if err != nil {
+		return err
+	}
+	q := req.r.URL.Query()
+	limit, err := queryInt(q.Get("limit"), "limit", 0, 1, 1<<30)
+	if err != nil {
+		return err
+	}
+	marker := q.Get("marker")
+	out := make([]keypairListEntry, 0, len(kps))
+	for _, kp := range kps {
+		if marker != "" && kp.Name <= marker {
+			continue
+		}
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, keypairListEntry{Keypair: wireKeypair{Fingerprint: kp.Fingerprint, Name: kp.Name, PublicKey: kp.PublicKey, Type: kp.Type}})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"keypairs": out})
+}
+
+func (h *Handler) showKeypair(w http.ResponseWriter, req *request) error {
+	kp, err := h.svc.GetKeypair(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]wireKeypairDetail{"keypair": {PublicKey: kp.PublicKey, Name: kp.Name,
+		Fingerprint: kp.Fingerprint, CreatedAt: fmtTime(kp.Created, "2006-01-02T15:04:05.000000"), ID: kp.ID, UserID: kp.UserID,
+		Type: kp.Type}})
+}
+
+func (h *Handler) deleteKeypair(w http.ResponseWriter, req *request) error {
+	if err := h.svc.DeleteKeypair(req.r.Context(), req.caller, req.params[0]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,343 @@
+package api
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/ecs"
+)
+
+// Wire types: the Huawei JSON shapes. Types follow the official SDK's
+// models exactly (its decoder is strict): numbers where it wants numbers,
+// strings where it wants strings.
+
+const (
+	timeSec = "2006-01-02T15:04:05Z"
+	timeMS  = "2006-01-02T15:04:05.000Z"
+)
+
+func fmtTime(t time.Time, layout string) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(layout)
+}
+
+type serverBody struct {
+	Server wireServer `json:"server"`
+}
+
+type wireServer struct {
+	ID               string                   `json:"id"`
+	Name             string                   `json:"name"`
+	Status           string                   `json:"status"`
+	VMState          string                   `json:"OS-EXT-STS:vm_state"`
+	TaskState        *string                  `json:"OS-EXT-STS:task_state"`
+	PowerState       int                      `json:"OS-EXT-STS:power_state"`
+	Locked           bool                     `json:"locked"`
+	Progress         int                      `json:"progress"`
+	TenantID         string                   `json:"tenant_id"`
+	UserID           string                   `json:"user_id"`
+	Created          string                   `json:"created"`
+	Updated          string                   `json:"updated"`
+	LaunchedAt       string                   `json:"OS-SRV-USG:launched_at"`
+	TerminatedAt     string                   `json:"OS-SRV-USG:terminated_at"`
+	Image            wireID                   `json:"image"`
+	Flavor           wireServerFlavor         `json:"flavor"`
+	Metadata         map[string]string        `json:"metadata"`
+	KeyName          string                   `json:"key_name"`
+	Addresses        map[string][]wireAddress `json:"addresses"`
+	Volumes          []wireVolumeAttachment   `json:"os-extended-volumes:volumes_attached"`
+	RootDeviceName   string                   `json:"OS-EXT-SRV-ATTR:root_device_name"`
+	AZ               string                   `json:"OS-EXT-AZ:availability_zone"`
+	Host             string                   `json:"OS-EXT-SRV-ATTR:host"`
+	HostID           string                   `json:"hostId"`
+	HostStatus       string                   `json:"host_status"`
+	InstanceName     string                   `json:"OS-EXT-SRV-ATTR:instance_name"`
+	Hostname         string                   `json:"OS-EXT-SRV-ATTR:hostname"`
+	HypervisorHost   string                   `json:"OS-EXT-SRV-ATTR:hypervisor_hostname"`
+	LaunchIndex      int                      `json:"OS-EXT-SRV-ATTR:launch_index"`
+	KernelID         string                   `json:"OS-EXT-SRV-ATTR:kernel_id"`
+	RamdiskID        string                   `json:"OS-EXT-SRV-ATTR:ramdisk_id"`
+	DiskConfig       string                   `json:"OS-DCF:diskConfig"`
+	AccessIPv4       string                   `json:"accessIPv4"`
+	AccessIPv6       string                   `json:"accessIPv6"`
+	ConfigDrive      string                   `json:"config_drive"`
+	SecurityGroups   []wireSecurityGroup      `json:"security_groups"`
+	Tags             []string                 `json:"tags"`
+	Description      string                   `json:"description"`
+	Fault            *wireFault               `json:"fault,omitempty"`
+	EnterpriseProjID string                   `json:"enterprise_project_id"`
+}
+
+type wireID struct {
+	ID string `json:"id"`
+}
+
+type wireServerFlavor struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Disk  string `json:"disk"`
+	VCPUs string `json:"vcpus"`
+	RAM   string `json:"ram"`
+}
+
+type wireAddress struct {
+	Version string `json:"version"`
+	Addr    string `json:"addr"`
+	Type    string `json:"OS-EXT-IPS:type"`
+	MAC     string `json:"OS-EXT-IPS-MAC:mac_addr"`
+	Primary bool   `json:"primary"`
+}
+
+type wireVolumeAttachment struct {
+	ID                  string `json:"id"`
+	DeleteOnTermination string `json:"delete_on_termination"`
+	BootIndex           string `json:"bootIndex"`
+	Device              string `json:"device"`
+}
+
+type wireSecurityGroup struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type wireFault struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Created string `json:"created"`
+	Details string `json:"details"`
+}
+
+func toWireServer(s *ecs.Server) wireServer {
+	w := wireServer{
+		ID: s.ID, Name: s.Name, Status: s.Status(), VMState: s.VMState, PowerState: s.PowerState, Locked: s.Locked,
+		TenantID: s.ProjectID, UserID: s.UserID, Created: fmtTime(s.Created, timeSec), Updated: fmtTime(s.Updated, timeSec),
+		Image: wireID{ID: s.ImageID}, KeyName: s.KeyName, Metadata: s.Metadata, RootDeviceName: "/dev/vda", AZ: s.AZ,
+		Host: "ecsd", HostID: "ecsd", HostStatus: "UP", InstanceName: "instance-" + shortID(s.ID), Hostname: s.Name,
+		HypervisorHost: "ecsd", LaunchIndex: s.LaunchIndex, DiskConfig: "MANUAL", AccessIPv4: "", ConfigDrive: "",
+		SecurityGroups: []wireSecurityGroup{{ID: "default", Name: "default"}}, Tags: []string{}, EnterpriseProjID: "0",
+	}
+	if s.Status() == "ACTIVE" || s.Status() == "SHUTOFF" {
+		w.Progress = 100
+	}
+	if !s.LaunchedAt.IsZero() {
+		w.LaunchedAt = s.LaunchedAt.UTC().Format("2006-01-02T15:04:05.000000")
+	}
+	if s.TaskState != "" {
+		ts := s.TaskState
+		w.TaskState = &ts
+	}
+	if w.Metadata == nil {
+		w.Metadata = map[string]string{}
+	}
+	if s.AccessPort != 0 {
+		md := make(map[string]string, len(w.Metadata)+2)
+		for k, v := range w.Metadata {
+			md[k] = v
+		}
+		md["ssh_host"] = "127.0.0.1"
+		md["ssh_port"] = strconv.Itoa(s.AccessPort)
+		w.Metadata = md
+	}
+	if f, ok := cloud.Flavor(s.FlavorID); ok {
+		w.Flavor = wireServerFlavor{ID: f.ID, Name: f.Name, Disk: strconv.Itoa(f.DiskGB), VCPUs: strconv.Itoa(f.VCPUs), RAM: strconv.Itoa(f.RAMMB)}
+	} else {
+		w.Flavor = wireServerFlavor{ID: s.FlavorID, Name: s.FlavorID, Disk: "0", VCPUs: "0", RAM: "0"}
+	}
+	w.Addresses = map[string][]wireAddress{}
+	if s.Addr != "" {
+		addrs := []wireAddress{{Version: "4", Addr: s.Addr, Type: "fixed", MAC: macFor(s.ID), Primary: true}}
+		if s.AccessPort != 0 {
+			addrs = append(addrs, wireAddress{Version: "4", Addr: "127.0.0.1", Type: "floating", MAC: macFor(s.ID)})
+		}
+		w.Addresses[s.VPCID] = addrs
+	}
+	w.Volumes = []wireVolumeAttachment{}
+	if s.SystemVolumeID != "" {
+		w.Volumes = append(w.Volumes, wireVolumeAttachment{ID: s.SystemVolumeID, DeleteOnTermination: "true", BootIndex: "0", Device: "/dev/vda"})
+	}
+	if s.Status() == "ERROR" && s.Fault != "" {
+		w.Fault = &wireFault{Code: 500, Message: s.Fault, Created: fmtTime(s.Updated, timeSec)}
+	}
+	return w
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// macFor derives a stable locally administered MAC address from an id.
+func macFor(id string) string {
+	const hexd = "0123456789abcdef"
+	b := []byte("fa:16:3e:00:00:00")
+	for i := 0; i < 3 && i < len(id); i++ {
+		c := id[len(id)-1-i]
+		b[9+3*i] = hexd[c>>4&0xf]
+		b[10+3*i] = hexd[c&0xf]
+	}
+	return string(b)
+}
+
+type wireJob struct {
+	JobID      string       `json:"job_id"`
+	JobType    string       `json:"job_type"`
+	Status     string       `json:"status"`
+	BeginTime  string       `json:"begin_time"`
+	EndTime    string       `json:"end_time"`
+	ErrorCode  *string      `json:"error_code"`
+	FailReason *string      `json:"fail_reason"`
+	Entities   wireEntities `json:"entities"`
+}
+
+type wireEntities struct {
+	ServerID     string       `json:"server_id,omitempty"`
+	SubJobsTotal *int         `json:"sub_jobs_total,omitempty"`
+	SubJobs      []wireSubJob `json:"sub_jobs,omitempty"`
+}
+
+type wireSubJob struct {
+	JobID      string          `json:"job_id"`
+	JobType    string          `json:"job_type"`
+	Status     string          `json:"status"`
+	BeginTime  string          `json:"begin_time"`
+	EndTime    string          `json:"end_time"`
+	ErrorCode  *string         `json:"error_code"`
+	FailReason *string         `json:"fail_reason"`
+	Entities   wireSubEntities `json:"entities"`
+}
+
+type wireSubEntities struct {
+	ServerID         string `json:"server_id,omitempty"`
+	ErrorcodeMessage string `json:"errorcode_message,omitempty"`
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func jobBegin(j *ecs.Job) string {
+	if !j.Begin.IsZero() {
+		return fmtTime(j.Begin, timeMS)
+	}
+	return fmtTime(j.Created, timeMS)
+}
+
+func toWireJob(j *ecs.Job) wireJob {
+	w := wireJob{JobID: j.ID, JobType: j.Type, Status: j.Status, BeginTime: jobBegin(j), EndTime: fmtTime(j.End, timeMS),
+		ErrorCode: nullable(j.ErrorCode), FailReason: nullable(j.FailReason)}
+	if j.Runnable {
+		w.Entities.ServerID = j.ServerID
+		return w
+	}
+	n := len(j.SubJobs)
+	w.Entities.SubJobsTotal = &n
+	w.Entities.SubJobs = make([]wireSubJob, 0, n)
+	for i := range j.SubJobs {
+		sj := &j.SubJobs[i]
+		ws := wireSubJob{JobID: sj.ID, JobType: sj.Type, Status: sj.Status, BeginTime: jobBegin(sj), EndTime: fmtTime(sj.End, timeMS),
+			ErrorCode: nullable(sj.ErrorCode), FailReason: nullable(sj.FailReason), Entities: wireSubEntities{ServerID: sj.ServerID}}
+		if sj.ErrorCode != "" {
+			ws.Entities.ErrorcodeMessage = sj.FailReason
+		}
+		w.Entities.SubJobs = append(w.Entities.SubJobs, ws)
+	}
+	return w
+}
+
+type wireFlavor struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	VCPUs      string            `json:"vcpus"`
+	RAM        int               `json:"ram"`
+	Disk       string            `json:"disk"`
+	Swap       string            `json:"swap"`
+	Ephemeral  int               `json:"OS-FLV-EXT-DATA:ephemeral"`
+	Disabled   bool              `json:"OS-FLV-DISABLED:disabled"`
+	RxtxFactor float64           `json:"rxtx_factor"`
+	RxtxQuota  string            `json:"rxtx_quota"`
+	RxtxCap    string            `json:"rxtx_cap"`
+	IsPublic   bool              `json:"os-flavor-access:is_public"`
+	Links      []any             `json:"links"`
+	ExtraSpecs map[string]string `json:"os_extra_specs"`
+}
+
+type wireKeypair struct {
+	Fingerprint string `json:"fingerprint"`
+	Name        string `json:"name"`
+	PublicKey   string `json:"public_key"`
+	PrivateKey  string `json:"private_key,omitempty"`
+	UserID      string `json:"user_id,omitempty"`
+	Type        string `json:"type,omitempty"`
+}
+
+type wireKeypairDetail struct {
+	PublicKey   string  `json:"public_key"`
+	Name        string  `json:"name"`
+	Fingerprint string  `json:"fingerprint"`
+	CreatedAt   string  `json:"created_at"`
+	Deleted     bool    `json:"deleted"`
+	DeletedAt   *string `json:"deleted_at"`
+	ID          int64   `json:"id"`
+	UpdatedAt   *string `json:"updated_at"`
+	UserID      string  `json:"user_id"`
+	Type        string  `json:"type,omitempty"`
+}
+
+type wireImage struct {
+	ID              string   `json:"id"`
+	Name            string   `json:"name"`
+	Status          string   `json:"status"`
+	Visibility      string   `json:"visibility"`
+	OSType          string   `json:"__os_type"`
+	OSVersion       string   `json:"__os_version"`
+	Platform        string   `json:"__platform"`
+	OSBit           string   `json:"__os_bit"`
+	ImageType       string   `json:"__imagetype"`
+	ImageSize       string   `json:"__image_size"`
+	ImageSourceType string   `json:"__image_source_type"`
+	IsRegistered    string   `json:"__isregistered"`
+	SupportKVM      string   `json:"__support_kvm"`
+	DiskFormat      string   `json:"disk_format"`
+	ContainerFormat string   `json:"container_format"`
+	MinDisk         int      `json:"min_disk"`
+	MinRAM          int      `json:"min_ram"`
+	Owner           string   `json:"owner"`
+	Protected       bool     `json:"protected"`
+	Self            string   `json:"self"`
+	File            string   `json:"file"`
+	Schema          string   `json:"schema"`
+	Tags            []string `json:"tags"`
+	CreatedAt       string   `json:"created_at"`
+	UpdatedAt       string   `json:"updated_at"`
+	ActiveAt        string   `json:"active_at"`
+	VirtualEnvType  string   `json:"virtual_env_type"`
+	Checksum        string   `json:"checksum,omitempty"`
+	CloudInit       string   `json:"__support_cloudinit"`
+	InjectSupport   string   `json:"__ecsd_credential_injection"`
+}
+
+func toWireImage(i *ecs.Image) wireImage {
+	inject := "supported"
+	if i.Unsupported != "" {
+		inject = "unsupported: " + i.Unsupported
+	}
+	cloudInit := "false"
+	if i.CloudInit {
+		cloudInit = "true"
+	}
+	created := fmtTime(i.Created, timeSec)
+	return wireImage{ID: i.ID, Name: i.Name, Status: i.Status, Visibility: "public", OSType: i.OSType, OSVersion: i.OSVersion,
+		Platform: i.Platform, OSBit: "64", ImageType: "gold", ImageSize: strconv.FormatInt(i.SizeBytes, 10),
+		ImageSourceType: "uds", IsRegistered: "true", SupportKVM: "true", DiskFormat: i.DiskFormat, ContainerFormat: "bare",
+		MinDisk: i.MinDiskGB, MinRAM: i.MinRAMMB, Owner: "ecsd", Self: "/v2/images/" + i.ID, File: "/v2/images/" + i.ID + "/file",
+		Schema: "/v2/schemas/image", Tags: []string{}, CreatedAt: created, UpdatedAt: created, ActiveAt: created,
+		VirtualEnvType: "FusionCompute", Checksum: i.Checksum, CloudInit: cloudInit, InjectSupport: inject}
+}

@@ -1,0 +1,192 @@
+package cloud
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/jobs"
+	"github.com/ecsproject/ecsd/internal/store"
+)
+
+// maxAttempts bounds how often a job is claimed; a job that keeps dying
+// mid-run (a crash loop) is failed instead of retried forever.
+const maxAttempts = 5
+
+// jobRun is the state of one run of a server job: the job, its lease and the
+// server it acts on.
+type jobRun struct {
+	s     *Service
+	job   ecs.Job
+	lease store.Lease
+	log   *slog.Logger
+}
+
+// stepError is a failed job step: the code the job ends with and the cause.
+type stepError struct {
+	code ecs.Code
+	msg  string
+	err  error
+}
+
+func (e *stepError) Error() string { return fmt.Sprintf("%s: %s: %v", e.code, e.msg, e.err) }
+func (e *stepError) Unwrap() error { return e.err }
+
+func failStep(code ecs.Code, msg string, err error) error {
+	return &stepError{code: code, msg: msg, err: err}
+}
+
+// begin takes ownership of the job's server with the run's lease token and
+// decodes the job's params into p.
+func (s *Service) begin(ctx context.Context, r jobs.Run, p any) (*jobRun, error) {
+	jr := &jobRun{s: s, job: r.Job, lease: r.Lease,
+		log: s.log.With("job_id", r.Job.ID, "job_type", r.Job.Type, "server_id", r.Job.ServerID, "attempt", r.Job.Attempts)}
+	if p != nil && len(r.Job.Params) > 0 {
+		if err := json.Unmarshal(r.Job.Params, p); err != nil {
+			return jr, fmt.Errorf("job %s params: %w", r.Job.ID, err)
+		}
+	}
+	err := s.store.Write(ctx, func(tx store.Tx) error {
+		if err := tx.ServerSetOwner(ctx, r.Job.ServerID, r.Job.ID, r.Lease.Token()); err != nil {
+			return err
+		}
+		return tx.JobUpdate(ctx, &jr.job, jr.lease)
+	})
+	return jr, err
+}
+
+// commit applies change to the job's server and writes the job, in one
+// transaction fenced by the run's lease.
+func (jr *jobRun) commit(ctx context.Context, change func(tx store.Tx, srv *ecs.Server) error) error {
+	now := time.Now().UTC()
+	job := jr.job
+	err := jr.s.store.Write(ctx, func(tx store.Tx) error {
+		if err := tx.ServerFence(ctx, job.ServerID, jr.lease.Token()); err != nil {
+			return err
+		}
+		srv, err := tx.ServerGetByID(ctx, job.ServerID)
+		if err != nil {
+			return err
+		}
+		if change != nil {
+			if err := change(tx, &srv); err != nil {
+				return err
+			}
+		}
+		if srv.ID != "" {
+			srv.Updated = now
+			if err := tx.ServerUpdate(ctx, &srv); err != nil {
+				return err
+			}
+		}
+		return tx.JobUpdate(ctx, &job, jr.lease)
+	})
+	if err == nil {
+		jr.job = job
+	}
+	return err
+}
+
+// step runs fn as checkpoint n: skipped when a previous run already
+// committed it, else run and, when it succeeds, committed with change.
+func (jr *jobRun) step(ctx context.Context, n int, fn func(ctx context.Context) error,
+	change func(tx store.Tx, srv *ecs.Server) error) error {
+	if jr.job.Step >= n {
+		return nil
+	}
+	if fn != nil {
+		sctx, cancel := context.WithTimeout(ctx, jr.s.cfg.StepTimeout)
+		err := fn(sctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	jr.job.Step = n
+	return jr.commit(ctx, change)
+}
+
+// setTask commits a new task_state for the server (progress shown to
+// clients) without advancing the checkpoint.
+func (jr *jobRun) setTask(ctx context.Context, task string) error {
+	return jr.commit(ctx, func(_ store.Tx, srv *ecs.Server) error {
+		srv.TaskState = task
+		return nil
+	})
+}
+
+// finish ends the job SUCCESS with the server's final state set by change.
+func (jr *jobRun) finish(ctx context.Context, change func(tx store.Tx, srv *ecs.Server) error) error {
+	jr.job.Status = ecs.JobSuccess
+	jr.job.End = time.Now().UTC()
+	jr.job.ErrorCode, jr.job.FailReason = "", ""
+	return jr.commit(ctx, func(tx store.Tx, srv *ecs.Server) error {
+		srv.TaskState = ecs.TaskNone
+		srv.TaskJobID = ""
+		srv.Fault = ""
+		if change != nil {
+			return change(tx, srv)
+		}
+		return nil
+	})
+}
+
+// fail ends the job FAIL; change sets the server's state after the failure.
+func (jr *jobRun) fail(ctx context.Context, cause error, change func(tx store.Tx, srv *ecs.Server) error) error {
+	code, reason := ecs.CodeTaskFailed, "The task failed."
+	var se *stepError
+	if errors.As(cause, &se) {
+		code, reason = se.code, se.msg
+	}
+	jr.log.Warn("job failed", "code", code, "reason", reason, "err", cause)
+	jr.job.Status = ecs.JobFail
+	jr.job.End = time.Now().UTC()
+	jr.job.ErrorCode, jr.job.FailReason = string(code), reason
+	return jr.commit(ctx, func(tx store.Tx, srv *ecs.Server) error {
+		srv.TaskState = ecs.TaskNone
+		srv.TaskJobID = ""
+		srv.Fault = string(code) + ": " + reason
+		if change != nil {
+			return change(tx, srv)
+		}
+		return nil
+	})
+}
+
+// interrupted reports whether err means the run must stop without
+// finishing the job: shutdown, or another run owns the job.
+func interrupted(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, ecs.ErrFenced)
+}
+
+// runJob drives a server job: begin, then body; a failure of body that is
+// not an interruption ends the job FAIL through onFail.
+func (s *Service) runJob(ctx context.Context, r jobs.Run, params any,
+	body func(ctx context.Context, jr *jobRun) error,
+	onFail func(ctx context.Context, jr *jobRun, cause error) error) error {
+	jr, err := s.begin(ctx, r, params)
+	if err != nil {
+		if interrupted(ctx, err) || jr == nil {
+			return err
+		}
+		return err
+	}
+	if r.Job.Attempts > maxAttempts {
+		return onFail(ctx, jr, failStep(ecs.CodeTaskFailed, "The task was interrupted too many times.", errors.New("attempts exhausted")))
+	}
+	err = body(ctx, jr)
+	if err == nil || interrupted(ctx, err) {
+		return err
+	}
+	var se *stepError
+	if !errors.As(err, &se) {
+		// A store error: leave the job to be retried when its lease expires.
+		return err
+	}
+	// Clean up and record the failure even if shutdown starts meanwhile.
+	return onFail(context.WithoutCancel(ctx), jr, err)
+}

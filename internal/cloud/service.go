@@ -1,0 +1,403 @@
+// Package cloud is the service: it validates every API operation against
+// the rules of the Huawei ECS API, changes state and inserts the job that
+// carries the change out in one transaction, and runs those jobs against a
+// compute.Driver.
+//
+// Contract:
+//   - A job id is returned only after the state change and the job row are
+//     committed together; the engine is notified after the commit.
+//   - Each job handler checkpoints its steps (jobs.step) and fences every
+//     write with its lease token on the server row, so a re-run after a
+//     crash resumes at the first unfinished step and a stale run stops at
+//     its next write. Driver calls are idempotent, so repeating the step in
+//     flight is safe.
+//   - A server always has a system disk in the database: a reinstall swaps
+//     the disk in one commit, after the new disk is ready.
+//   - Errors returned to the API are *ecs.Error; causes stay in logs.
+//   - Plain passwords never leave the call that received them: they are
+//     turned into $6$ hashes before anything is stored.
+package cloud
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/jobs"
+	"github.com/ecsproject/ecsd/internal/secret"
+	"github.com/ecsproject/ecsd/internal/store"
+)
+
+// Config configures a Service.
+type Config struct {
+	Store  store.Store
+	Driver compute.Driver
+	Box    *secret.Box
+	Logger *slog.Logger
+	// Workers bounds concurrently running jobs (default 64).
+	Workers int
+	// Lease is the job lease duration (default 15s).
+	Lease time.Duration
+	// StepTimeout bounds each driver call of a job (default 10m).
+	StepTimeout time.Duration
+	// JobRetention is how long finished jobs are kept (default 24h).
+	JobRetention time.Duration
+	// OnJobStart, when set, is called as each job starts (benchmarks).
+	OnJobStart func(ecs.Job)
+}
+
+// Caller is who makes an API call: the project and user of its access key.
+type Caller struct {
+	ProjectID string
+	UserID    string
+}
+
+// Service is the ECS service.
+type Service struct {
+	store  store.Store
+	drv    compute.Driver
+	box    *secret.Box
+	log    *slog.Logger
+	engine *jobs.Engine
+	cfg    Config
+
+	creds sync.Map // access key -> credEntry
+}
+
+type credEntry struct {
+	sk        string
+	projectID string
+	userID    string
+}
+
+// New returns a Service. Call Run to start its job engine.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StepTimeout <= 0 {
+		cfg.StepTimeout = 10 * time.Minute
+	}
+	if cfg.JobRetention <= 0 {
+		cfg.JobRetention = 24 * time.Hour
+	}
+	s := &Service{store: cfg.Store, drv: cfg.Driver, box: cfg.Box, log: cfg.Logger, cfg: cfg}
+	s.engine = jobs.New(jobs.Config{
+		Store:   cfg.Store,
+		Workers: cfg.Workers,
+		Lease:   cfg.Lease,
+		Logger:  cfg.Logger,
+		OnStart: cfg.OnJobStart,
+		Handlers: map[string]jobs.Handler{
+			ecs.JobReinstallOS:        s.runReinstall,
+			ecs.JobCreateSingleServer: s.runCreate,
+			ecs.JobStartServer:        s.runPower,
+			ecs.JobStopServer:         s.runPower,
+			ecs.JobRebootServer:       s.runPower,
+			ecs.JobDeleteServer:       s.runDelete,
+		},
+	})
+	return s
+}
+
+// Run recovers jobs left by a previous process, then runs the job engine
+// and the job cleaner until ctx ends. It must be the only process running
+// jobs on this store (the daemon holds a lock on its data dir).
+func (s *Service) Run(ctx context.Context) error {
+	n, err := s.store.JobLeaseReleaseAll(ctx)
+	if err != nil {
+		return fmt.Errorf("release job leases: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("resuming jobs interrupted by a previous stop", "jobs", n)
+	}
+	s.reapVolumes(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.cleanLoop(ctx)
+	}()
+	err = s.engine.Run(ctx)
+	wg.Wait()
+	return err
+}
+
+// cleanLoop deletes finished jobs older than the retention, every minute.
+func (s *Service) cleanLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		n, err := s.store.JobDeleteFinished(ctx, time.Now().Add(-s.cfg.JobRetention))
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("job cleaner failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("job cleaner deleted finished jobs", "jobs", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reapVolumes deletes disks left in state "deleting" (a reinstall could not
+// delete the old disk).
+func (s *Service) reapVolumes(ctx context.Context) {
+	vols, err := s.store.VolumeListAll(ctx)
+	if err != nil {
+		s.log.Error("listing volumes failed", "err", err)
+		return
+	}
+	for _, v := range vols {
+		if v.Status != "deleting" {
+			continue
+		}
+		if err := s.drv.DeleteDisk(ctx, v.ID); err != nil {
+			s.log.Error("deleting a leftover disk failed", "volume_id", v.ID, "err", err)
+			continue
+		}
+		if err := s.store.Write(ctx, func(tx store.Tx) error { return tx.VolumeDelete(ctx, v.ID) }); err != nil {
+			s.log.Error("deleting a leftover volume record failed", "volume_id", v.ID, "err", err)
+		}
+	}
+}
+
+// newID returns n random bytes as hex.
+func newID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newUUID returns a random (v4) UUID string.
+func newUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// newJobID returns a job id shaped like Huawei's (32 hex characters).
+func newJobID() string { return newID(16) }
+
+// ---- credentials
+
+// NewCredential makes a new project with one user and an access key, stores
+// it (secret sealed) and returns it with the secret in clear, once.
+func (s *Service) NewCredential(ctx context.Context, projectName string) (ecs.Credential, error) {
+	now := time.Now().UTC()
+	c := ecs.Credential{
+		AccessKey: randomAlnum(20, upperAlnum),
+		SecretKey: randomAlnum(40, mixedAlnum),
+		ProjectID: newID(16),
+		UserID:    newID(16),
+		Created:   now,
+	}
+	if err := s.store.ProjectInsert(ctx, c.ProjectID, projectName, now); err != nil {
+		return c, err
+	}
+	err := s.store.CredentialInsert(ctx, store.SealedCredential{
+		AccessKey: c.AccessKey, SealedSecret: s.box.Seal([]byte(c.SecretKey)),
+		ProjectID: c.ProjectID, UserID: c.UserID, Created: now,
+	})
+	return c, err
+}
+
+const (
+	upperAlnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	mixedAlnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+)
+
+func randomAlnum(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// LookupSecret returns the secret key of an access key (for signature
+// verification) and remembers it; ok is false for an unknown key.
+func (s *Service) LookupSecret(ctx context.Context, ak string) (string, bool) {
+	e, ok := s.credential(ctx, ak)
+	return e.sk, ok
+}
+
+// CallerOf returns the project and user of an access key.
+func (s *Service) CallerOf(ctx context.Context, ak string) (Caller, bool) {
+	e, ok := s.credential(ctx, ak)
+	return Caller{ProjectID: e.projectID, UserID: e.userID}, ok
+}
+
+func (s *Service) credential(ctx context.Context, ak string) (credEntry, bool) {
+	if v, ok := s.creds.Load(ak); ok {
+		return v.(credEntry), true
+	}
+	c, err := s.store.CredentialGet(ctx, ak)
+	if err != nil {
+		if !errors.Is(err, ecs.ErrNotFound) {
+			s.log.Error("credential lookup failed", "err", err)
+		}
+		return credEntry{}, false
+	}
+	sk, err := s.box.Open(c.SealedSecret)
+	if err != nil {
+		s.log.Error("cannot open a stored secret key", "access_key", ak, "err", err)
+		return credEntry{}, false
+	}
+	e := credEntry{sk: string(sk), projectID: c.ProjectID, userID: c.UserID}
+	s.creds.Store(ak, e)
+	return e, true
+}
+
+// ---- catalog
+
+// Flavors is the flavor list.
+var Flavors = []ecs.Flavor{
+	{ID: "s6.small.1", Name: "s6.small.1", VCPUs: 1, RAMMB: 1024},
+	{ID: "s6.medium.2", Name: "s6.medium.2", VCPUs: 1, RAMMB: 2048},
+	{ID: "s6.large.2", Name: "s6.large.2", VCPUs: 2, RAMMB: 4096},
+	{ID: "t6.tiny.1", Name: "t6.tiny.1", VCPUs: 1, RAMMB: 256},
+}
+
+// Flavor returns the flavor with id.
+func Flavor(id string) (ecs.Flavor, bool) {
+	for _, f := range Flavors {
+		if f.ID == id {
+			return f, true
+		}
+	}
+	return ecs.Flavor{}, false
+}
+
+// BuiltinImages is the simulator's catalog, present on every install.
+var BuiltinImages = []ecs.Image{
+	{ID: "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01", Name: "Debian 12 64bit", OSType: "Linux", OSVersion: "Debian GNU/Linux 12 64bit",
+		Platform: "Debian", Status: "active", DiskFormat: "qcow2", MinDiskGB: 10, SizeBytes: 2 << 30, PartitionTable: "gpt", RootFS: "ext4"},
+	{ID: "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e02", Name: "Ubuntu 22.04 server 64bit", OSType: "Linux",
+		OSVersion: "Ubuntu 22.04 server 64bit", Platform: "Ubuntu", Status: "active", DiskFormat: "qcow2", MinDiskGB: 10,
+		SizeBytes: 3 << 30, PartitionTable: "gpt", RootFS: "ext4"},
+	{ID: "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e03", Name: "Windows Server 2022 Datacenter 64bit", OSType: "Windows",
+		OSVersion: "Windows Server 2022 Datacenter 64bit", Platform: "Windows", Status: "active", DiskFormat: "qcow2",
+		MinDiskGB: 40, MinRAMMB: 2048, SizeBytes: 12 << 30, PartitionTable: "gpt", RootFS: "ntfs"},
+}
+
+// SeedImages makes sure the built-in images are in the catalog.
+func (s *Service) SeedImages(ctx context.Context) error {
+	have, err := s.store.ImageList(ctx)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, i := range have {
+		known[i.ID] = true
+	}
+	for _, i := range BuiltinImages {
+		if known[i.ID] {
+			continue
+		}
+		i.Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		if err := s.store.ImageUpsert(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddImage records an image (imported by an operator) in the catalog.
+func (s *Service) AddImage(ctx context.Context, img ecs.Image) error {
+	return s.store.ImageUpsert(ctx, img)
+}
+
+// ListImages lists the catalog.
+func (s *Service) ListImages(ctx context.Context) ([]ecs.Image, error) {
+	imgs, err := s.store.ImageList(ctx)
+	if err != nil {
+		return nil, ecs.Wrap(ecs.CodeSystem, err, "Failed to query images.")
+	}
+	return imgs, nil
+}
+
+// GetImage returns one image.
+func (s *Service) GetImage(ctx context.Context, id string) (ecs.Image, error) {
+	img, err := s.store.ImageGet(ctx, id)
+	if errors.Is(err, ecs.ErrNotFound) {
+		return img, ecs.Errorf(ecs.CodeImageNotFound, "The image does not exist.")
+	}
+	if err != nil {
+		return img, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the image.")
+	}
+	return img, nil
+}
+
+// ---- reads
+
+// GetServer returns a server of the caller's project.
+func (s *Service) GetServer(ctx context.Context, c Caller, id string) (ecs.Server, error) {
+	srv, err := s.store.ServerGet(ctx, c.ProjectID, id)
+	if errors.Is(err, ecs.ErrNotFound) {
+		return srv, serverNotFound(id)
+	}
+	if err != nil {
+		return srv, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the ECS.")
+	}
+	return srv, nil
+}
+
+func serverNotFound(id string) error {
+	return ecs.Errorf(ecs.CodeServerNotFound, "The ECS does not exist.")
+}
+
+// ListServers lists the caller's servers.
+func (s *Service) ListServers(ctx context.Context, c Caller, p store.ServerListParams) ([]ecs.Server, int, error) {
+	p.ProjectID = c.ProjectID
+	out, n, err := s.store.ServerList(ctx, p)
+	if err != nil {
+		return nil, 0, ecs.Wrap(ecs.CodeSystem, err, "Failed to query ECSs.")
+	}
+	return out, n, nil
+}
+
+// GetVolume returns a volume (for server views).
+func (s *Service) GetVolume(ctx context.Context, id string) (ecs.Volume, error) {
+	return s.store.VolumeGet(ctx, id)
+}
+
+// GetJob returns a job of the caller's project with its sub-jobs.
+func (s *Service) GetJob(ctx context.Context, c Caller, id string) (ecs.Job, error) {
+	j, err := s.store.JobGet(ctx, c.ProjectID, id)
+	if errors.Is(err, ecs.ErrNotFound) {
+		return j, ecs.Errorf(ecs.CodeJobNotFound, "Failed to query system tasks: job %s does not exist.", safeID(id))
+	}
+	if err != nil {
+		return j, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the job.")
+	}
+	return j, nil
+}
+
+// safeID shortens and sanitises an id taken from a request before it is
+// echoed in a message.
+func safeID(id string) string {
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	b := []byte(id)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
