@@ -1,0 +1,13 @@
+// Package sdk is the black-box integration suite of ecsd: it builds
+// ../../cmd/ecsd, starts real daemons on loopback with the simulator driver,
+// and drives them with the official huaweicloud-sdk-go-v3 ECS and IMS
+// clients exactly as a user would, plus a hand-written SDK-HMAC-SHA256
+// signer for request shapes the SDK cannot produce.
+//
+// It lives in its own Go module so that the product binary never links the
+// SDK. Run it with:
+//
+//	cd test/sdk && go test ./...
+//
+// The package has no non-test code; this file only documents it.
+package sdk
