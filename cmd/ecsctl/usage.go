@@ -1,0 +1,53 @@
+package main
+
+const usageText = `ecsctl - command-line client of ecsd (Huawei ECS API)
+
+Usage:
+  ecsctl [--credentials FILE] [-o table|json] COMMAND [ARGS] [FLAGS]
+
+Global flags (accepted before or after the command):
+  --credentials FILE   JSON credentials file with access_key, secret_key,
+                       project_id, user_id, endpoint
+                       (default: $ECS_CREDENTIALS, else ./data/credentials.json).
+                       ECS_ENDPOINT, ECS_ACCESS_KEY, ECS_SECRET_KEY,
+                       ECS_PROJECT_ID and ECS_USER_ID override its fields.
+  -o table|json        output format (default table)
+
+Servers:
+  server create --name N --image ID --flavor ID [--keypair K | --password-stdin]
+                [--count N] [--vpc ID] [--subnet ID] [--volume-type T]
+                [--disk-size GiB] [--az ZONE] [--wait]
+  server list [--name N] [--status S] [--limit N] [--offset PAGE]
+  server show ID
+  server start ID... [--wait]
+  server stop ID... [--hard] [--wait]
+  server reboot ID... [--hard] [--wait]
+  server delete ID... [--wait]
+  server reinstall SERVER (--password-stdin | --keypair NAME) [--user-id ID]
+                [--with-stop] [--wait]
+      Reinstalls the OS from the server's image. --password-stdin reads the
+      new admin password from the first line of stdin; it is never echoed.
+      --keypair needs a user id (--user-id, or user_id in the credentials).
+      --with-stop lets the service stop a running server first.
+
+Key pairs:
+  keypair create NAME [--out FILE]   private key to FILE (mode 0600) or stdout
+  keypair import NAME --public-key-file FILE
+  keypair list
+  keypair show NAME
+  keypair delete NAME
+
+Catalog:
+  image list
+  flavor list
+
+Jobs:
+  job show ID [--wait]
+
+--wait follows the job on stderr (each change of its status and of its
+servers' status and task_state) until it ends; exit status 0 on SUCCESS,
+1 on FAIL (with its error_code and fail_reason).
+
+Exit status: 0 success, 1 error or failed job, 2 usage error.
+Errors read: ecsctl: <code>: <message> (request id <id>)
+`
