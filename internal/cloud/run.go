@@ -106,8 +106,13 @@ func (jr *jobRun) step(ctx context.Context, n int, fn func(ctx context.Context) 
 			return err
 		}
 	}
+	prev := jr.job.Step
 	jr.job.Step = n
-	return jr.commit(ctx, change)
+	if err := jr.commit(ctx, change); err != nil {
+		jr.job.Step = prev
+		return err
+	}
+	return nil
 }
 
 // setTask commits a new task_state for the server (progress shown to
@@ -170,9 +175,6 @@ func (s *Service) runJob(ctx context.Context, r jobs.Run, params any,
 	onFail func(ctx context.Context, jr *jobRun, cause error) error) error {
 	jr, err := s.begin(ctx, r, params)
 	if err != nil {
-		if interrupted(ctx, err) || jr == nil {
-			return err
-		}
 		return err
 	}
 	if r.Job.Attempts > maxAttempts {
