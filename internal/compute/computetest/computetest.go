@@ -1,0 +1,620 @@
+// Package computetest is the one conformance suite of compute drivers:
+// every compute.Driver (sim, qemu) passes Run.
+//
+// Run checks the contract written in package compute, plus the rules every
+// driver enforces alike:
+//   - A fresh disk holds no credentials: ReadCredentials returns empty
+//     fields (a driver reading a real shadow file reports a locked entry,
+//     "*" or "!", as "").
+//   - ApplyCredentials sets the non-empty fields of its argument and leaves
+//     the others as they were; ReadCredentials returns exactly what was set.
+//   - Creating a disk that exists replaces it with a fresh one.
+//   - Every method may be called twice: deleting what is missing, starting
+//     a running server, stopping a stopped one, attaching the attached disk
+//     and detaching a disk that is not attached all succeed.
+//   - A call about a disk or server the driver does not know wraps
+//     compute.ErrNotFound (deletes excepted); PowerState reports
+//     compute.PowerMissing for it, without error.
+//   - A running server's disk cannot be attached, detached or given
+//     credentials; a stopped server cannot be rebooted nor started without a
+//     system disk; a server has at most one system disk, and a disk belongs
+//     to at most one server; an attached disk cannot be deleted. Each of
+//     these is an error and changes nothing.
+//   - DeleteServer stops a running server and keeps its disk.
+//   - A call with a cancelled ctx returns ctx.Err() and does nothing.
+//   - The reinstall sequence (stop, create disk, apply credentials, detach
+//     the old disk, attach the new, delete the old, start) leaves the server
+//     running on the new disk with the new credentials, also when every step
+//     runs twice and when servers are reinstalled concurrently.
+package computetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/ecs"
+)
+
+// Fixture says what a driver under test needs.
+type Fixture struct {
+	// Driver is a driver with a fresh state. Run closes it when its test
+	// ends, after deleting the servers the test created.
+	Driver compute.Driver
+	// Image is an image CreateDisk accepts (sim: any ID; qemu: a real
+	// imported image). Disks are created with Image.MinDiskGB GB, at least 1.
+	Image ecs.Image
+	// Boots says whether StartServer really boots a guest (qemu); tests
+	// then allow longer timeouts.
+	Boots bool
+	// Serial makes the tests run one at a time, and the concurrency test
+	// reinstall one server at a time, for drivers that cannot afford more.
+	Serial bool
+}
+
+// Run runs every conformance test against drivers made by newFixture, which
+// is called once per subtest (give each driver a fresh state directory from
+// t.TempDir()). Unless the fixture is Serial, the subtests run in parallel.
+func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(setup(t, newFixture))
+		})
+	}
+}
+
+var tests = []struct {
+	name string
+	run  func(s *suite)
+}{
+	{"Name", testName},
+	{"FreshDiskHasNoCredentials", testFreshDisk},
+	{"ApplyCredentialsReadsBack", testApplyReadsBack},
+	{"ApplyCredentialsLeavesEmptyFieldsUntouched", testApplyPartial},
+	{"ApplyCredentialsTwice", testApplyTwice},
+	{"CreateDiskAgainReplacesIt", testCreateDiskAgain},
+	{"DeleteDisk", testDeleteDisk},
+	{"DeleteMissingSucceeds", testDeleteMissing},
+	{"UnknownDiskOrServer", testUnknown},
+	{"ServerPowerCycle", testPowerCycle},
+	{"CreateServerTwice", testCreateServerTwice},
+	{"CreateServerWithMissingDisk", testCreateServerMissingDisk},
+	{"CreateServerWithDiskInUse", testCreateServerDiskInUse},
+	{"RebootStoppedServerFails", testRebootStopped},
+	{"RunningServerRefusesDiskChanges", testRunningRefuses},
+	{"DeleteAttachedDiskFails", testDeleteAttached},
+	{"StartWithoutDiskFails", testStartWithoutDisk},
+	{"DetachAndAttachNewDisk", testDetachAttach},
+	{"AttachSecondDiskFails", testAttachSecondDisk},
+	{"AttachDiskOfOtherServerFails", testAttachOtherServersDisk},
+	{"DeleteServerStopsItAndKeepsDisk", testDeleteServer},
+	{"CancelledContext", testCancelled},
+	{"Reinstall", testReinstall},
+	{"ReinstallEveryStepTwice", testReinstallTwice},
+	{"ConcurrentReinstalls", testConcurrentReinstalls},
+}
+
+// Credentials used by the tests: real SHA-512 crypt hashes (of
+// "Old-passw0rd!" and "New-passw0rd!") and real ed25519 public keys.
+var (
+	oldCreds = compute.Credentials{
+		PasswordHash:   "$6$Xk3v9Qb1LmN0pZrT$qMcjduoFWNaft6gyB4yfdyYz.jN6G1/BysoaVMiMcCYx8A67zwRMIOD51Ysa/YcsFmRfzlSJBFI6F1L8Xjlxn/",
+		AuthorizedKeys: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEoLEUykN7/KNMoGU4h0IK/93KugUVlY9Js4mGZR2UC0 old@computetest\n",
+	}
+	newCreds = compute.Credentials{
+		PasswordHash: "$6$7hQeRt2yUiOpAsDf$W5xHK6zlzIgI35Ienr6hdzHphtzFCswBnGTkreFvKHUWtItT3F9/owlTSkp3J0cdLm46qjvu1ppQzgvBE8cuK1",
+		AuthorizedKeys: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILjAsnxPXVay/ILCbJJ23Q9V3DYvioVw2oCCLWGBW+ez new@computetest\n" +
+			"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEoLEUykN7/KNMoGU4h0IK/93KugUVlY9Js4mGZR2UC0 old@computetest\n",
+	}
+)
+
+// suite is what a test works with.
+type suite struct {
+	t    *testing.T
+	f    Fixture
+	d    compute.Driver
+	ctx  context.Context
+	size int
+
+	mu      sync.Mutex
+	servers []string // created, to delete at cleanup
+}
+
+func setup(t *testing.T, newFixture func(t *testing.T) Fixture) *suite {
+	t.Helper()
+	f := newFixture(t)
+	if f.Driver == nil {
+		t.Fatal("fixture has no Driver")
+	}
+	if !f.Serial {
+		t.Parallel()
+	}
+	timeout := time.Minute
+	if f.Boots {
+		timeout = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	s := &suite{t: t, f: f, d: f.Driver, ctx: ctx, size: max(f.Image.MinDiskGB, 1)}
+	t.Cleanup(func() {
+		cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, id := range s.servers {
+			if err := s.d.DeleteServer(ctx, id); err != nil {
+				t.Errorf("cleanup: DeleteServer(%s): %v", id, err)
+			}
+		}
+		if err := s.d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// Helpers. Each fails the test with what was being done.
+
+func (s *suite) ok(err error, format string, args ...any) {
+	s.t.Helper()
+	if err != nil {
+		s.t.Fatalf("%s: %v", fmt.Sprintf(format, args...), err)
+	}
+}
+
+func (s *suite) fails(err error, format string, args ...any) {
+	s.t.Helper()
+	if err == nil {
+		s.t.Fatalf("%s: succeeded, want an error", fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *suite) notFound(err error, format string, args ...any) {
+	s.t.Helper()
+	if !errors.Is(err, compute.ErrNotFound) {
+		s.t.Fatalf("%s: got error %v, want one wrapping compute.ErrNotFound", fmt.Sprintf(format, args...), err)
+	}
+}
+
+func (s *suite) createDisk(id string) {
+	s.t.Helper()
+	s.ok(s.d.CreateDisk(s.ctx, compute.DiskSpec{ID: id, Image: s.f.Image, SizeGB: s.size}), "CreateDisk(%s)", id)
+}
+
+func (s *suite) serverSpec(id, diskID string) compute.ServerSpec {
+	return compute.ServerSpec{ID: id, Name: "ct-" + id, VCPUs: 1, RAMMB: 256, Image: s.f.Image, DiskID: diskID}
+}
+
+func (s *suite) track(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.servers = append(s.servers, id)
+}
+
+// createServer creates a stopped server on a new disk holding creds.
+func (s *suite) createServer(id, diskID string, creds compute.Credentials) {
+	s.t.Helper()
+	s.createDisk(diskID)
+	s.ok(s.d.ApplyCredentials(s.ctx, diskID, creds), "ApplyCredentials(%s)", diskID)
+	s.track(id)
+	_, err := s.d.CreateServer(s.ctx, s.serverSpec(id, diskID))
+	s.ok(err, "CreateServer(%s, disk %s)", id, diskID)
+	s.power(id, compute.PowerStopped)
+}
+
+// runningServer creates a server on a new disk holding creds and starts it.
+func (s *suite) runningServer(id, diskID string, creds compute.Credentials) {
+	s.t.Helper()
+	s.createServer(id, diskID, creds)
+	s.ok(s.d.StartServer(s.ctx, id), "StartServer(%s)", id)
+	s.power(id, compute.PowerRunning)
+}
+
+func (s *suite) power(id string, want compute.PowerState) {
+	s.t.Helper()
+	got, err := s.d.PowerState(s.ctx, id)
+	s.ok(err, "PowerState(%s)", id)
+	if got != want {
+		s.t.Fatalf("PowerState(%s) = %v, want %v", id, got, want)
+	}
+}
+
+func (s *suite) creds(diskID string, want compute.Credentials) {
+	s.t.Helper()
+	got, err := s.d.ReadCredentials(s.ctx, diskID)
+	s.ok(err, "ReadCredentials(%s)", diskID)
+	if got != want {
+		s.t.Fatalf("ReadCredentials(%s) = %+v, want %+v", diskID, got, want)
+	}
+}
+
+// attached checks that diskID is attached to something: it cannot be
+// deleted.
+func (s *suite) attached(diskID string) {
+	s.t.Helper()
+	s.fails(s.d.DeleteDisk(s.ctx, diskID), "DeleteDisk(%s) of an attached disk", diskID)
+}
+
+func (s *suite) gone(diskID string) {
+	s.t.Helper()
+	_, err := s.d.ReadCredentials(s.ctx, diskID)
+	s.notFound(err, "ReadCredentials(%s) of a deleted disk", diskID)
+}
+
+// The tests.
+
+func testName(s *suite) {
+	if s.d.Name() == "" {
+		s.t.Fatal("Name() is empty")
+	}
+}
+
+func testFreshDisk(s *suite) {
+	s.createDisk("d1")
+	s.creds("d1", compute.Credentials{})
+}
+
+func testApplyReadsBack(s *suite) {
+	s.createDisk("d1")
+	s.ok(s.d.ApplyCredentials(s.ctx, "d1", newCreds), "ApplyCredentials")
+	s.creds("d1", newCreds)
+	// Replacing both fields replaces them, whole.
+	s.ok(s.d.ApplyCredentials(s.ctx, "d1", oldCreds), "ApplyCredentials")
+	s.creds("d1", oldCreds)
+}
+
+func testApplyPartial(s *suite) {
+	s.createDisk("d1")
+	s.ok(s.d.ApplyCredentials(s.ctx, "d1", oldCreds), "ApplyCredentials(both)")
+	s.ok(s.d.ApplyCredentials(s.ctx, "d1", compute.Credentials{AuthorizedKeys: newCreds.AuthorizedKeys}), "ApplyCredentials(key only)")
+	s.creds("d1", compute.Credentials{PasswordHash: oldCreds.PasswordHash, AuthorizedKeys: newCreds.AuthorizedKeys})
+	s.ok(s.d.ApplyCredentials(s.ctx, "d1", compute.Credentials{PasswordHash: newCreds.PasswordHash}), "ApplyCredentials(hash only)")
+	s.creds("d1", newCreds)
+	s.ok(s.d.ApplyCredentials(s.ctx, "d1", compute.Credentials{}), "ApplyCredentials(nothing)")
+	s.creds("d1", newCreds)
+
+	// On a fresh disk, a key alone leaves the password empty.
+	s.createDisk("d2")
+	s.ok(s.d.ApplyCredentials(s.ctx, "d2", compute.Credentials{AuthorizedKeys: oldCreds.AuthorizedKeys}), "ApplyCredentials(key only)")
+	s.creds("d2", compute.Credentials{AuthorizedKeys: oldCreds.AuthorizedKeys})
+}
+
+func testApplyTwice(s *suite) {
+	s.createDisk("d1")
+	for range 2 {
+		s.ok(s.d.ApplyCredentials(s.ctx, "d1", newCreds), "ApplyCredentials")
+	}
+	s.creds("d1", newCreds)
+}
+
+func testCreateDiskAgain(s *suite) {
+	s.createDisk("d1")
+	s.ok(s.d.ApplyCredentials(s.ctx, "d1", oldCreds), "ApplyCredentials")
+	s.createDisk("d1")
+	s.creds("d1", compute.Credentials{})
+}
+
+func testDeleteDisk(s *suite) {
+	s.createDisk("d1")
+	s.createDisk("d2")
+	for range 2 {
+		s.ok(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk")
+	}
+	s.gone("d1")
+	s.notFound(s.d.ApplyCredentials(s.ctx, "d1", newCreds), "ApplyCredentials of a deleted disk")
+	s.creds("d2", compute.Credentials{}) // the other disk is untouched
+	// The id can be used again.
+	s.createDisk("d1")
+	s.creds("d1", compute.Credentials{})
+}
+
+func testDeleteMissing(s *suite) {
+	s.ok(s.d.DeleteDisk(s.ctx, "never-created"), "DeleteDisk of a missing disk")
+	s.ok(s.d.DeleteServer(s.ctx, "never-created"), "DeleteServer of a missing server")
+}
+
+func testUnknown(s *suite) {
+	s.createServer("s1", "d1", oldCreds) // known things, for the calls naming two
+	s.createDisk("d2")
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"ReadCredentials(unknown disk)", func() error { _, err := s.d.ReadCredentials(s.ctx, "nope"); return err }},
+		{"ApplyCredentials(unknown disk)", func() error { return s.d.ApplyCredentials(s.ctx, "nope", newCreds) }},
+		{"CreateServer(unknown disk)", func() error { _, err := s.d.CreateServer(s.ctx, s.serverSpec("s2", "nope")); return err }},
+		{"AttachDisk(unknown server)", func() error { return s.d.AttachDisk(s.ctx, "nope", "d2") }},
+		{"DetachDisk(unknown server)", func() error { return s.d.DetachDisk(s.ctx, "nope", "d2") }},
+		{"StartServer(unknown)", func() error { return s.d.StartServer(s.ctx, "nope") }},
+		{"StopServer(unknown)", func() error { return s.d.StopServer(s.ctx, "nope", false) }},
+		{"StopServer(unknown, hard)", func() error { return s.d.StopServer(s.ctx, "nope", true) }},
+		{"RebootServer(unknown)", func() error { return s.d.RebootServer(s.ctx, "nope", false) }},
+	}
+	for _, c := range calls {
+		s.notFound(c.call(), "%s", c.name)
+	}
+	s.power("nope", compute.PowerMissing)
+	s.power("s2", compute.PowerMissing) // the failed CreateServer made nothing
+
+	s.ok(s.d.DetachDisk(s.ctx, "s1", "d1"), "DetachDisk")
+	s.notFound(s.d.AttachDisk(s.ctx, "s1", "nope"), "AttachDisk(unknown disk)")
+	s.fails(s.d.StartServer(s.ctx, "s1"), "StartServer without a disk after a failed attach")
+}
+
+func testPowerCycle(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	steps := []struct {
+		name string
+		call func() error
+		want compute.PowerState
+	}{
+		{"start", func() error { return s.d.StartServer(s.ctx, "s1") }, compute.PowerRunning},
+		{"start again", func() error { return s.d.StartServer(s.ctx, "s1") }, compute.PowerRunning},
+		{"reboot", func() error { return s.d.RebootServer(s.ctx, "s1", false) }, compute.PowerRunning},
+		{"hard reboot", func() error { return s.d.RebootServer(s.ctx, "s1", true) }, compute.PowerRunning},
+		{"stop", func() error { return s.d.StopServer(s.ctx, "s1", false) }, compute.PowerStopped},
+		{"stop again", func() error { return s.d.StopServer(s.ctx, "s1", false) }, compute.PowerStopped},
+		{"hard stop of a stopped server", func() error { return s.d.StopServer(s.ctx, "s1", true) }, compute.PowerStopped},
+		{"start after stop", func() error { return s.d.StartServer(s.ctx, "s1") }, compute.PowerRunning},
+		{"hard stop", func() error { return s.d.StopServer(s.ctx, "s1", true) }, compute.PowerStopped},
+	}
+	for _, st := range steps {
+		s.ok(st.call(), "%s", st.name)
+		s.power("s1", st.want)
+	}
+	// Power changes leave the disk alone.
+	s.creds("d1", oldCreds)
+}
+
+func testCreateServerTwice(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	_, err := s.d.CreateServer(s.ctx, s.serverSpec("s1", "d1"))
+	s.ok(err, "CreateServer again")
+	s.power("s1", compute.PowerStopped)
+	s.attached("d1")
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
+	_, err = s.d.CreateServer(s.ctx, s.serverSpec("s1", "d1"))
+	s.ok(err, "CreateServer of a running server")
+	s.power("s1", compute.PowerRunning)
+}
+
+func testCreateServerMissingDisk(s *suite) {
+	_, err := s.d.CreateServer(s.ctx, s.serverSpec("s1", "nope"))
+	s.notFound(err, "CreateServer with a missing disk")
+	s.power("s1", compute.PowerMissing)
+}
+
+func testCreateServerDiskInUse(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.track("s2")
+	_, err := s.d.CreateServer(s.ctx, s.serverSpec("s2", "d1"))
+	s.fails(err, "CreateServer with a disk attached to another server")
+	s.power("s2", compute.PowerMissing)
+	// s1 still owns its disk.
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
+	s.power("s1", compute.PowerRunning)
+}
+
+func testRebootStopped(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.fails(s.d.RebootServer(s.ctx, "s1", false), "RebootServer of a stopped server")
+	s.fails(s.d.RebootServer(s.ctx, "s1", true), "hard RebootServer of a stopped server")
+	s.power("s1", compute.PowerStopped)
+}
+
+func testRunningRefuses(s *suite) {
+	s.runningServer("s1", "d1", oldCreds)
+	s.createDisk("d2")
+	s.fails(s.d.ApplyCredentials(s.ctx, "d1", newCreds), "ApplyCredentials on the disk of a running server")
+	s.fails(s.d.DetachDisk(s.ctx, "s1", "d1"), "DetachDisk from a running server")
+	s.fails(s.d.AttachDisk(s.ctx, "s1", "d2"), "AttachDisk to a running server")
+	s.fails(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk of a running server's disk")
+	s.power("s1", compute.PowerRunning)
+
+	// Nothing changed: the server still boots from d1 with the old
+	// credentials, and d2 is free.
+	s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer")
+	s.creds("d1", oldCreds)
+	s.attached("d1")
+	s.ok(s.d.DeleteDisk(s.ctx, "d2"), "DeleteDisk(d2), never attached")
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
+	s.power("s1", compute.PowerRunning)
+}
+
+func testDeleteAttached(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.fails(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk of a stopped server's disk")
+	s.creds("d1", oldCreds)
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
+	s.power("s1", compute.PowerRunning)
+}
+
+func testStartWithoutDisk(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.ok(s.d.DetachDisk(s.ctx, "s1", "d1"), "DetachDisk")
+	s.fails(s.d.StartServer(s.ctx, "s1"), "StartServer without a system disk")
+	s.power("s1", compute.PowerStopped)
+}
+
+func testDetachAttach(s *suite) {
+	s.runningServer("s1", "d1", oldCreds)
+	s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer")
+	s.createDisk("d2")
+	s.createDisk("d3")
+	s.ok(s.d.ApplyCredentials(s.ctx, "d2", newCreds), "ApplyCredentials(d2)")
+
+	s.ok(s.d.DetachDisk(s.ctx, "s1", "d3"), "DetachDisk of a disk the server does not have")
+	s.attached("d1") // and d1 was not detached by it
+	for range 2 {
+		s.ok(s.d.DetachDisk(s.ctx, "s1", "d1"), "DetachDisk(d1)")
+	}
+	for range 2 {
+		s.ok(s.d.AttachDisk(s.ctx, "s1", "d2"), "AttachDisk(d2)")
+	}
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer on d2")
+	s.power("s1", compute.PowerRunning)
+	s.attached("d2")
+	s.ok(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk(d1), detached")
+	s.gone("d1")
+	s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer")
+	s.creds("d2", newCreds)
+}
+
+func testAttachSecondDisk(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.createDisk("d2")
+	s.fails(s.d.AttachDisk(s.ctx, "s1", "d2"), "AttachDisk of a second system disk")
+	s.attached("d1")
+	s.ok(s.d.DeleteDisk(s.ctx, "d2"), "DeleteDisk(d2), never attached")
+}
+
+func testAttachOtherServersDisk(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.createServer("s2", "d2", newCreds)
+	s.ok(s.d.DetachDisk(s.ctx, "s2", "d2"), "DetachDisk(s2, d2)")
+	s.fails(s.d.AttachDisk(s.ctx, "s2", "d1"), "AttachDisk of a disk attached to another server")
+	s.fails(s.d.StartServer(s.ctx, "s2"), "StartServer(s2) with no disk")
+	s.ok(s.d.DetachDisk(s.ctx, "s2", "d1"), "DetachDisk(s2, d1) of another server's disk")
+	s.attached("d1") // still s1's
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer(s1)")
+	s.power("s1", compute.PowerRunning)
+}
+
+func testDeleteServer(s *suite) {
+	s.runningServer("s1", "d1", oldCreds)
+	for range 2 {
+		s.ok(s.d.DeleteServer(s.ctx, "s1"), "DeleteServer")
+	}
+	s.power("s1", compute.PowerMissing)
+	s.notFound(s.d.StartServer(s.ctx, "s1"), "StartServer of a deleted server")
+	s.creds("d1", oldCreds)
+	// The disk is free: it can hold a new server, then be deleted.
+	s.createServer("s2", "d2", newCreds)
+	s.ok(s.d.DeleteServer(s.ctx, "s2"), "DeleteServer of a stopped server")
+	s.power("s2", compute.PowerMissing)
+	s.track("s3")
+	_, err := s.d.CreateServer(s.ctx, s.serverSpec("s3", "d1"))
+	s.ok(err, "CreateServer on the disk of a deleted server")
+	s.ok(s.d.DeleteServer(s.ctx, "s3"), "DeleteServer(s3)")
+	s.ok(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk(d1)")
+	s.ok(s.d.DeleteDisk(s.ctx, "d2"), "DeleteDisk(d2)")
+	s.gone("d1")
+}
+
+func testCancelled(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.createDisk("d2")
+	ctx, cancel := context.WithCancel(s.ctx)
+	cancel()
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"CreateDisk", func() error {
+			return s.d.CreateDisk(ctx, compute.DiskSpec{ID: "d3", Image: s.f.Image, SizeGB: s.size})
+		}},
+		{"DeleteDisk", func() error { return s.d.DeleteDisk(ctx, "d2") }},
+		{"ApplyCredentials", func() error { return s.d.ApplyCredentials(ctx, "d1", newCreds) }},
+		{"ReadCredentials", func() error { _, err := s.d.ReadCredentials(ctx, "d1"); return err }},
+		{"CreateServer", func() error { _, err := s.d.CreateServer(ctx, s.serverSpec("s2", "d2")); return err }},
+		{"DeleteServer", func() error { return s.d.DeleteServer(ctx, "s1") }},
+		{"AttachDisk", func() error { return s.d.AttachDisk(ctx, "s1", "d2") }},
+		{"DetachDisk", func() error { return s.d.DetachDisk(ctx, "s1", "d1") }},
+		{"StartServer", func() error { return s.d.StartServer(ctx, "s1") }},
+		{"StopServer", func() error { return s.d.StopServer(ctx, "s1", true) }},
+		{"RebootServer", func() error { return s.d.RebootServer(ctx, "s1", true) }},
+		{"PowerState", func() error { _, err := s.d.PowerState(ctx, "s1"); return err }},
+	}
+	s.track("s2")
+	for _, c := range calls {
+		if err := c.call(); !errors.Is(err, context.Canceled) {
+			s.t.Errorf("%s with a cancelled ctx: got %v, want context.Canceled", c.name, err)
+		}
+	}
+	// None of them did anything.
+	s.gone("d3")
+	s.creds("d2", compute.Credentials{})
+	s.creds("d1", oldCreds)
+	s.power("s2", compute.PowerMissing)
+	s.power("s1", compute.PowerStopped)
+	s.attached("d1")
+	s.ok(s.d.DeleteDisk(s.ctx, "d2"), "DeleteDisk(d2): never attached")
+}
+
+// reinstall runs the reinstall sequence of server id from oldDisk to
+// newDisk, each step times times.
+func (s *suite) reinstall(ctx context.Context, id, oldDisk, newDisk string, times int) error {
+	steps := []struct {
+		name string
+		call func() error
+	}{
+		{"StopServer", func() error { return s.d.StopServer(ctx, id, false) }},
+		{"CreateDisk", func() error {
+			return s.d.CreateDisk(ctx, compute.DiskSpec{ID: newDisk, Image: s.f.Image, SizeGB: s.size})
+		}},
+		{"ApplyCredentials", func() error { return s.d.ApplyCredentials(ctx, newDisk, newCreds) }},
+		{"DetachDisk", func() error { return s.d.DetachDisk(ctx, id, oldDisk) }},
+		{"AttachDisk", func() error { return s.d.AttachDisk(ctx, id, newDisk) }},
+		{"DeleteDisk", func() error { return s.d.DeleteDisk(ctx, oldDisk) }},
+		{"StartServer", func() error { return s.d.StartServer(ctx, id) }},
+	}
+	for _, st := range steps {
+		for i := range times {
+			if err := st.call(); err != nil {
+				return fmt.Errorf("reinstall %s: %s (call %d): %w", id, st.name, i+1, err)
+			}
+		}
+	}
+	return nil
+}
+
+// reinstalled checks the outcome of a reinstall.
+func (s *suite) reinstalled(id, oldDisk, newDisk string) {
+	s.t.Helper()
+	s.power(id, compute.PowerRunning)
+	s.gone(oldDisk)
+	s.attached(newDisk)
+	s.ok(s.d.StopServer(s.ctx, id, false), "StopServer(%s)", id)
+	s.creds(newDisk, newCreds)
+	s.attached(newDisk)
+}
+
+func testReinstall(s *suite) {
+	s.runningServer("s1", "d1", oldCreds)
+	s.ok(s.reinstall(s.ctx, "s1", "d1", "d2", 1), "reinstall")
+	s.reinstalled("s1", "d1", "d2")
+}
+
+func testReinstallTwice(s *suite) {
+	s.runningServer("s1", "d1", oldCreds)
+	s.ok(s.reinstall(s.ctx, "s1", "d1", "d2", 2), "reinstall")
+	s.reinstalled("s1", "d1", "d2")
+}
+
+func testConcurrentReinstalls(s *suite) {
+	const n = 4
+	for i := range n {
+		s.runningServer(fmt.Sprintf("s%d", i), fmt.Sprintf("d%d-old", i), oldCreds)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		run := func() {
+			errs[i] = s.reinstall(s.ctx, fmt.Sprintf("s%d", i), fmt.Sprintf("d%d-old", i), fmt.Sprintf("d%d-new", i), 1)
+		}
+		if s.f.Serial {
+			run()
+			continue
+		}
+		wg.Go(run)
+	}
+	wg.Wait()
+	s.ok(errors.Join(errs...), "concurrent reinstalls")
+	for i := range n {
+		s.reinstalled(fmt.Sprintf("s%d", i), fmt.Sprintf("d%d-old", i), fmt.Sprintf("d%d-new", i))
+	}
+}
