@@ -177,8 +177,11 @@ func serve(ctx context.Context, cfg Config) error {
 
 	svc := cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
 		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention})
-	if err := svc.SeedImages(ctx); err != nil {
-		return fmt.Errorf("seed images: %w", err)
+	if cfg.Driver == "sim" {
+		// The simulator's catalog; the qemu driver serves imported images.
+		if err := svc.SeedImages(ctx); err != nil {
+			return fmt.Errorf("seed images: %w", err)
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
