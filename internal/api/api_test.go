@@ -1,0 +1,295 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/aksk"
+	"github.com/ecsproject/ecsd/internal/api"
+	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/compute/sim"
+	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/secret"
+	"github.com/ecsproject/ecsd/internal/store/sqlite"
+)
+
+type env struct {
+	srv  *httptest.Server
+	cred ecs.Credential
+	svc  *cloud.Service
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	box, _ := secret.LoadOrCreate(filepath.Join(dir, "key"))
+	drv, err := sim.New(sim.Config{Dir: filepath.Join(dir, "sim")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log})
+	if err := svc.SeedImages(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := svc.NewCredential(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { svc.Run(runCtx); close(done) }()
+	srv := httptest.NewServer(api.New(api.Config{Service: svc, Logger: log}))
+	t.Cleanup(func() { srv.Close(); cancel(); <-done })
+	return &env{srv: srv, cred: cred, svc: svc}
+}
+
+type reply struct {
+	status int
+	body   map[string]any
+	rid    string
+}
+
+// do sends a request signed with the env's credential (unless sign is
+// false) and decodes the JSON reply.
+func (e *env) do(t *testing.T, method, path, body string, sign bool) reply {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json;charset=UTF-8")
+	req.Header.Set("User-Agent", "test")
+	req.Header.Set("X-Project-Id", e.cred.ProjectID)
+	if sign {
+		aksk.Sign(req, []byte(body), e.cred.AccessKey, e.cred.SecretKey, time.Now())
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, rid: resp.Header.Get("X-Request-Id")}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			t.Fatalf("%s %s: non-JSON reply %q", method, path, raw)
+		}
+	}
+	return r
+}
+
+// code returns the error code of a reply in either body shape.
+func (r reply) code() string {
+	if c, ok := r.body["error_code"].(string); ok {
+		return c
+	}
+	if e, ok := r.body["error"].(map[string]any); ok {
+		c, _ := e["code"].(string)
+		return c
+	}
+	return ""
+}
+
+func (r reply) message() string {
+	if m, ok := r.body["error_msg"].(string); ok {
+		return m
+	}
+	if e, ok := r.body["error"].(map[string]any); ok {
+		m, _ := e["message"].(string)
+		return m
+	}
+	return ""
+}
+
+func TestRoutingAndAuth(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := "/v1/" + e.cred.ProjectID
+	tests := []struct {
+		name         string
+		method, path string
+		sign         bool
+		status       int
+		code         string
+	}{
+		{"healthz unauthenticated", "GET", "/healthz", false, 200, ""},
+		{"unknown route", "GET", "/v1/x/nothing", false, 404, "APIGW.0101"},
+		{"wrong method", "DELETE", p + "/cloudservers/detail", true, 405, "APIGW.0101"},
+		{"unsigned", "GET", p + "/cloudservers/detail", false, 401, "APIGW.0301"},
+		{"signed list", "GET", p + "/cloudservers/detail", true, 200, ""},
+		{"other project in path", "GET", "/v1/0123456789abcdef0123456789abcdef/cloudservers/detail", true, 400, "Ecs.0023"},
+		{"unknown server", "GET", p + "/cloudservers/nope", true, 404, "Ecs.0114"},
+		{"unknown job", "GET", p + "/jobs/nope", true, 400, "Common.0011"},
+		{"bad paging", "GET", p + "/cloudservers/detail?limit=0", true, 400, "Ecs.0005"},
+		{"images without project", "GET", "/v2/cloudimages", true, 200, ""},
+		{"flavors", "GET", p + "/cloudservers/flavors", true, 200, ""},
+		{"unknown keypair", "GET", "/v2.1/" + e.cred.ProjectID + "/os-keypairs/nope", true, 404, "Ecs.0314"},
+	}
+	for _, tt := range tests {
+		r := e.do(t, tt.method, tt.path, "", tt.sign)
+		if r.status != tt.status || r.code() != tt.code {
+			t.Errorf("%s: %d %q, want %d %q (%v)", tt.name, r.status, r.code(), tt.status, tt.code, r.body)
+		}
+		if r.rid == "" {
+			t.Errorf("%s: no X-Request-Id", tt.name)
+		}
+		if tt.code == "APIGW.0301" && r.body["request_id"] != r.rid {
+			t.Errorf("%s: gateway body request_id %v, header %s", tt.name, r.body["request_id"], r.rid)
+		}
+	}
+}
+
+func TestTamperedSignature(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	path := "/v1/" + e.cred.ProjectID + "/cloudservers/detail"
+	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+	req.Header.Set("User-Agent", "test")
+	aksk.Sign(req, nil, e.cred.AccessKey, e.cred.SecretKey+"x", time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("wrong secret: %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("GET", e.srv.URL+path, nil)
+	req.Header.Set("User-Agent", "test")
+	aksk.Sign(req, nil, e.cred.AccessKey, e.cred.SecretKey, time.Now().Add(-20*time.Minute))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("stale date: %d", resp.StatusCode)
+	}
+}
+
+func TestReinstallBodies(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	path := "/v1/" + e.cred.ProjectID + "/cloudservers/some-server/reinstallos"
+	tests := []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"empty", "", 400, "Common.0002"},
+		{"blank", "  \n", 400, "Common.0002"},
+		{"not json", "os-reinstall", 400, "Ecs.0005"},
+		{"null option", `{"os-reinstall":null}`, 400, "Ecs.0005"},
+		{"json null", `null`, 400, "Ecs.0005"},
+		{"no option", `{}`, 400, "Ecs.0005"},
+		{"option not object", `{"os-reinstall":"x"}`, 400, "Ecs.0005"},
+		{"wrong type", `{"os-reinstall":{"adminpass":123}}`, 400, "Ecs.0005"},
+		{"trailing garbage", `{"os-reinstall":{"adminpass":"Good-Pass123"}} x`, 400, "Ecs.0005"},
+		{"neither", `{"os-reinstall":{}}`, 400, "Ecs.0005"},
+		{"unknown mode", `{"os-reinstall":{"adminpass":"Good-Pass123","mode":"x"}}`, 400, "Ecs.0005"},
+		{"unknown server", `{"os-reinstall":{"adminpass":"Good-Pass123"}}`, 404, "Ecs.0114"},
+	}
+	for _, tt := range tests {
+		r := e.do(t, "POST", path, tt.body, true)
+		if r.status != tt.status || r.code() != tt.code {
+			t.Errorf("%s: %d %q, want %d %q (%v)", tt.name, r.status, r.code(), tt.status, tt.code, r.body)
+		}
+	}
+}
+
+func TestBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	big := `{"os-reinstall":{"adminpass":"` + strings.Repeat("a", api.MaxBody) + `"}}`
+	r := e.do(t, "POST", "/v1/"+e.cred.ProjectID+"/cloudservers/s/reinstallos", big, true)
+	if r.status != http.StatusRequestEntityTooLarge || r.code() != "Ecs.0005" {
+		t.Fatalf("large body: %d %q", r.status, r.code())
+	}
+	// A chunked body (no declared length) is cut off too.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/"+e.cred.ProjectID+"/cloudservers/s/reinstallos",
+		io.MultiReader(strings.NewReader(big)))
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked large body: %d", resp.StatusCode)
+	}
+}
+
+func TestPasswordNeverEchoed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	pw := "weakpassword"
+	job := e.do(t, "POST", "/v1/"+e.cred.ProjectID+"/cloudservers", `{"server":{"name":"a","imageRef":"6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01",
+		"flavorRef":"s6.small.1","vpcid":"v","nics":[{"subnet_id":"s"}],"root_volume":{"volumetype":"SSD"}}}`, true)
+	if job.status != 200 {
+		t.Fatalf("create: %d %v", job.status, job.body)
+	}
+	ids := job.body["serverIds"].([]any)
+	path := "/v1/" + e.cred.ProjectID + "/cloudservers/" + ids[0].(string) + "/reinstallos"
+	r := e.do(t, "POST", path, `{"os-reinstall":{"adminpass":"`+pw+`"}}`, true)
+	if r.status != 400 || r.code() != "Ecs.0011" {
+		t.Fatalf("weak password: %d %q", r.status, r.code())
+	}
+	if strings.Contains(r.message(), pw) || r.message() == "" {
+		t.Fatalf("message %q", r.message())
+	}
+}
+
+func TestServerJSONTypes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := "/v1/" + e.cred.ProjectID
+	r := e.do(t, "POST", p+"/cloudservers", `{"server":{"name":"a","imageRef":"6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01",
+		"flavorRef":"s6.small.1","vpcid":"v","nics":[{"subnet_id":"s"}],"root_volume":{"volumetype":"SSD"}}}`, true)
+	id := r.body["serverIds"].([]any)[0].(string)
+	s := e.do(t, "GET", p+"/cloudservers/"+id, "", true).body["server"].(map[string]any)
+	if _, ok := s["OS-EXT-STS:power_state"].(float64); !ok {
+		t.Errorf("power_state %T", s["OS-EXT-STS:power_state"])
+	}
+	if _, ok := s["locked"].(bool); !ok {
+		t.Errorf("locked %T", s["locked"])
+	}
+	f := s["flavor"].(map[string]any)
+	for _, k := range []string{"vcpus", "ram", "disk"} {
+		if _, ok := f[k].(string); !ok {
+			t.Errorf("flavor.%s %T", k, f[k])
+		}
+	}
+	vols := s["os-extended-volumes:volumes_attached"].([]any)
+	if len(vols) != 1 {
+		t.Fatalf("volumes %v", vols)
+	}
+	if _, ok := vols[0].(map[string]any)["delete_on_termination"].(string); !ok {
+		t.Errorf("delete_on_termination not a string")
+	}
+	for k, v := range s["metadata"].(map[string]any) {
+		if _, ok := v.(string); !ok {
+			t.Errorf("metadata.%s %T", k, v)
+		}
+	}
+	j := e.do(t, "GET", p+"/jobs/"+r.body["job_id"].(string), "", true).body
+	ent := j["entities"].(map[string]any)
+	if _, ok := ent["sub_jobs_total"].(float64); !ok {
+		t.Errorf("sub_jobs_total %T", ent["sub_jobs_total"])
+	}
+	if !bytes.Contains([]byte(j["begin_time"].(string)), []byte("T")) {
+		t.Errorf("begin_time %v", j["begin_time"])
+	}
+}
