@@ -119,7 +119,9 @@ type Verifier struct {
 // unknown access key, X-Sdk-Date missing/malformed/outside the allowed skew, signature mismatch),
 // never the expected signature or the secret.
 //
-// Lookup is called (with r's context) only for well-formed, fresh requests.
+// r is expected as a net/http server delivers it (canonical header keys,
+// r.Host set). Lookup is called, with r's context, only for well-formed,
+// fresh requests; it must be safe for concurrent use.
 func (v *Verifier) Verify(r *http.Request, body []byte) (ak string, err error) {
 	auths := r.Header["Authorization"]
 	if len(auths) == 0 || auths[0] == "" {
