@@ -505,10 +505,12 @@ func TestOutput(t *testing.T) {
 		{
 			name: "image list",
 			routes: map[string][]reply{"GET /v2/cloudimages": {js(`{"images":[{"id":"i1","name":"debian-12","status":"active","__os_type":"Linux",` +
-				`"__platform":"Debian","__os_version":"Debian GNU/Linux 12","min_disk":2,"min_ram":512,"disk_format":"qcow2"}]}`)}},
+				`"__platform":"Debian","__os_version":"Debian GNU/Linux 12","min_disk":2,"min_ram":512,"disk_format":"qcow2"},` +
+				`{"id":"i2","name":"custom","status":"queued","__platform":"Other","disk_format":"raw"}]}`)}},
 			args: []string{"image", "list"},
-			want: "ID  NAME       STATUS  OS_TYPE  OS                          MIN_DISK_GB  MIN_RAM_MB  FORMAT\n" +
-				"i1  debian-12  active  Linux    Debian Debian GNU/Linux 12  2            512         qcow2\n",
+			want: "ID  NAME       STATUS  OS_TYPE  OS                   MIN_DISK_GB  MIN_RAM_MB  FORMAT\n" +
+				"i1  debian-12  active  Linux    Debian GNU/Linux 12  2            512         qcow2\n" +
+				"i2  custom     queued  -        Other                0            0           raw\n",
 		},
 		{
 			name: "flavor list",

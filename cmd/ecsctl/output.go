@@ -183,7 +183,10 @@ func (a *app) printImages(images []client.Image) error {
 	}
 	rows := make([][]string, 0, len(images))
 	for _, im := range images {
-		os := strings.TrimSpace(im.Platform + " " + im.OSVersion)
+		os := im.OSVersion
+		if os == "" {
+			os = im.Platform
+		}
 		rows = append(rows, []string{im.ID, im.Name, im.Status, dash(im.OSType), dash(os),
 			strconv.Itoa(im.MinDisk), strconv.Itoa(im.MinRAM), dash(im.DiskFormat)})
 	}
