@@ -115,7 +115,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 	tn := sharedDaemon(t).main
 	for _, path := range []string{"/v1/{project_id}/no-such-resource", "/v9/{project_id}/cloudservers/detail"} {
 		r := tn.raw(t, rawReq{method: "GET", path: path})
-		wantRawErr(t, r, 404)
+		wantGatewayOrECSErr(t, r, 404)
 	}
 	for _, c := range []struct{ method, path string }{
 		{"PUT", "/v1/{project_id}/jobs/" + uniq("j")},
@@ -123,7 +123,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 		{"DELETE", "/v1/{project_id}/cloudservers/action"},
 	} {
 		r := tn.raw(t, rawReq{method: c.method, path: c.path})
-		wantRawErr(t, r, 405)
+		wantGatewayOrECSErr(t, r, 405)
 	}
 }
 

@@ -351,12 +351,21 @@ func (tn *tenant) reinstallOK(t *testing.T, id string, opt *model.ReinstallServe
 	t.Helper()
 	resp, err := tn.reinstall(id, opt)
 	if err != nil {
-		t.Fatalf("reinstall %s: %v", id, err)
+		t.Fatalf("reinstall %s with %s: %v", id, describeOpt(opt), err)
 	}
 	if resp.HttpStatusCode != 200 {
 		t.Errorf("reinstall answered HTTP %d, want 200", resp.HttpStatusCode)
 	}
 	return tn.waitJobSuccess(t, jobID(t, resp.JobId))
+}
+
+// describeOpt renders a reinstall option for a failure message (the
+// suite's passwords are test data).
+func describeOpt(o *model.ReinstallServerWithoutCloudInitOption) string {
+	if o == nil {
+		return "no option"
+	}
+	return fmt.Sprintf("adminpass=%q keyname=%q userid=%q mode=%q", str(o.Adminpass), str(o.Keyname), str(o.Userid), str(o.Mode))
 }
 
 // simDisk is what the simulator records for each volume.

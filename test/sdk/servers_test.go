@@ -263,7 +263,7 @@ func TestListServersDetails(t *testing.T) {
 	}
 	tn.stop(t, "SOFT", ids[1])
 
-	list := func(q model.ListServersDetailsRequest) (int32, []string) {
+	list := func(t *testing.T, q model.ListServersDetailsRequest) (int32, []string) {
 		t.Helper()
 		r, err := tn.ecs.ListServersDetails(&q)
 		if err != nil {
@@ -283,7 +283,7 @@ func TestListServersDetails(t *testing.T) {
 	sorted := func(s []string) []string { s = slices.Clone(s); sort.Strings(s); return s }
 
 	t.Run("all", func(t *testing.T) {
-		n, got := list(model.ListServersDetailsRequest{})
+		n, got := list(t, model.ListServersDetailsRequest{})
 		if n != 4 || !slices.Equal(sorted(got), sorted(ids)) {
 			t.Errorf("count %d servers %v, want 4 servers %v", n, got, ids)
 		}
@@ -291,7 +291,7 @@ func TestListServersDetails(t *testing.T) {
 	t.Run("paging", func(t *testing.T) {
 		var all []string
 		for page := int32(1); page <= 3; page++ {
-			n, got := list(model.ListServersDetailsRequest{Limit: ptr(int32(2)), Offset: ptr(page)})
+			n, got := list(t, model.ListServersDetailsRequest{Limit: ptr(int32(2)), Offset: ptr(page)})
 			if n != 4 {
 				t.Errorf("page %d: count %d, want the total 4", page, n)
 			}
@@ -307,41 +307,44 @@ func TestListServersDetails(t *testing.T) {
 		if !slices.Equal(sorted(all), sorted(ids)) {
 			t.Errorf("pages 1..3 hold %v, want each of %v exactly once", all, ids)
 		}
-		_, p0 := list(model.ListServersDetailsRequest{Limit: ptr(int32(2)), Offset: ptr(int32(0))})
-		_, p1 := list(model.ListServersDetailsRequest{Limit: ptr(int32(2)), Offset: ptr(int32(1))})
-		if !slices.Equal(p0, p1) {
-			t.Errorf("offset 0 gave %v, offset 1 gave %v; offset 0 means the first page", p0, p1)
-		}
-		n, got := list(model.ListServersDetailsRequest{Limit: ptr(int32(1))})
+		n, got := list(t, model.ListServersDetailsRequest{Limit: ptr(int32(1))})
 		if n != 4 || len(got) != 1 {
 			t.Errorf("limit 1: count %d, %d servers; want count 4 and 1 server", n, len(got))
 		}
 	})
+	t.Run("offset 0 is the first page", func(t *testing.T) {
+		// The SDK documents offset >= 0, 0 returning page 1 like 1 does.
+		_, p0 := list(t, model.ListServersDetailsRequest{Limit: ptr(int32(2)), Offset: ptr(int32(0))})
+		_, p1 := list(t, model.ListServersDetailsRequest{Limit: ptr(int32(2)), Offset: ptr(int32(1))})
+		if !slices.Equal(p0, p1) {
+			t.Errorf("offset 0 gave %v, offset 1 gave %v; offset 0 means the first page", p0, p1)
+		}
+	})
 	t.Run("name", func(t *testing.T) {
-		n, got := list(model.ListServersDetailsRequest{Name: ptr(tok)})
+		n, got := list(t, model.ListServersDetailsRequest{Name: ptr(tok)})
 		if n != 3 || !slices.Equal(sorted(got), sorted(ids[:3])) {
 			t.Errorf("name=%s (fuzzy): count %d %v, want 3 %v", tok, n, got, ids[:3])
 		}
-		n, got = list(model.ListServersDetailsRequest{Name: ptr(names[1])})
+		n, got = list(t, model.ListServersDetailsRequest{Name: ptr(names[1])})
 		if n != 1 || !slices.Equal(got, ids[1:2]) {
 			t.Errorf("name=%s: count %d %v, want [%s]", names[1], n, got, ids[1])
 		}
-		n, got = list(model.ListServersDetailsRequest{Name: ptr(uniq("none"))})
+		n, got = list(t, model.ListServersDetailsRequest{Name: ptr(uniq("none"))})
 		if n != 0 || len(got) != 0 {
 			t.Errorf("name matching nothing: count %d %v", n, got)
 		}
 	})
 	t.Run("status", func(t *testing.T) {
-		n, got := list(model.ListServersDetailsRequest{Status: ptr("SHUTOFF")})
+		n, got := list(t, model.ListServersDetailsRequest{Status: ptr("SHUTOFF")})
 		if n != 1 || !slices.Equal(got, ids[1:2]) {
 			t.Errorf("status=SHUTOFF: count %d %v, want [%s]", n, got, ids[1])
 		}
-		n, got = list(model.ListServersDetailsRequest{Status: ptr("ACTIVE")})
+		n, got = list(t, model.ListServersDetailsRequest{Status: ptr("ACTIVE")})
 		want := []string{ids[0], ids[2], ids[3]}
 		if n != 3 || !slices.Equal(sorted(got), sorted(want)) {
 			t.Errorf("status=ACTIVE: count %d %v, want %v", n, got, want)
 		}
-		n, _ = list(model.ListServersDetailsRequest{Status: ptr("ACTIVE"), Name: ptr(tok)})
+		n, _ = list(t, model.ListServersDetailsRequest{Status: ptr("ACTIVE"), Name: ptr(tok)})
 		if n != 2 {
 			t.Errorf("status=ACTIVE&name=%s: count %d, want 2", tok, n)
 		}
@@ -436,4 +439,41 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	_, err = cross.ListServersDetails(&model.ListServersDetailsRequest{})
 	wantErr(t, err, 400, "Ecs.0023")
+}
+
+func TestCreateServerRefused(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	cat := tn.catalog(t)
+	base := func() *model.PostPaidServer {
+		return &model.PostPaidServer{
+			Name:       uniq("bad"),
+			ImageRef:   cat.linuxImage,
+			FlavorRef:  cat.flavor,
+			Vpcid:      "vpc-sdk-suite",
+			Nics:       []model.PostPaidServerNic{{SubnetId: ptr("subnet-sdk-suite")}},
+			RootVolume: &model.PostPaidServerRootVolume{Volumetype: model.GetPostPaidServerRootVolumeVolumetypeEnum().SSD},
+		}
+	}
+	cases := []struct {
+		name   string
+		mutate func(*model.PostPaidServer)
+		codes  []string
+	}{
+		{"unknown image", func(s *model.PostPaidServer) { s.ImageRef = "00000000-0000-4000-8000-000000000000" }, []string{"Ecs.0031"}},
+		{"unknown flavor", func(s *model.PostPaidServer) { s.FlavorRef = "no.such.flavor" }, []string{"Ecs.0029"}},
+		{"unknown key pair", func(s *model.PostPaidServer) { s.KeyName = ptr(uniq("missing")) }, []string{"Ecs.0314"}},
+		{"empty name", func(s *model.PostPaidServer) { s.Name = "" }, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := base()
+			c.mutate(s)
+			_, err := tn.ecs.CreatePostPaidServers(&model.CreatePostPaidServersRequest{
+				Body: &model.CreatePostPaidServersRequestBody{Server: s},
+			})
+			wantErr(t, err, 400, c.codes...)
+		})
+	}
 }

@@ -245,6 +245,28 @@ func wantRawErr(t *testing.T, r rawResp, status int, codes ...string) apiErr {
 	return e
 }
 
+// wantGatewayOrECSErr asserts a Huawei-shaped error with the given status:
+// either the ECS shape {"error":{"code","message"}} or the API gateway
+// shape {"error_code","error_msg","request_id"} (Huawei's gateway answers
+// unknown APIs with APIGW.0101 in that shape).
+func wantGatewayOrECSErr(t *testing.T, r rawResp, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Errorf("status %d, want %d; body %s", r.status, status, r.body)
+	}
+	var e apiErr
+	if err := json.Unmarshal(r.body, &e); err != nil {
+		t.Errorf("body is not JSON: %s", r.body)
+		return
+	}
+	switch {
+	case e.Error != nil && e.Error.Code != "" && e.Error.Message != "":
+	case e.ErrorCode != "" && e.ErrorMsg != "" && e.RequestID != "":
+	default:
+		t.Errorf("body %s is neither {\"error\":{\"code\",\"message\"}} nor {\"error_code\",\"error_msg\",\"request_id\"}", r.body)
+	}
+}
+
 // wantAuthErr asserts the gateway-shaped 401 APIGW.0301.
 func wantAuthErr(t *testing.T, r rawResp) {
 	t.Helper()
