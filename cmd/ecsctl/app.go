@@ -98,6 +98,7 @@ func init() {
 		"image list":       {"image list", (*app).imageList},
 		"flavor list":      {"flavor list", (*app).flavorList},
 		"job show":         {"job show ID [--wait]", (*app).jobShow},
+		"image import":     {"image import --name NAME --file FILE [--kernel FILE --initrd FILE]", (*app).imageImport},
 	}
 }
 

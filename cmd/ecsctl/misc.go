@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ecsproject/ecsd/client"
@@ -204,4 +205,41 @@ func (a *app) oneArg(args []string, name, what string) (string, *client.Client, 
 		return "", nil, err
 	}
 	return pos[0], c, nil
+}
+
+func (a *app) imageImport(ctx context.Context, args []string) error {
+	fs := a.flags("image import")
+	var req client.ImportImageRequest
+	fs.StringVar(&req.Name, "name", "", "image `NAME` (required)")
+	fs.StringVar(&req.File, "file", "", "qcow2 or raw disk image `FILE` on the ecsd host (required)")
+	fs.StringVar(&req.Kernel, "kernel", "", "kernel `FILE` to boot the image directly")
+	fs.StringVar(&req.Initrd, "initrd", "", "initrd `FILE` for --kernel")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := exactly(0, pos, "no arguments"); err != nil {
+		return err
+	}
+	if req.Name == "" || req.File == "" {
+		return usagef("image import needs --name and --file")
+	}
+	for _, p := range []*string{&req.File, &req.Kernel, &req.Initrd} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return err
+			}
+			*p = abs
+		}
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	img, err := c.ImportImage(ctx, req)
+	if err != nil {
+		return err
+	}
+	return a.printImages([]client.Image{img})
 }

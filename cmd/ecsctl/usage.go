@@ -39,6 +39,8 @@ Key pairs:
 
 Catalog:
   image list
+  image import --name NAME --file FILE [--kernel FILE] [--initrd FILE]
+                                     import an image file on the ecsd host (qemu driver)
   flavor list
 
 Jobs:

@@ -207,6 +207,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if len(body) > 0 && r.Header.Get(aksk.HeaderContentSha256) != "" {
+		// Every body here is JSON: it must be signed, not UNSIGNED-PAYLOAD.
+		return ecs.Errorf(ecs.CodeAuth, "Incorrect IAM authentication information: the request body must be signed.")
+	}
 	ak, err := h.verifier.Verify(r, body)
 	if err != nil {
 		return err

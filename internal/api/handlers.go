@@ -181,10 +181,12 @@ type listServersBody struct {
 
 func (h *Handler) listServers(w http.ResponseWriter, req *request) error {
 	q := req.r.URL.Query()
-	page, err := queryInt(q.Get("offset"), "offset", 1, 1, 1<<30)
+	// offset is a page number from 1; 0 also means the first page.
+	page, err := queryInt(q.Get("offset"), "offset", 1, 0, 1<<30)
 	if err != nil {
 		return err
 	}
+	page = max(page, 1)
 	limit, err := queryInt(q.Get("limit"), "limit", 25, 1, 1000)
 	if err != nil {
 		return err
