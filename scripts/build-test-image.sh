@@ -27,7 +27,7 @@
 set -eu
 
 # Bump when the image content changes, so that caches are rebuilt.
-FORMAT=1
+FORMAT=2
 
 force=0
 if [ "${1:-}" = "--force" ]; then
@@ -150,8 +150,9 @@ root=/dev/vda
 for arg in $(cat /proc/cmdline); do
 	case $arg in root=/dev/*) root=${arg#root=} ;; esac
 done
+# Generous: an overloaded host (many TCG guests on few cores) slows the guest.
 i=0
-while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -b "$root" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 if ! mount -t ext4 -o rw "$root" /newroot; then
 	echo "initrd: cannot mount $root"
 	poweroff -f
@@ -236,13 +237,13 @@ dropbear -p 22 -r /etc/dropbear/dropbear_rsa_host_key -r /etc/dropbear/dropbear_
 i=0
 until netstat -ltn | grep -q ':22 '; do
 	i=$((i + 1))
-	if [ $i -gt 100 ]; then
+	if [ $i -gt 600 ]; then
 		echo "GUEST-FAIL sshd not listening"
 		break
 	fi
 	sleep 0.1
 done
-[ $i -gt 100 ] || echo "GUEST-READY sshd"
+[ $i -gt 600 ] || echo "GUEST-READY sshd"
 
 pwr=""
 for d in /sys/class/input/input*; do

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/ecsproject/ecsd/internal/compute"
@@ -32,8 +31,9 @@ func (d *Driver) diskUser(diskID string) (serverID string, running bool) {
 
 // CreateDisk creates disk spec.ID as a qcow2 overlay on spec.Image.File,
 // replacing the disk if it exists (its attachment is kept) unless a running
-// server uses it. The disk is as large as the image, or spec.SizeGB when
-// that is larger.
+// server uses it. The disk is as large as the image, or spec.SizeGB GiB
+// when that is larger. The new disk is written to a temporary file, synced
+// and renamed over the old one.
 func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 	const op = "create disk"
 	if err := ctx.Err(); err != nil {
@@ -64,19 +64,17 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	size, err := imageVirtualSize(img.File, format)
+	if err != nil {
+		return fmt.Errorf("qemu: %s: image %s: %w", op, img.ID, err)
+	}
+	if want := int64(spec.SizeGB) << 30; want > size {
+		size = want
+	}
 	dst := d.diskPath(spec.ID)
 	tmp := filepath.Join(filepath.Dir(dst), "."+spec.ID+".qcow2.tmp")
-	args := []string{"create", "-q", "-f", "qcow2", "-b", img.File, "-F", format, tmp}
-	if img.MinDiskGB > 0 && spec.SizeGB > img.MinDiskGB {
-		args = append(args, strconv.Itoa(spec.SizeGB)+"G")
-	}
 	os.Remove(tmp)
-	if _, err := run(ctx, d.bins.qemuImg, args...); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("qemu: %s: %w", op, err)
-	}
-	if err := syncFile(tmp); err != nil {
-		os.Remove(tmp)
+	if err := writeQcow2Overlay(tmp, img.File, format, size); err != nil {
 		return fmt.Errorf("qemu: %s: %w", op, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
@@ -87,15 +85,6 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 		return fmt.Errorf("qemu: %s: %w", op, err)
 	}
 	return nil
-}
-
-func syncFile(p string) error {
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // DeleteDisk removes disk diskID; a missing disk is already deleted, a disk

@@ -130,7 +130,7 @@ func (f *extFS) look(ctx context.Context, stats, reads []string) (*look, error) 
 func splitSections(out string, cmds []string) ([]string, error) {
 	bufs := make([]strings.Builder, len(cmds))
 	i := -1
-	for line := range strings.SplitSeq(out, "\n") {
+	for line := range strings.SplitSeq(strings.TrimSuffix(out, "\n"), "\n") {
 		if i+1 < len(cmds) && line == "debugfs: "+cmds[i+1] {
 			i++
 			continue

@@ -279,3 +279,46 @@ func TestCreateDiskIsAnOverlay(t *testing.T) {
 		}
 	}
 }
+
+// TestQcow2Overlay checks the overlays the driver writes itself against
+// QEMU's own tools: consistent, backed by the image, same content.
+func TestQcow2Overlay(t *testing.T) {
+	t.Parallel()
+	d := newTestDriver(t)
+	ctx := t.Context()
+	base := mkfsImage(t, debianTree, 0, 16, false)
+	for _, tc := range []struct {
+		file, format string
+		size         int64
+	}{
+		{base, "raw", 16 << 20},
+		{toQcow2(t, base), "qcow2", 16 << 20},
+		{base, "raw", 5 << 40 / 2}, // 2.5 TiB: L1 table of 5120 entries
+	} {
+		ov := filepath.Join(t.TempDir(), "ov.qcow2")
+		if err := writeQcow2Overlay(ov, tc.file, tc.format, tc.size); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := run(ctx, d.bins.qemuImg, "check", ov); err != nil {
+			t.Errorf("qemu-img check of an overlay on %s: %v %s", tc.format, err, out)
+		}
+		out, err := run(ctx, d.bins.qemuImg, "info", "--output=json", ov)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"backing-filename": "` + tc.file + `"`, `"backing-filename-format": "` + tc.format + `"`,
+			`"virtual-size": ` + itoa(tc.size) + `,`, `"format": "qcow2"`} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("qemu-img info lacks %s:\n%s", want, out)
+			}
+		}
+		if tc.size == 16<<20 {
+			if out, err := run(ctx, d.bins.qemuImg, "compare", "-f", "qcow2", "-F", tc.format, ov, tc.file); err != nil {
+				t.Errorf("overlay differs from its backing file: %v %s", err, out)
+			}
+		}
+	}
+	if _, err := qcow2Overlay("/x", "raw", 5<<40); err == nil {
+		t.Error("qcow2Overlay accepted a size whose L1 table needs two clusters")
+	}
+}

@@ -446,7 +446,7 @@ func (d *Driver) qemuArgs(rec serverRecord) []string {
 		args = append(args, "-cpu", "host")
 	}
 	if rec.Kernel != "" {
-		args = append(args, "-kernel", rec.Kernel, "-append", "console=ttyS0 panic=-1 quiet")
+		args = append(args, "-kernel", rec.Kernel, "-append", "console=ttyS0 panic=-1 quiet no_timer_check")
 		if rec.Initrd != "" {
 			args = append(args, "-initrd", rec.Initrd)
 		}
