@@ -268,7 +268,12 @@ func TestReinstallRules(t *testing.T) {
 
 func TestReinstallConcurrentYieldsOneJob(t *testing.T) {
 	t.Parallel()
-	b := setup(t, sim.Config{Latency: 20 * time.Millisecond})
+	// The job must outlive the 50 calls, however slowly they land.
+	faults, err := sim.ParseFaults("apply_credentials=delay:2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, sim.Config{Faults: faults})
 	srv := b.server(t, linuxImage, true)
 	var mu sync.Mutex
 	var jobs []string

@@ -84,6 +84,9 @@ func (s *Store) JobGet(ctx context.Context, projectID, id string) (ecs.Job, erro
 // JobUpdate writes the job under its lease, then, for a sub-job, folds the
 // statuses of all siblings into the parent's row.
 func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error {
+	if lease.Owner == "" {
+		return fmt.Errorf("job %s: no lease: %w", j.ID, ecs.ErrFenced)
+	}
 	res, err := t.q.ExecContext(ctx, `UPDATE jobs SET status=?, step=?, error_code=?, fail_reason=?, params=?, begin_time=?, end_time=?,
 		lease_expires = CASE WHEN ? IN ('SUCCESS','FAIL') THEN 0 ELSE lease_expires END
 		WHERE id=? AND lease_owner=? AND attempts=?`,
