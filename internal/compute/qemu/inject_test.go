@@ -322,3 +322,42 @@ func TestQcow2Overlay(t *testing.T) {
 		t.Error("qcow2Overlay accepted a size whose L1 table needs two clusters")
 	}
 }
+
+// TestApplyCredentialsDirtyFilesystem: a journal left by a guest that was
+// not shut down cleanly is replayed first (as the kernel would); a
+// filesystem marked with errors is refused and left alone.
+func TestApplyCredentialsDirtyFilesystem(t *testing.T) {
+	t.Parallel()
+	d := newTestDriver(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name, debugfs string
+		ok            bool
+	}{
+		{"needs recovery", "feature needs_recovery", true},
+		{"errors", "ssv state 2", false},
+	} {
+		raw := mkfsImage(t, debianTree, 0, 16, false)
+		debugfsW(t, raw, tc.debugfs+"\n")
+		img, err := d.ImportImage(ctx, ImportSpec{ID: strings.ReplaceAll(tc.name, " ", "-"), File: raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		disk := "d-" + img.ID
+		if err := d.CreateDisk(ctx, compute.DiskSpec{ID: disk, Image: img}); err != nil {
+			t.Fatal(err)
+		}
+		creds := compute.Credentials{PasswordHash: hashA, AuthorizedKeys: keyA}
+		err = d.ApplyCredentials(ctx, disk, creds)
+		if (err == nil) != tc.ok {
+			t.Fatalf("%s: ApplyCredentials: %v, want success %v", tc.name, err, tc.ok)
+		}
+		want := compute.Credentials{}
+		if tc.ok {
+			want = creds
+		}
+		if got, err := d.ReadCredentials(ctx, disk); err != nil || got != want {
+			t.Errorf("%s: ReadCredentials = %+v, %v; want %+v", tc.name, got, err, want)
+		}
+	}
+}
