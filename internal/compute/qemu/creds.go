@@ -257,8 +257,13 @@ func (d *Driver) inject(ctx context.Context, exp *export, c compute.Credentials,
 		return err
 	}
 
-	// Read back and verify.
+	// Read back and verify, and meanwhile check the whole filesystem.
+	fsckErr := make(chan error, 1)
+	go func() { fsckErr <- fs.check(ctx) }()
 	v, err := fs.look(ctx, []string{shadowPath, sshDir, keysPath}, []string{shadowPath, keysPath})
+	if ferr := <-fsckErr; err == nil && ferr != nil {
+		return fmt.Errorf("verify: %w", ferr)
+	}
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -290,9 +295,6 @@ func (d *Driver) inject(ctx context.Context, exp *export, c compute.Credentials,
 		case dst.Mode != 0o040700 || dst.UID != 0 || dst.GID != 0:
 			return fmt.Errorf("verify: %s is mode 0%o %d:%d, want 040700 0:0", sshDir, dst.Mode, dst.UID, dst.GID)
 		}
-	}
-	if err := fs.check(ctx); err != nil {
-		return fmt.Errorf("verify: %w", err)
 	}
 	return nil
 }

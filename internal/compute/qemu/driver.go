@@ -83,6 +83,7 @@ type Driver struct {
 	bins  binaries
 
 	locks keyedMutex
+	qsd   *storageDaemon
 
 	mu      sync.Mutex // guards servers and the fields of *server
 	servers map[string]*server
@@ -126,6 +127,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		cfg.StopTimeout = 10 * time.Second
 	}
 	d := &Driver{cfg: cfg, servers: map[string]*server{}, closed: make(chan struct{})}
+	d.qsd = &storageDaemon{d: d}
 	if d.bins, err = findBinaries(cfg); err != nil {
 		return nil, err
 	}
@@ -237,10 +239,13 @@ func (d *Driver) Name() string { return "qemu" }
 // Accel returns the accelerator servers run with ("tcg" or "kvm").
 func (d *Driver) Accel() string { return d.accel }
 
-// Close stops the driver's watchers. Running guests keep running; a new
-// driver on the same Dir reattaches to them.
+// Close stops the driver's watchers and its storage daemon. Running guests
+// keep running; a new driver on the same Dir reattaches to them.
 func (d *Driver) Close() error {
-	d.closeOnce.Do(func() { close(d.closed) })
+	d.closeOnce.Do(func() {
+		close(d.closed)
+		d.qsd.stop()
+	})
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,21 +12,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// export is a disk image exposed as a raw file (view) by a
-// qemu-storage-daemon FUSE export, so that e2fsprogs can read and edit a
-// qcow2 overlay. The daemon is a direct child (no --daemonize: a daemonized
-// one leaves a stale mount behind when stopped) and is stopped over QMP.
+// export is a disk image exposed as a raw file (view) by a FUSE export of
+// the driver's qemu-storage-daemon, so that e2fsprogs can read and edit a
+// qcow2 overlay.
 type export struct {
-	dir  string // private scratch directory, removed by close
-	view string // the raw view of the disk
-	sock string // QMP socket
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the daemon has exited
-	log  string
+	sd       *storageDaemon
+	id       string // export id; its nodes are id+"-file" and id+"-fmt"
+	file     string // the exported image
+	writable bool
+	dir      string // private scratch directory, removed by close
+	view     string // the raw view of the disk
 }
 
 // exportOpts says how to open the image.
@@ -37,101 +38,191 @@ type exportOpts struct {
 	share bool
 }
 
-// qemuOpt escapes a value for QEMU's key=value,... option syntax.
-func qemuOpt(v string) string { return strings.ReplaceAll(v, ",", ",,") }
-
-// exportDisk starts a daemon exporting file and waits until the view is
-// mounted. The caller must close the export.
-func (d *Driver) exportDisk(ctx context.Context, file string, o exportOpts) (*export, error) {
-	dir, err := d.scratchDir("x")
-	if err != nil {
-		return nil, err
-	}
-	e := &export{
-		dir:  dir,
-		view: filepath.Join(dir, "view.raw"),
-		sock: filepath.Join(dir, "qsd.sock"),
-		log:  filepath.Join(dir, "qsd.log"),
-		done: make(chan struct{}),
-	}
-	if err := os.WriteFile(e.view, nil, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	ro := ""
-	if !o.writable {
-		ro = ",read-only=on"
-		if o.share {
-			ro += ",force-share=on"
-		}
-	}
-	writable := "off"
-	if o.writable {
-		writable = "on"
-	}
-	args := []string{
-		"--blockdev", "driver=file,node-name=f0,filename=" + qemuOpt(file) + ro,
-		"--blockdev", "driver=" + o.format + ",node-name=q0,file=f0" + ro,
-		"--export", "type=fuse,id=e0,node-name=q0,mountpoint=" + qemuOpt(e.view) + ",writable=" + writable,
-		"--pidfile", filepath.Join(dir, "qsd.pid"),
-		// Options are processed in order: once the monitor answers, the
-		// export is mounted.
-		"--chardev", "socket,id=m0,path=" + qemuOpt(e.sock) + ",server=on,wait=off",
-		"--monitor", "chardev=m0,mode=control",
-	}
-	logf, err := os.Create(e.log)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	defer logf.Close()
-	e.cmd = exec.Command(d.bins.qsd, args...)
-	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	// Die with the daemon rather than leave a mount behind; New cleans up
-	// after a daemon killed too hard for that.
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := e.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("qemu-storage-daemon: %w", err)
-	}
-	go func() {
-		e.cmd.Wait()
-		close(e.done)
-	}()
-	if err := e.waitReady(ctx); err != nil {
-		e.close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	return e, nil
+// storageDaemon is the driver's qemu-storage-daemon: a long-lived direct
+// child (no --daemonize: a daemonized one leaves stale mounts behind when
+// stopped) that adds and removes exports on QMP request. Starting one per
+// export would cost 25-50 ms of process start-up each time. It is started
+// on first use and again after it dies.
+type storageDaemon struct {
+	d    *Driver
+	mu   sync.Mutex // serializes QMP exchanges and guards the fields below
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+	q    *qmpConn
+	dir  string
+	n    int // export counter, for unique ids
 }
 
-func (e *export) waitReady(ctx context.Context) error {
+// ensure starts the daemon unless it runs. sd.mu is held.
+func (sd *storageDaemon) ensure(ctx context.Context) error {
+	if sd.q != nil {
+		select {
+		case <-sd.done:
+		default:
+			return nil
+		}
+	}
+	sd.stopLocked()
+	dir, err := sd.d.scratchDir("qsd")
+	if err != nil {
+		return err
+	}
+	sock := filepath.Join(dir, "qsd.sock")
+	logf, err := os.Create(filepath.Join(dir, "qsd.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(sd.d.bins.qsd,
+		"--pidfile", filepath.Join(dir, "qsd.pid"),
+		"--chardev", "socket,id=m0,path="+qemuOpt(sock)+",server=on,wait=off",
+		"--monitor", "chardev=m0,mode=control")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Die with the daemon rather than leave mounts behind; New cleans up
+	// after a daemon killed too hard for that.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("qemu-storage-daemon: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	sd.cmd, sd.done, sd.dir = cmd, done, dir
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case <-e.done:
-			return fmt.Errorf("qemu-storage-daemon exited: %s", e.logTail())
+		case <-done:
+			err := fmt.Errorf("qemu-storage-daemon exited at start: %s", sd.logTail())
+			sd.stopLocked()
+			return err
 		case <-ctx.Done():
+			sd.stopLocked()
 			return ctx.Err()
 		default:
 		}
-		if q, err := qmpDial(ctx, e.sock); err == nil {
-			q.Close()
-			if mounted(e.view, e.dir) {
-				return nil
-			}
-			return fmt.Errorf("qemu-storage-daemon: export not mounted: %s", e.logTail())
+		if q, err := qmpDial(ctx, sock); err == nil {
+			sd.q = q
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("qemu-storage-daemon: not ready after 30s: %s", e.logTail())
+			sd.stopLocked()
+			return errors.New("qemu-storage-daemon: no QMP after 30s")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-func (e *export) logTail() string {
-	b, _ := os.ReadFile(e.log)
+func (sd *storageDaemon) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(sd.dir, "qsd.log"))
 	return lastLines(string(b), 3)
+}
+
+// stopLocked quits the daemon (killing it if it does not quit) and removes
+// its directory. sd.mu is held.
+func (sd *storageDaemon) stopLocked() {
+	if sd.cmd == nil {
+		return
+	}
+	if sd.q != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sd.q.execute(ctx, "quit", nil) // it may hang up before answering
+		cancel()
+		sd.q.Close()
+		sd.q = nil
+	}
+	select {
+	case <-sd.done:
+	case <-time.After(5 * time.Second):
+		sd.cmd.Process.Kill()
+		<-sd.done
+	}
+	os.RemoveAll(sd.dir)
+	sd.cmd, sd.dir = nil, ""
+}
+
+// stop quits the daemon; exports still open stop working.
+func (sd *storageDaemon) stop() {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	sd.stopLocked()
+}
+
+// call runs one QMP command; a broken connection restarts the daemon on
+// next use.
+func (sd *storageDaemon) call(ctx context.Context, cmd string, args any) error {
+	_, err := sd.q.execute(ctx, cmd, args)
+	var qe *qmpError
+	if err != nil && !errors.As(err, &qe) && ctx.Err() == nil {
+		sd.stopLocked()
+	}
+	return err
+}
+
+// qemuOpt escapes a value for QEMU's key=value,... option syntax.
+func qemuOpt(v string) string { return strings.ReplaceAll(v, ",", ",,") }
+
+// exportDisk exports file as a raw view and waits until it is mounted. The
+// caller must close the export.
+func (d *Driver) exportDisk(ctx context.Context, file string, o exportOpts) (*export, error) {
+	sd := d.qsd
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	if err := sd.ensure(ctx); err != nil {
+		return nil, err
+	}
+	dir, err := d.scratchDir("x")
+	if err != nil {
+		return nil, err
+	}
+	sd.n++
+	e := &export{sd: sd, id: "e" + strconv.Itoa(sd.n), file: file, writable: o.writable, dir: dir,
+		view: filepath.Join(dir, "view.raw")}
+	if err := os.WriteFile(e.view, nil, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	fileNode := map[string]any{"driver": "file", "node-name": e.id + "-file", "filename": file}
+	fmtNode := map[string]any{"driver": o.format, "node-name": e.id + "-fmt", "file": e.id + "-file"}
+	if o.writable {
+		// No flushes while the guest filesystem is edited (debugfs syncs
+		// on close); close syncs the image once, when everything is written.
+		fileNode["cache"] = map[string]any{"no-flush": true}
+	} else {
+		for _, n := range []map[string]any{fileNode, fmtNode} {
+			n["read-only"] = true
+			if o.share {
+				n["force-share"] = true
+			}
+		}
+	}
+	added := 0
+	err = sd.call(ctx, "blockdev-add", fileNode)
+	if err == nil {
+		added++
+		err = sd.call(ctx, "blockdev-add", fmtNode)
+	}
+	if err == nil {
+		added++
+		err = sd.call(ctx, "block-export-add", map[string]any{
+			"type": "fuse", "id": e.id, "node-name": e.id + "-fmt", "mountpoint": e.view, "writable": o.writable,
+		})
+	}
+	if err == nil && !mounted(e.view, e.dir) {
+		added++
+		err = errors.New("export not mounted")
+	}
+	if err != nil {
+		e.teardownLocked(context.WithoutCancel(ctx), added)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, fmt.Errorf("qemu-storage-daemon: export %s: %w", filepath.Base(file), err)
+	}
+	return e, nil
 }
 
 // size returns the size of the exported disk.
@@ -143,33 +234,54 @@ func (e *export) size() (int64, error) {
 	return st.Size(), nil
 }
 
-// close deletes the export, quits the daemon, waits for it (it flushes the
-// image on exit) and removes the scratch directory. An error means the
-// writes may not all be on disk.
+// close removes the export and its block nodes (the daemon writes its
+// caches back and releases the image), syncs a writable image and removes
+// the scratch directory. An error means the writes may not all be on disk.
 func (e *export) close(ctx context.Context) error {
+	e.sd.mu.Lock()
+	err := e.teardownLocked(ctx, 3)
+	e.sd.mu.Unlock()
+	if err == nil && e.writable {
+		f, oerr := os.OpenFile(e.file, os.O_RDWR, 0)
+		if oerr != nil {
+			return oerr
+		}
+		err = f.Sync()
+		f.Close()
+	}
+	return err
+}
+
+// teardownLocked undoes the first steps of exportDisk: 3 = export, format
+// node and file node. sd.mu is held.
+func (e *export) teardownLocked(ctx context.Context, steps int) error {
+	sd := e.sd
 	var errs []error
-	select {
-	case <-e.done:
-	default:
-		if q, err := qmpDial(ctx, e.sock); err == nil {
-			if _, err := q.execute("block-export-del", map[string]any{"id": "e0"}); err != nil {
-				errs = append(errs, err)
+	if steps >= 3 && sd.q != nil {
+		if err := sd.call(ctx, "block-export-del", map[string]any{"id": e.id}); err != nil {
+			errs = append(errs, err)
+		} else if err := sd.q.waitEvent(ctx, "BLOCK_EXPORT_DELETED", func(data json.RawMessage) bool {
+			var ev struct {
+				ID string `json:"id"`
 			}
-			q.execute("quit", nil) // the daemon may hang up before answering
-			q.Close()
-		} else {
-			e.cmd.Process.Signal(syscall.SIGTERM)
+			return json.Unmarshal(data, &ev) == nil && ev.ID == e.id
+		}); err != nil {
+			errs = append(errs, err)
+			sd.stopLocked()
 		}
-		select {
-		case <-e.done:
-		case <-time.After(10 * time.Second):
-			e.cmd.Process.Kill()
-			<-e.done
-			errs = append(errs, errors.New("qemu-storage-daemon did not quit; killed"))
+	}
+	if steps >= 2 && sd.q != nil {
+		if err := sd.call(ctx, "blockdev-del", map[string]any{"node-name": e.id + "-fmt"}); err != nil {
+			errs = append(errs, err)
 		}
-		if code := e.cmd.ProcessState.ExitCode(); code != 0 {
-			errs = append(errs, fmt.Errorf("qemu-storage-daemon exit status %d: %s", code, e.logTail()))
+	}
+	if steps >= 1 && sd.q != nil {
+		if err := sd.call(ctx, "blockdev-del", map[string]any{"node-name": e.id + "-file"}); err != nil {
+			errs = append(errs, err)
 		}
+	}
+	if steps >= 1 && sd.q == nil {
+		errs = append(errs, errors.New("qemu-storage-daemon died with the export open"))
 	}
 	if mounted(e.view, e.dir) {
 		syscall.Unmount(e.view, syscall.MNT_DETACH)

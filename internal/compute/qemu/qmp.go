@@ -19,9 +19,15 @@ const qmpTimeout = 5 * time.Second
 // qmpConn is a minimal QEMU Machine Protocol client: JSON lines over a unix
 // socket, capabilities negotiated, asynchronous events skipped.
 type qmpConn struct {
-	c   net.Conn
-	r   *bufio.Reader
-	ctx context.Context
+	c      net.Conn
+	r      *bufio.Reader
+	events []qmpEvent // received while waiting for a reply, not yet waited for
+}
+
+// qmpEvent is an asynchronous QMP message.
+type qmpEvent struct {
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
 }
 
 // qmpError is an error QEMU answered a command with.
@@ -54,8 +60,8 @@ func qmpDial(ctx context.Context, path string) (*qmpConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &qmpConn{c: c, r: bufio.NewReader(c), ctx: ctx}
-	if err := q.deadline(); err != nil {
+	q := &qmpConn{c: c, r: bufio.NewReader(c)}
+	if err := q.deadline(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -70,7 +76,7 @@ func qmpDial(ctx context.Context, path string) (*qmpConn, error) {
 		err = fmt.Errorf("not a QMP greeting: %.80q", line)
 	}
 	if err == nil {
-		_, err = q.execute("qmp_capabilities", nil)
+		_, err = q.execute(ctx, "qmp_capabilities", nil)
 	}
 	if err != nil {
 		c.Close()
@@ -79,20 +85,20 @@ func qmpDial(ctx context.Context, path string) (*qmpConn, error) {
 	return q, nil
 }
 
-func (q *qmpConn) deadline() error {
-	if err := q.ctx.Err(); err != nil {
+func (q *qmpConn) deadline(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	d := time.Now().Add(qmpTimeout)
-	if cd, ok := q.ctx.Deadline(); ok && cd.Before(d) {
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
 		d = cd
 	}
 	return q.c.SetDeadline(d)
 }
 
 // execute runs one command and returns its "return" value.
-func (q *qmpConn) execute(cmd string, args any) (json.RawMessage, error) {
-	if err := q.deadline(); err != nil {
+func (q *qmpConn) execute(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
+	if err := q.deadline(ctx); err != nil {
 		return nil, err
 	}
 	req := map[string]any{"execute": cmd}
@@ -109,13 +115,14 @@ func (q *qmpConn) execute(cmd string, args any) (json.RawMessage, error) {
 	for {
 		line, err := q.r.ReadBytes('\n')
 		if err != nil {
-			if ctxErr := q.ctx.Err(); ctxErr != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
 				return nil, ctxErr
 			}
 			return nil, err
 		}
 		var resp struct {
 			Event  string          `json:"event"`
+			Data   json.RawMessage `json:"data"`
 			Return json.RawMessage `json:"return"`
 			Error  *qmpError       `json:"error"`
 		}
@@ -124,6 +131,9 @@ func (q *qmpConn) execute(cmd string, args any) (json.RawMessage, error) {
 		}
 		switch {
 		case resp.Event != "":
+			if len(q.events) < 64 {
+				q.events = append(q.events, qmpEvent{resp.Event, resp.Data})
+			}
 			continue
 		case resp.Error != nil:
 			return nil, resp.Error
@@ -131,6 +141,36 @@ func (q *qmpConn) execute(cmd string, args any) (json.RawMessage, error) {
 			return resp.Return, nil
 		}
 		return nil, errors.New("qmp: reply without return or error")
+	}
+}
+
+// waitEvent waits for an event named name whose data match says is the one.
+func (q *qmpConn) waitEvent(ctx context.Context, name string, match func(data json.RawMessage) bool) error {
+	for {
+		for i, ev := range q.events {
+			if ev.Event == name && match(ev.Data) {
+				q.events = append(q.events[:i], q.events[i+1:]...)
+				return nil
+			}
+		}
+		q.events = q.events[:0]
+		if err := q.deadline(ctx); err != nil {
+			return err
+		}
+		line, err := q.r.ReadBytes('\n')
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return ctxErr
+			}
+			return err
+		}
+		var ev qmpEvent
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return fmt.Errorf("qmp: bad message %.80q: %w", line, err)
+		}
+		if ev.Event != "" {
+			q.events = append(q.events, ev)
+		}
 	}
 }
 
@@ -143,5 +183,5 @@ func qmpRun(ctx context.Context, sock, cmd string, args any) (json.RawMessage, e
 		return nil, err
 	}
 	defer q.Close()
-	return q.execute(cmd, args)
+	return q.execute(ctx, cmd, args)
 }
