@@ -347,6 +347,11 @@ func (s *Service) reinstallFailed(ctx context.Context, jr *jobRun, p *reinstallP
 	id := jr.job.ServerID
 	if jr.job.Step < reinstallSwapped {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
+		// A crashed run may have swapped the disks in the driver without
+		// recording it: take the new disk off first (a no-op otherwise).
+		if err := s.drv.DetachDisk(cctx, id, p.NewVolumeID); err != nil {
+			jr.log.Error("detaching the new disk failed", "volume_id", p.NewVolumeID, "err", err)
+		}
 		if p.OldVolumeID != "" {
 			if err := s.drv.AttachDisk(cctx, id, p.OldVolumeID); err != nil {
 				jr.log.Error("re-attaching the old system disk failed", "err", err)

@@ -14,8 +14,10 @@ import (
 )
 
 // maxAttempts bounds how often a job is claimed; a job that keeps dying
-// mid-run (a crash loop) is failed instead of retried forever.
-const maxAttempts = 5
+// mid-run (a crash loop) is failed instead of retried forever. Every
+// restart of the daemon re-claims the jobs it interrupted, so the bound is
+// generous: ordinary restarts must not fail a job.
+const maxAttempts = 25
 
 // jobRun is the state of one run of a server job: the job, its lease and the
 // server it acts on.
