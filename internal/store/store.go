@@ -15,6 +15,16 @@
 //     (the caller's owner token no longer matches) returns ecs.ErrFenced.
 //   - Secrets are never given to the store in plain text: it stores sealed
 //     secret keys and password hashes only.
+//
+// Details the service relies on (checked by storetest): JobInsert without a
+// status stores INIT; ServerSetOwner on a missing server or one whose task
+// is another job returns ecs.ErrFenced; ServerUpdate keeps the task owner
+// while TaskJobID is set and clears it when TaskJobID is ""; ServerDelete
+// and VolumeDelete of a missing row succeed, KeypairDelete of a missing key
+// pair returns ecs.ErrNotFound; ServerList filters names literally and lists
+// the newest server first; a batch job is RUNNING once a sub-job is claimed
+// and, once all finished, FAIL if any failed else SUCCESS, ending at the
+// latest sub-job's end; JobDeleteFinished counts the sub-jobs it deletes.
 package store
 
 import (
