@@ -56,7 +56,10 @@ func (d *Driver) ApplyCredentials(ctx context.Context, diskID string, c compute.
 	if err != nil {
 		return fmt.Errorf("qemu: %s: disk %s: %w", op, diskID, err)
 	}
-	err = d.inject(ctx, exp, c, time.Now())
+	fs, err := d.rootFS(ctx, exp)
+	if err == nil {
+		err = d.inject(ctx, fs, exp.dir, c, time.Now())
+	}
 	if cerr := exp.close(context.WithoutCancel(ctx)); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -151,12 +154,9 @@ func homeOf(passwd []byte) string {
 	return home
 }
 
-// inject writes c into the exported disk and verifies it.
-func (d *Driver) inject(ctx context.Context, exp *export, c compute.Credentials, now time.Time) error {
-	fs, err := d.rootFS(ctx, exp)
-	if err != nil {
-		return err
-	}
+// inject writes c into the guest root filesystem fs and verifies it;
+// scratch is a private directory for the files it writes.
+func (d *Driver) inject(ctx context.Context, fs *extFS, scratch string, c compute.Credentials, now time.Time) error {
 	home := rootHome
 	stats := []string{shadowPath}
 	reads := []string{shadowPath, passwdPath}
@@ -207,7 +207,7 @@ func (d *Driver) inject(ctx context.Context, exp *export, c compute.Credentials,
 		if newShadow, err = setRootHash(l.Data[shadowPath], c.PasswordHash, days); err != nil {
 			return fmt.Errorf("%w: %v", ErrUnsupported, err)
 		}
-		host := filepath.Join(exp.dir, "shadow.new")
+		host := filepath.Join(scratch, "shadow.new")
 		if err := os.WriteFile(host, newShadow, 0o600); err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func (d *Driver) inject(ctx context.Context, exp *export, c compute.Credentials,
 			}
 			cmds = append(cmds, "rm "+keysPath)
 		}
-		host := filepath.Join(exp.dir, "authorized_keys.new")
+		host := filepath.Join(scratch, "authorized_keys.new")
 		if err := os.WriteFile(host, []byte(c.AuthorizedKeys), 0o600); err != nil {
 			return err
 		}
