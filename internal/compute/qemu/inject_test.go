@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -358,6 +359,63 @@ func TestApplyCredentialsDirtyFilesystem(t *testing.T) {
 		}
 		if got, err := d.ReadCredentials(ctx, disk); err != nil || got != want {
 			t.Errorf("%s: ReadCredentials = %+v, %v; want %+v", tc.name, got, err, want)
+		}
+	}
+}
+
+// TestConcurrentReinstalls reinstalls 20 stopped servers at once: every
+// reinstall succeeds and each new disk holds exactly its own credentials.
+func TestConcurrentReinstalls(t *testing.T) {
+	t.Parallel()
+	d := newTestDriver(t)
+	ctx := t.Context()
+	img, err := d.ImportImage(ctx, ImportSpec{ID: "img", File: toQcow2(t, mkfsImage(t, debianTree, 0, 64, true))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		id := itoa(int64(i))
+		if err := d.CreateDisk(ctx, compute.DiskSpec{ID: "old" + id, Image: img}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.CreateServer(ctx, compute.ServerSpec{ID: "s" + id, Image: img, DiskID: "old" + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	creds := func(i int) compute.Credentials {
+		return compute.Credentials{PasswordHash: hashA, AuthorizedKeys: strings.Replace(keyA, "a@test", "server-"+itoa(int64(i)), 1)}
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			id := itoa(int64(i))
+			steps := []func() error{
+				func() error { return d.CreateDisk(ctx, compute.DiskSpec{ID: "new" + id, Image: img}) },
+				func() error { return d.ApplyCredentials(ctx, "new"+id, creds(i)) },
+				func() error { return d.DetachDisk(ctx, "s"+id, "old"+id) },
+				func() error { return d.AttachDisk(ctx, "s"+id, "new"+id) },
+				func() error { return d.DeleteDisk(ctx, "old"+id) },
+			}
+			for _, step := range steps {
+				if errs[i] = step(); errs[i] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		id := itoa(int64(i))
+		if got, err := d.ReadCredentials(ctx, "new"+id); err != nil || got != creds(i) {
+			t.Errorf("server %d: ReadCredentials = %+v, %v; want %+v", i, got, err, creds(i))
+		}
+		if err := d.DeleteDisk(ctx, "new"+id); !errors.Is(err, ecs.ErrConflict) {
+			t.Errorf("server %d: the new disk is not attached (DeleteDisk: %v)", i, err)
 		}
 	}
 }

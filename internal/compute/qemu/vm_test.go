@@ -322,8 +322,10 @@ func TestReinstallEndToEnd(t *testing.T) {
 	}
 
 	// Phase 3: the guest's view.
+	boot := time.Now()
 	must(d.StartServer(ctx, "srv"), "StartServer after reinstall")
 	proof = g.waitReady(ctx)
+	t.Logf("boot to sshd after the reinstall: %v", time.Since(boot))
 	if proof["shadow-root"] != hashB || proof["authorized_keys-sha256"] != sha256hex(keyB.authorized) {
 		t.Fatalf("phase 3 guest proof %v, want hash %s and key B's sha256", proof, hashB)
 	}
