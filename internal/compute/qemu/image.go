@@ -26,8 +26,8 @@ type ImportSpec struct {
 	Initrd   string // optional, with Kernel
 }
 
-// ImportImage copies spec.File (and the kernel and initrd) into the image
-// store, read-only, and inspects it: partition table, root filesystem, OS
+// ImportImage copies spec.File (and the kernel and initrd; relative paths
+// are relative to the working directory) into the image store, read-only, and inspects it: partition table, root filesystem, OS
 // (from /etc/os-release) and cloud-init. An image whose root filesystem the
 // driver cannot edit is imported with Image.Unsupported saying why.
 // Importing the same content under the same ID again returns the same
@@ -43,6 +43,15 @@ func (d *Driver) ImportImage(ctx context.Context, spec ImportSpec) (ecs.Image, e
 	}
 	if spec.Initrd != "" && spec.Kernel == "" {
 		return ecs.Image{}, fmt.Errorf("qemu: %s: an initrd needs a kernel", op)
+	}
+	for _, p := range []*string{&spec.File, &spec.Kernel, &spec.Initrd} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return ecs.Image{}, fmt.Errorf("qemu: %s: %w", op, err)
+			}
+			*p = abs
+		}
 	}
 	unlock := d.locks.lock("image:" + spec.ID)
 	defer unlock()
@@ -98,9 +107,6 @@ type imageInfo struct {
 // other files (a backing or data file could name any file of the host).
 func (d *Driver) imageInfo(ctx context.Context, file string) (imageInfo, error) {
 	var info imageInfo
-	if !filepath.IsAbs(file) {
-		return info, fmt.Errorf("image file %q is not an absolute path", file)
-	}
 	out, err := run(ctx, d.bins.qemuImg, "info", "--output=json", file)
 	if err != nil {
 		return info, err
