@@ -26,6 +26,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/api"
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/secret"
@@ -63,6 +64,7 @@ type Config struct {
 	Driver       string
 	SimLatency   time.Duration
 	SimFaults    string
+	Faults       string
 	JobRetention time.Duration
 	Workers      int
 	StepTimeout  time.Duration
@@ -104,6 +106,7 @@ func parseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.Driver, "driver", env("ECS_DRIVER", "sim"), "compute driver: sim or qemu (env ECS_DRIVER)")
 	fs.DurationVar(&c.SimLatency, "sim-latency", envDuration("ECS_SIM_LATENCY", 0), "sim: latency added to every driver call (env ECS_SIM_LATENCY)")
 	fs.StringVar(&c.SimFaults, "sim-faults", env("ECS_SIM_FAULTS", ""), "sim: faults, e.g. apply_credentials=fail:1,start=hang (env ECS_SIM_FAULTS)")
+	fs.StringVar(&c.Faults, "faults", env("ECS_FAULTS", ""), "faults for any driver, same syntax as --sim-faults (env ECS_FAULTS)")
 	fs.DurationVar(&c.JobRetention, "job-retention", envDuration("ECS_JOB_RETENTION", 24*time.Hour), "how long finished jobs are kept (env ECS_JOB_RETENTION)")
 	fs.IntVar(&c.Workers, "workers", envInt("ECS_WORKERS", 64), "jobs run at once (env ECS_WORKERS)")
 	fs.DurationVar(&c.StepTimeout, "step-timeout", envDuration("ECS_STEP_TIMEOUT", 10*time.Minute), "limit for each driver step of a job (env ECS_STEP_TIMEOUT)")
@@ -229,6 +232,18 @@ func serve(ctx context.Context, cfg Config) error {
 }
 
 func openDriver(ctx context.Context, cfg Config) (compute.Driver, imageImporter, error) {
+	faults, err := sim.ParseFaults(cfg.Faults)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--faults: %w", err)
+	}
+	d, imp, err := openBaseDriver(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return faulty.Wrap(d, faults), imp, nil
+}
+
+func openBaseDriver(ctx context.Context, cfg Config) (compute.Driver, imageImporter, error) {
 	switch cfg.Driver {
 	case "qemu":
 		return openQEMU(ctx, cfg)
