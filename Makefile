@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DATA_DIR ?= ./data
 
-.PHONY: run run-sim test test-unit test-sdk lint test-vm bench build
+.PHONY: run run-sim test deps test-unit test-sdk lint test-vm bench build
 
 build:
 	$(GO) build -o bin/ecsd ./cmd/ecsd
@@ -19,7 +19,12 @@ run:
 
 # The default test run (what CI runs): lint, unit and integration tests, and
 # the official-SDK suite against a real ecsd.
-test: lint test-unit test-sdk
+test: deps lint test-unit test-sdk
+
+# QEMU tools: the qemu driver's default tests need qemu-img, qemu-storage-daemon
+# and debugfs. Installs only what is missing (apt, as root).
+deps:
+	./scripts/install-qemu-deps.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
@@ -33,10 +38,12 @@ test-unit:
 test-sdk:
 	cd test/sdk && $(GO) test -count=1 ./...
 
-# Real-VM suite (QEMU): installs packages and builds the test image first.
-test-vm:
-	./scripts/install-qemu-deps.sh
-	ECS_QEMU_TESTS=1 $(GO) test -count=1 -timeout 30m ./internal/compute/qemu/...
+# Real-VM suites (QEMU, TCG): the driver conformance suite and SSH proof,
+# then the end-to-end proof through the official SDK against ecsd --driver qemu.
+# The test image is built on first use (cached in ~/.cache/ecsd/test-image).
+test-vm: deps
+	$(GO) test -tags vmtest -count=1 -p 1 -timeout 30m ./internal/compute/qemu/
+	cd test/sdk && ECS_QEMU_E2E=1 $(GO) test -count=1 -run QEMU -timeout 20m ./...
 
 bench:
 	$(GO) run ./bench -out docs/benchmarks-latest.txt
