@@ -234,22 +234,17 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 	if err != nil {
 		return failStep(ecs.CodeImageNotFound, "The image does not exist.", err)
 	}
+	// The new disk keeps the old one's size and type.
+	size, volType := diskSize(img), "SSD"
+	if ov, err := s.store.VolumeGet(ctx, p.OldVolumeID); err == nil {
+		size, volType = max(ov.SizeGB, size), ov.VolumeType
+	}
 	err = jr.step(ctx, reinstallDiskMade, func(ctx context.Context) error {
-		if err := s.drv.CreateDisk(ctx, compute.DiskSpec{ID: p.NewVolumeID, Image: img, SizeGB: diskSize(img)}); err != nil {
-			return failStep(ecs.CodeCreateSystemDiskFailed, "Failed to create the system disk from the image.", err)
-		}
-		creds := compute.Credentials{PasswordHash: p.PasswordHash}
-		if p.PublicKey != "" {
-			creds.AuthorizedKeys = strings.TrimRight(p.PublicKey, "\n") + "\n"
-		}
-		if err := s.drv.ApplyCredentials(ctx, p.NewVolumeID, creds); err != nil {
-			return failStep(ecs.CodeCreateSystemDiskFailed, "Failed to set the password or key pair on the new system disk.", err)
-		}
-		return nil
+		return s.makeDisk(ctx, compute.DiskSpec{ID: p.NewVolumeID, Image: img, SizeGB: size}, p.PasswordHash, p.PublicKey)
 	}, func(tx store.Tx, srv *ecs.Server) error {
 		srv.TaskState = ecs.TaskRebuildSpawning
 		return tx.VolumeUpsert(ctx, &ecs.Volume{ID: p.NewVolumeID, ProjectID: srv.ProjectID, ImageID: img.ID,
-			SizeGB: diskSize(img), VolumeType: "SSD", Status: "available", Created: time.Now().UTC()})
+			SizeGB: size, VolumeType: volType, Status: "available", Created: time.Now().UTC()})
 	})
 	if err != nil {
 		return err
@@ -377,6 +372,25 @@ func (s *Service) reinstallFailed(ctx context.Context, jr *jobRun, p *reinstallP
 		srv.PowerState = power
 		return nil
 	})
+}
+
+// makeDisk creates a system disk from an image and writes the admin
+// credentials into it (a $6$ hash and/or a public key), if any.
+func (s *Service) makeDisk(ctx context.Context, spec compute.DiskSpec, passwordHash, publicKey string) error {
+	if err := s.drv.CreateDisk(ctx, spec); err != nil {
+		return failStep(ecs.CodeCreateSystemDiskFailed, "Failed to create the system disk from the image.", err)
+	}
+	if passwordHash == "" && publicKey == "" {
+		return nil
+	}
+	creds := compute.Credentials{PasswordHash: passwordHash}
+	if publicKey != "" {
+		creds.AuthorizedKeys = strings.TrimRight(publicKey, "\n") + "\n"
+	}
+	if err := s.drv.ApplyCredentials(ctx, spec.ID, creds); err != nil {
+		return failStep(ecs.CodeCreateSystemDiskFailed, "Failed to set the password or key pair on the system disk.", err)
+	}
+	return nil
 }
 
 // diskSize is the size of a system disk made from img.

@@ -227,19 +227,7 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 			}
 		}
 		err = jr.step(ctx, createDiskMade, func(ctx context.Context) error {
-			if err := s.drv.CreateDisk(ctx, compute.DiskSpec{ID: p.VolumeID, Image: img, SizeGB: vol.SizeGB}); err != nil {
-				return failStep(ecs.CodeCreateSystemDiskFailed, "Failed to create the system disk.", err)
-			}
-			if p.PasswordHash != "" || p.PublicKey != "" {
-				creds := compute.Credentials{PasswordHash: p.PasswordHash}
-				if p.PublicKey != "" {
-					creds.AuthorizedKeys = strings.TrimRight(p.PublicKey, "\n") + "\n"
-				}
-				if err := s.drv.ApplyCredentials(ctx, p.VolumeID, creds); err != nil {
-					return failStep(ecs.CodeCreateSystemDiskFailed, "Failed to set the password or key pair on the system disk.", err)
-				}
-			}
-			return nil
+			return s.makeDisk(ctx, compute.DiskSpec{ID: p.VolumeID, Image: img, SizeGB: vol.SizeGB}, p.PasswordHash, p.PublicKey)
 		}, func(tx store.Tx, srv *ecs.Server) error {
 			srv.TaskState = ecs.TaskSpawning
 			vol.Status = "in-use"

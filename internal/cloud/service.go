@@ -188,6 +188,9 @@ func newUUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// NewImageID returns an id for an imported image.
+func NewImageID() string { return newUUID() }
+
 // newJobID returns a job id shaped like Huawei's (32 hex characters).
 func newJobID() string { return newID(16) }
 
