@@ -157,6 +157,7 @@ func (s *Service) reapVolumes(ctx context.Context) {
 		s.log.Error("listing volumes failed", "err", err)
 		return
 	}
+	s.collectGarbage(ctx, vols)
 	for _, v := range vols {
 		if v.Status != "deleting" {
 			continue
@@ -168,6 +169,40 @@ func (s *Service) reapVolumes(ctx context.Context) {
 		if err := s.store.Write(ctx, func(tx store.Tx) error { return tx.VolumeDelete(ctx, v.ID) }); err != nil {
 			s.log.Error("deleting a leftover volume record failed", "volume_id", v.ID, "err", err)
 		}
+	}
+}
+
+// garbageCollector is a driver that can delete disks nothing references
+// (the QEMU driver's overlays left by a crash between creating a disk and
+// recording it).
+type garbageCollector interface {
+	CollectGarbage(ctx context.Context, keep func(diskID string) bool) ([]string, error)
+}
+
+// collectGarbage runs the driver's janitor, if it has one, keeping every disk
+// the database knows. It runs before the job engine starts, so no disk is
+// being created meanwhile.
+func (s *Service) collectGarbage(ctx context.Context, vols []ecs.Volume) {
+	d := s.drv
+	for {
+		if gc, ok := d.(garbageCollector); ok {
+			known := make(map[string]bool, len(vols))
+			for _, v := range vols {
+				known[v.ID] = true
+			}
+			removed, err := gc.CollectGarbage(ctx, func(id string) bool { return known[id] })
+			if err != nil {
+				s.log.Error("disk janitor failed", "err", err)
+			} else if len(removed) > 0 {
+				s.log.Info("disk janitor removed unreferenced disks", "disks", removed)
+			}
+			return
+		}
+		u, ok := d.(interface{ Unwrap() compute.Driver })
+		if !ok {
+			return
+		}
+		d = u.Unwrap()
 	}
 }
 
