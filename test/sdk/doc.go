@@ -9,5 +9,9 @@
 //
 //	cd test/sdk && go test ./...
 //
+// With ECS_QEMU_E2E=1 (make test-vm) it also runs the end-to-end proof of
+// the QEMU backend against ecsd --driver qemu: real guests, SSH logins
+// (qemu_e2e_test.go).
+//
 // The package has no non-test code; this file only documents it.
 package sdk

@@ -133,6 +133,9 @@ type daemon struct {
 	done     chan struct{}
 	waitErr  error
 	main     *tenant
+	// jobTimeout, when set, replaces the constant jobTimeout in waitJob
+	// (real VMs are slower than the simulator).
+	jobTimeout time.Duration
 
 	catalogOnce sync.Once
 	catalog     catalog

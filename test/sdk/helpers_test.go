@@ -100,15 +100,16 @@ type serverSpec struct {
 // createServers calls CreatePostPaidServers and returns its response.
 func (tn *tenant) createServers(t *testing.T, s serverSpec) *model.CreatePostPaidServersResponse {
 	t.Helper()
-	cat := tn.catalog(t)
 	if s.name == "" {
 		s.name = uniq("t")
 	}
+	// The catalog is read only when needed: a qemu daemon has no Windows
+	// image, so catalog() fails there.
 	if s.image == "" {
-		s.image = cat.linuxImage
+		s.image = tn.catalog(t).linuxImage
 	}
 	if s.flavor == "" {
-		s.flavor = cat.flavor
+		s.flavor = tn.catalog(t).flavor
 	}
 	srv := &model.PostPaidServer{
 		Name:       s.name,
@@ -268,10 +269,15 @@ func jobStatus(j *model.ShowJobResponse) string {
 	return j.Status.Value()
 }
 
-// waitJob polls ShowJob every 50 ms until the job is SUCCESS or FAIL.
+// waitJob polls ShowJob every 50 ms until the job is SUCCESS or FAIL, for
+// at most the daemon's jobTimeout (default: the constant jobTimeout).
 func (tn *tenant) waitJob(t *testing.T, id string) *model.ShowJobResponse {
 	t.Helper()
-	deadline := time.Now().Add(jobTimeout)
+	timeout := jobTimeout
+	if tn.d.jobTimeout > 0 {
+		timeout = tn.d.jobTimeout
+	}
+	deadline := time.Now().Add(timeout)
 	for {
 		j, err := tn.ecs.ShowJob(&model.ShowJobRequest{JobId: id})
 		if err != nil {
@@ -285,7 +291,7 @@ func (tn *tenant) waitJob(t *testing.T, id string) *model.ShowJobResponse {
 			t.Fatalf("job %s has status %q, not one of INIT RUNNING SUCCESS FAIL", id, s)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s still %s after %v", id, jobStatus(j), jobTimeout)
+			t.Fatalf("job %s still %s after %v", id, jobStatus(j), timeout)
 		}
 		time.Sleep(pollEvery)
 	}
