@@ -2,10 +2,11 @@
 # run.sh: bring up ecsd with real QEMU VMs on a fresh Debian 12 machine.
 #
 # Installs QEMU and e2fsprogs when missing, builds the tiny test image on
-# first run (cached in .cache/test-image), builds ecsd and ecsctl, starts
-# ecsd with the qemu driver on $ECS_LISTEN (default 127.0.0.1:8080) and
-# state in $ECS_DATA_DIR (default ./data), and imports the test image once.
-# Ctrl-C stops ecsd (guests keep running and are reattached on next start).
+# first run (cached in ~/.cache/ecsd/test-image, shared with the tests),
+# builds ecsd and ecsctl, starts ecsd with the qemu driver on $ECS_LISTEN
+# (default 127.0.0.1:8080) and state in $ECS_DATA_DIR (default ./data), and
+# imports the test image once. Ctrl-C stops ecsd; guests keep running and
+# are reattached on the next start.
 #
 # Usage: scripts/run.sh [extra ecsd flags]
 set -eu
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 DATA_DIR=${ECS_DATA_DIR:-./data}
 LISTEN=${ECS_LISTEN:-127.0.0.1:8080}
-IMAGE_DIR=${ECS_TEST_IMAGE_DIR:-.cache/test-image}
+IMAGE_DIR=${ECS_TEST_IMAGE_DIR:-$HOME/.cache/ecsd/test-image}
 IMAGE_NAME="busybox-test (dropbear, no cloud-init)"
 
 ./scripts/install-qemu-deps.sh
@@ -36,13 +37,18 @@ until curl -fsS "http://$LISTEN/healthz" >/dev/null 2>&1; do
 done
 
 ctl="./bin/ecsctl --credentials $DATA_DIR/credentials.json"
-if ! $ctl image list -o json | grep -q "\"$IMAGE_NAME\""; then
+if ! $ctl image list | grep -qF "$IMAGE_NAME"; then
 	abs=$(cd "$IMAGE_DIR" && pwd)
 	$ctl image import --name "$IMAGE_NAME" --file "$abs/disk.qcow2" --kernel "$abs/vmlinux" --initrd "$abs/initrd.img"
 fi
+image=$($ctl image list | grep -F "$IMAGE_NAME" | awk '{print $1; exit}')
+
 echo
-echo "ecsd is running with real VMs. Try:"
-echo "  $ctl image list"
-echo "  $ctl server create --name vm1 --image IMAGE_ID --flavor t6.tiny.1 --keypair KEY --wait"
-echo "  $ctl server show SERVER_ID     # metadata ssh_port: ssh -p PORT root@127.0.0.1"
+echo "ecsd is running with real VMs (Ctrl-C stops ecsd; guests keep running). Try:"
+echo "  $ctl keypair create mykey --out mykey.pem"
+echo "  $ctl server create --name vm1 --image $image --flavor t6.tiny.1 --keypair mykey --wait"
+echo "  $ctl server show SERVER_ID          # the SSH row: ssh -p PORT root@127.0.0.1"
+echo "  ssh -i mykey.pem -p PORT root@127.0.0.1"
+echo "  $ctl server stop SERVER_ID --wait"
+echo "  echo 'N3w-Passw0rd' | $ctl server reinstall SERVER_ID --password-stdin --wait"
 wait $pid

@@ -100,6 +100,13 @@ func (a *app) printServer(s client.Server) error {
 		"CREATED", dash(s.Created),
 		"UPDATED", dash(s.Updated),
 	}
+	if port := s.Metadata["ssh_port"]; port != "" {
+		host := s.Metadata["ssh_host"]
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		kv = append(kv, "SSH", fmt.Sprintf("ssh -p %s root@%s", port, host))
+	}
 	if s.Fault != nil && s.Fault.Message != "" {
 		kv = append(kv, "FAULT", s.Fault.Message)
 	}
