@@ -37,6 +37,10 @@ func (t *tx) JobInsert(ctx context.Context, j *ecs.Job) error {
 	if isUnique(err) {
 		return fmt.Errorf("job %q: %w", j.ID, ecs.ErrConflict)
 	}
+	if err != nil || j.ParentID == "" {
+		return err
+	}
+	_, err = t.q.ExecContext(ctx, `UPDATE jobs SET sub_total = sub_total + 1 WHERE id = ?`, j.ParentID)
 	return err
 }
 
@@ -81,52 +85,37 @@ func (s *Store) JobGet(ctx context.Context, projectID, id string) (ecs.Job, erro
 	return j, rows.Err()
 }
 
-// JobUpdate writes the job under its lease, then, for a sub-job, folds the
-// statuses of all siblings into the parent's row.
+// JobUpdate writes the job under its lease; a sub-job that finishes is
+// tallied into its parent, whose status follows.
 func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error {
 	if lease.Owner == "" {
 		return fmt.Errorf("job %s: no lease: %w", j.ID, ecs.ErrFenced)
 	}
-	res, err := t.q.ExecContext(ctx, `UPDATE jobs SET status=?, step=?, error_code=?, fail_reason=?, params=?, begin_time=?, end_time=?,
-		lease_expires = CASE WHEN ? IN ('SUCCESS','FAIL') THEN 0 ELSE lease_expires END
-		WHERE id=? AND lease_owner=? AND attempts=?`,
-		j.Status, j.Step, j.ErrorCode, j.FailReason, j.Params, ms(j.Begin), ms(j.End), j.Status, j.ID, lease.Owner, lease.Attempt)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	var was string
+	err := t.q.QueryRowContext(ctx, `SELECT status FROM jobs WHERE id = ? AND lease_owner = ? AND attempts = ?`,
+		j.ID, lease.Owner, lease.Attempt).Scan(&was)
+	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("job %s: %w", j.ID, ecs.ErrFenced)
 	}
-	if j.ParentID == "" {
-		return nil
-	}
-	return foldParent(ctx, t.q, j.ParentID)
-}
-
-// foldParent derives a batch job's status from its sub-jobs: FAIL or
-// SUCCESS once all finished (FAIL if any failed), RUNNING once any started,
-// else INIT.
-func foldParent(ctx context.Context, q queryer, parentID string) error {
-	var total, done, failed, started int
-	var begin, end sql.NullInt64
-	err := q.QueryRowContext(ctx, `SELECT count(*),
-		coalesce(sum(status IN ('SUCCESS','FAIL')), 0), coalesce(sum(status = 'FAIL'), 0), coalesce(sum(status != 'INIT'), 0),
-		min(nullif(begin_time, 0)), max(end_time)
-		FROM jobs WHERE parent_id = ?`, parentID).Scan(&total, &done, &failed, &started, &begin, &end)
 	if err != nil {
 		return err
 	}
-	status := ecs.JobInit
-	var endTime int64
-	switch {
-	case total > 0 && done == total && failed > 0:
-		status, endTime = ecs.JobFail, end.Int64
-	case total > 0 && done == total:
-		status, endTime = ecs.JobSuccess, end.Int64
-	case started > 0:
-		status = ecs.JobRunning
+	_, err = t.q.ExecContext(ctx, `UPDATE jobs SET status=?, step=?, error_code=?, fail_reason=?, params=?, begin_time=?, end_time=?,
+		lease_expires = CASE WHEN ? IN ('SUCCESS','FAIL') THEN 0 ELSE lease_expires END
+		WHERE id=?`,
+		j.Status, j.Step, j.ErrorCode, j.FailReason, j.Params, ms(j.Begin), ms(j.End), j.Status, j.ID)
+	if err != nil || j.ParentID == "" || !j.Done() || was == ecs.JobSuccess || was == ecs.JobFail {
+		return err
 	}
-	_, err = q.ExecContext(ctx, `UPDATE jobs SET status=?, begin_time=?, end_time=? WHERE id=?`, status, begin.Int64, endTime, parentID)
+	failed := 0
+	if j.Status == ecs.JobFail {
+		failed = 1
+	}
+	_, err = t.q.ExecContext(ctx, `UPDATE jobs SET sub_done = sub_done + 1, sub_failed = sub_failed + ?1,
+		sub_end = max(sub_end, ?2),
+		status = CASE WHEN sub_done + 1 < sub_total THEN 'RUNNING' WHEN sub_failed + ?1 > 0 THEN 'FAIL' ELSE 'SUCCESS' END,
+		end_time = CASE WHEN sub_done + 1 < sub_total THEN 0 ELSE max(sub_end, ?2) END
+		WHERE id = ?3`, failed, ms(j.End), j.ParentID)
 	return err
 }
 
@@ -151,10 +140,15 @@ func (s *Store) JobClaim(ctx context.Context, owner string, now, leaseUntil time
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	// Parents of newly started sub-jobs show RUNNING.
+	// Parents of newly started sub-jobs show RUNNING from their first
+	// sub-job's start.
 	for _, j := range out {
 		if j.ParentID != "" && j.Attempts == 1 {
-			if err := foldParent(ctx, s.w, j.ParentID); err != nil {
+			_, err := s.w.ExecContext(ctx, `UPDATE jobs SET sub_started = sub_started + 1,
+				status = CASE WHEN status = 'INIT' THEN 'RUNNING' ELSE status END,
+				begin_time = CASE WHEN begin_time = 0 THEN ? ELSE begin_time END
+				WHERE id = ?`, ms(now), j.ParentID)
+			if err != nil {
 				return out, err
 			}
 		}

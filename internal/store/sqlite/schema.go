@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS servers (
 	launched_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS servers_project ON servers(project_id, seq);
+CREATE INDEX IF NOT EXISTS servers_status ON servers(project_id, status, seq);
 CREATE TABLE IF NOT EXISTS volumes (
 	id TEXT PRIMARY KEY,
 	project_id TEXT NOT NULL,
@@ -106,7 +107,14 @@ CREATE TABLE IF NOT EXISTS jobs (
 	lease_expires INTEGER NOT NULL,
 	created INTEGER NOT NULL,
 	begin_time INTEGER NOT NULL,
-	end_time INTEGER NOT NULL
+	end_time INTEGER NOT NULL,
+	-- A batch job's tally of its sub-jobs, kept as they change so that its
+	-- status is O(1) to maintain whatever the batch size.
+	sub_total INTEGER NOT NULL DEFAULT 0,
+	sub_started INTEGER NOT NULL DEFAULT 0,
+	sub_done INTEGER NOT NULL DEFAULT 0,
+	sub_failed INTEGER NOT NULL DEFAULT 0,
+	sub_end INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs(seq) WHERE runnable = 1 AND status IN ('INIT', 'RUNNING');
 CREATE INDEX IF NOT EXISTS jobs_parent ON jobs(parent_id) WHERE parent_id != '';

@@ -36,8 +36,10 @@ type Config struct {
 
 // Store is the SQLite Store.
 type Store struct {
-	w *sql.DB
-	r *sql.DB
+	wdb *sql.DB
+	rdb *sql.DB
+	w   *stmtCache // the write connection
+	r   *stmtCache // the read-only pool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -83,12 +85,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite: read pool: %w", err)
 	}
-	return &Store{w: w, r: r}, nil
+	return &Store{wdb: w, rdb: r, w: newStmtCache(w), r: newStmtCache(r)}, nil
 }
 
 // Close closes both pools.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	s.r.close()
+	s.w.close()
+	return errors.Join(s.rdb.Close(), s.wdb.Close())
 }
 
 // queryer is what reads need: *sql.DB or *sql.Tx.
@@ -129,18 +133,18 @@ func isUnique(err error) bool {
 
 // Write runs fn in an immediate write transaction.
 func (s *Store) Write(ctx context.Context, fn func(tx store.Tx) error) error {
-	t, err := s.w.BeginTx(ctx, nil)
+	t, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
-	if err := fn(&tx{q: t}); err != nil {
+	err = fn(&tx{q: txQueryer{tx: t, c: s.w}})
+	if err != nil {
 		t.Rollback()
-		return err
+	} else if err = t.Commit(); err != nil {
+		err = fmt.Errorf("sqlite: commit: %w", err)
 	}
-	if err := t.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	return nil
+	s.w.prepareWanted(ctx)
+	return err
 }
 
 // tx implements store.Tx.

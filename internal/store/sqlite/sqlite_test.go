@@ -201,7 +201,7 @@ func TestReadPoolDoesNotBlockWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rtx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	rtx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
