@@ -62,31 +62,23 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 		userID = *in.UserID
 	}
 
-	srv, err := s.GetServer(ctx, c, serverID)
-	if err != nil {
-		return "", err
-	}
-	img, err := s.store.ImageGet(ctx, srv.ImageID)
-	if err != nil {
-		if errors.Is(err, ecs.ErrNotFound) {
-			return "", ecs.Errorf(ecs.CodeImageNotFound, "The server's original image no longer exists.")
-		}
-		return "", ecs.Wrap(ecs.CodeSystem, err, "Failed to query the image.")
-	}
-	if img.Unsupported != "" {
-		return "", ecs.Errorf(ecs.CodeImageAttributes, "The image does not support setting a password or key pair from the host: %s.", img.Unsupported)
-	}
-	if img.Status != "active" {
-		return "", ecs.Errorf(ecs.CodeImageNotActive, "The image is not in Active state.")
-	}
-
 	p := reinstallParams{NewVolumeID: newUUID()}
 	if hasPass {
+		// The password rules depend on the image's OS, and the hash is
+		// worth computing only for a server that can be reinstalled:
+		// check both from a read before the transaction, which checks
+		// the state again.
+		srv, err := s.GetServer(ctx, c, serverID)
+		if err != nil {
+			return "", err
+		}
+		img, err := s.reinstallImage(ctx, srv.ImageID)
+		if err != nil {
+			return "", err
+		}
 		if err := password.Validate(*in.AdminPass, strings.EqualFold(img.OSType, "Windows")); err != nil {
 			return "", err
 		}
-		// Check the server's state before paying for the hash; the
-		// transaction below checks it again.
 		if err := reinstallAllowed(&srv, in); err != nil {
 			return "", err
 		}
@@ -97,12 +89,15 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 
 	jobID := newJobID()
 	now := time.Now().UTC()
-	err = s.store.Write(ctx, func(tx store.Tx) error {
+	err := s.store.Write(ctx, func(tx store.Tx) error {
 		srv, err := tx.ServerGet(ctx, c.ProjectID, serverID)
 		if errors.Is(err, ecs.ErrNotFound) {
 			return serverNotFound(serverID)
 		}
 		if err != nil {
+			return err
+		}
+		if _, err := s.reinstallImage(ctx, srv.ImageID); err != nil {
 			return err
 		}
 		if hasKey {
@@ -134,14 +129,29 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 			ServerID: srv.ID, Runnable: true, Params: params, Created: now})
 	})
 	if err != nil {
-		var e *ecs.Error
-		if errors.As(err, &e) {
-			return "", e
-		}
-		return "", ecs.Wrap(ecs.CodeSubmitFailed, err, "Failed to submit the task.")
+		return "", submitError(err)
 	}
 	s.engine.Notify()
 	return jobID, nil
+}
+
+// reinstallImage returns the server's original image if a reinstall can
+// use it.
+func (s *Service) reinstallImage(ctx context.Context, id string) (ecs.Image, error) {
+	img, err := s.image(ctx, id)
+	if errors.Is(err, ecs.ErrNotFound) {
+		return img, ecs.Errorf(ecs.CodeImageNotFound, "The server's original image no longer exists.")
+	}
+	if err != nil {
+		return img, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the image.")
+	}
+	if img.Unsupported != "" {
+		return img, ecs.Errorf(ecs.CodeImageAttributes, "The image does not support setting a password or key pair from the host: %s.", img.Unsupported)
+	}
+	if img.Status != "active" {
+		return img, ecs.Errorf(ecs.CodeImageNotActive, "The image is not in Active state.")
+	}
+	return img, nil
 }
 
 // reinstallAllowed checks the server's state for a reinstall.
@@ -195,7 +205,7 @@ const (
 	reinstallStopped  = 1 // the server is stopped (withStopServer)
 	reinstallDiskMade = 2 // the new disk exists and holds the credentials
 	reinstallSwapped  = 3 // the new disk is the server's system disk
-	reinstallOldGone  = 4 // the old disk is deleted
+	reinstallDone     = 4 // the old disk is deleted and the job finished
 )
 
 func (s *Service) runReinstall(ctx context.Context, r jobs.Run) error {
@@ -230,7 +240,7 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 	if err != nil {
 		return err
 	}
-	img, err := s.store.ImageGet(ctx, srv.ImageID)
+	img, err := s.image(ctx, srv.ImageID)
 	if err != nil {
 		return failStep(ecs.CodeImageNotFound, "The image does not exist.", err)
 	}
@@ -292,27 +302,23 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 		return err
 	}
 
-	err = jr.step(ctx, reinstallOldGone, func(ctx context.Context) error {
-		if p.OldVolumeID == "" {
-			return nil
+	// The old disk goes once the new one is attached; its record goes with
+	// the final commit. (Deleting again after a crash is harmless.)
+	oldGone := p.OldVolumeID == ""
+	if !oldGone {
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
+		err := s.drv.DeleteDisk(dctx, p.OldVolumeID)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return err
 		}
-		if err := s.drv.DeleteDisk(ctx, p.OldVolumeID); err != nil {
+		if err != nil {
 			// The reinstall itself succeeded; the old disk stays in state
 			// "deleting" and is removed at the next start-up.
 			jr.log.Error("deleting the old system disk failed; it is retried at start-up", "volume_id", p.OldVolumeID, "err", err)
-			return errKeepOldDisk
 		}
-		return nil
-	}, func(tx store.Tx, _ *ecs.Server) error {
-		return tx.VolumeDelete(ctx, p.OldVolumeID)
-	})
-	if errors.Is(err, errKeepOldDisk) {
-		err = nil
+		oldGone = err == nil
 	}
-	if err != nil {
-		return err
-	}
-
 	if p.Restart {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
 		err := s.drv.StartServer(sctx, id)
@@ -321,7 +327,8 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 			return failStep(ecs.CodeStartFailed, "The OS was reinstalled but the ECS failed to start.", err)
 		}
 	}
-	return jr.finish(ctx, func(_ store.Tx, srv *ecs.Server) error {
+	jr.job.Step = reinstallDone
+	return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
 		srv.ReinstallFailed = false
 		if p.Restart {
 			srv.VMState, srv.PowerState = ecs.VMActive, ecs.PowerRunning
@@ -329,11 +336,12 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 		} else {
 			srv.VMState, srv.PowerState = ecs.VMStopped, ecs.PowerShutdown
 		}
+		if oldGone && p.OldVolumeID != "" {
+			return tx.VolumeDelete(ctx, p.OldVolumeID)
+		}
 		return nil
 	})
 }
-
-var errKeepOldDisk = errors.New("old disk kept for later deletion")
 
 // reinstallFailed undoes what the failed run did to the disks (the server
 // keeps its old system disk unless the swap was committed), marks the server

@@ -213,7 +213,7 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 		if err != nil {
 			return err
 		}
-		img, err := s.store.ImageGet(ctx, srv.ImageID)
+		img, err := s.image(ctx, srv.ImageID)
 		if err != nil {
 			return failStep(ecs.CodeImageNotFound, "The image does not exist.", err)
 		}

@@ -68,7 +68,8 @@ type Service struct {
 	engine *jobs.Engine
 	cfg    Config
 
-	creds sync.Map // access key -> credEntry
+	creds  sync.Map // access key -> credEntry
+	images sync.Map // image id -> ecs.Image; the catalog changes only through this Service
 }
 
 type credEntry struct {
@@ -356,7 +357,21 @@ func (s *Service) SeedImages(ctx context.Context) error {
 
 // AddImage records an image (imported by an operator) in the catalog.
 func (s *Service) AddImage(ctx context.Context, img ecs.Image) error {
+	s.images.Delete(img.ID)
 	return s.store.ImageUpsert(ctx, img)
+}
+
+// image returns a catalog image, from memory after the first read.
+func (s *Service) image(ctx context.Context, id string) (ecs.Image, error) {
+	if v, ok := s.images.Load(id); ok {
+		return v.(ecs.Image), nil
+	}
+	img, err := s.store.ImageGet(ctx, id)
+	if err != nil {
+		return img, err
+	}
+	s.images.Store(id, img)
+	return img, nil
 }
 
 // ListImages lists the catalog.
@@ -370,7 +385,7 @@ func (s *Service) ListImages(ctx context.Context) ([]ecs.Image, error) {
 
 // GetImage returns one image.
 func (s *Service) GetImage(ctx context.Context, id string) (ecs.Image, error) {
-	img, err := s.store.ImageGet(ctx, id)
+	img, err := s.image(ctx, id)
 	if errors.Is(err, ecs.ErrNotFound) {
 		return img, ecs.Errorf(ecs.CodeImageNotFound, "The image does not exist.")
 	}
