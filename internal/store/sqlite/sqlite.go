@@ -57,7 +57,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	path := (&url.URL{Path: cfg.Path}).EscapedPath()
 	wdsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(" + cfg.Synchronous + ")&_pragma=foreign_keys(0)&_txlock=immediate"
+		"&_pragma=synchronous(" + cfg.Synchronous + ")&_pragma=foreign_keys(0)&_pragma=mmap_size(1073741824)&_txlock=immediate"
 	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -70,7 +70,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: apply schema: %w", err)
 	}
-	rdsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+	rdsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)&_pragma=mmap_size(1073741824)"
 	r, err := sql.Open("sqlite", rdsn)
 	if err != nil {
 		w.Close()
