@@ -1,0 +1,212 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/jobs"
+	"github.com/ecsproject/ecsd/internal/store"
+	"github.com/ecsproject/ecsd/internal/store/sqlite"
+)
+
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func insert(t *testing.T, st store.Store, typ string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	ids := make([]string, n)
+	err := st.Write(ctx, func(tx store.Tx) error {
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s-%d", typ, i)
+			if err := tx.JobInsert(ctx, &ecs.Job{ID: ids[i], ProjectID: "p", Type: typ, Runnable: true, Created: time.Now()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// finish is a handler body that ends the job SUCCESS under its lease.
+func finish(st store.Store) jobs.Handler {
+	return func(ctx context.Context, r jobs.Run) error {
+		j := r.Job
+		j.Status, j.End = ecs.JobSuccess, time.Now()
+		return st.Write(ctx, func(tx store.Tx) error { return tx.JobUpdate(ctx, &j, r.Lease) })
+	}
+}
+
+func waitStatus(t *testing.T, st store.Store, id, status string) ecs.Job {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := st.JobGet(context.Background(), "p", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == status {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s is %s, want %s", id, j.Status, status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func run(t *testing.T, e *jobs.Engine) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestEngineRunsEveryJobOnce(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	var mu sync.Mutex
+	runs := map[string]int{}
+	h := finish(st)
+	e := jobs.New(jobs.Config{Store: st, Workers: 4, Logger: quiet, Poll: time.Hour, Handlers: map[string]jobs.Handler{
+		"t": func(ctx context.Context, r jobs.Run) error {
+			mu.Lock()
+			runs[r.Job.ID]++
+			mu.Unlock()
+			return h(ctx, r)
+		}}})
+	run(t, e)
+	// Jobs inserted after the engine started are picked up on Notify alone
+	// (the poll interval is an hour).
+	ids := insert(t, st, "t", 20)
+	e.Notify()
+	for _, id := range ids {
+		waitStatus(t, st, id, ecs.JobSuccess)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if runs[id] != 1 {
+			t.Errorf("job %s ran %d times", id, runs[id])
+		}
+	}
+}
+
+func TestUnknownJobTypeFails(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Handlers: map[string]jobs.Handler{}})
+	run(t, e)
+	ids := insert(t, st, "mystery", 1)
+	e.Notify()
+	j := waitStatus(t, st, ids[0], ecs.JobFail)
+	if j.ErrorCode == "" || j.FailReason == "" {
+		t.Fatalf("failed job without a reason: %+v", j)
+	}
+}
+
+func TestExpiredLeaseIsClaimedAgain(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	var calls atomic.Int32
+	h := finish(st)
+	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: 300 * time.Millisecond, Poll: 50 * time.Millisecond,
+		Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
+			if calls.Add(1) == 1 {
+				return errors.New("transient store trouble") // leaves the job to its lease
+			}
+			return h(ctx, r)
+		}}})
+	run(t, e)
+	ids := insert(t, st, "t", 1)
+	e.Notify()
+	j := waitStatus(t, st, ids[0], ecs.JobSuccess)
+	if j.Attempts != 2 {
+		t.Fatalf("attempts %d, want 2", j.Attempts)
+	}
+}
+
+func TestLeaseRenewedWhileRunning(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	h := finish(st)
+	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: 150 * time.Millisecond, Poll: 20 * time.Millisecond,
+		Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
+			calls.Add(1)
+			<-release // runs for many lease periods
+			return h(ctx, r)
+		}}})
+	run(t, e)
+	ids := insert(t, st, "t", 1)
+	e.Notify()
+	waitStatus(t, st, ids[0], ecs.JobRunning)
+	// Another engine polling meanwhile finds nothing to claim: the lease
+	// is renewed, not expired.
+	for range 10 {
+		time.Sleep(50 * time.Millisecond)
+		got, err := st.JobClaim(context.Background(), "other", time.Now(), time.Now().Add(time.Minute), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 0 {
+			t.Fatalf("a renewed lease was claimed by another owner")
+		}
+	}
+	close(release)
+	waitStatus(t, st, ids[0], ecs.JobSuccess)
+	if calls.Load() != 1 {
+		t.Fatalf("handler ran %d times", calls.Load())
+	}
+}
+
+func TestShutdownLeavesJobsResumable(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	started := make(chan struct{}, 1)
+	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: time.Hour, Handlers: map[string]jobs.Handler{
+		"t": func(ctx context.Context, r jobs.Run) error {
+			started <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		}}})
+	stop := run(t, e)
+	ids := insert(t, st, "t", 1)
+	e.Notify()
+	<-started
+	stop()
+	waitStatus(t, st, ids[0], ecs.JobRunning)
+	// A new process releases the dead leases and runs the job.
+	if n, err := st.JobLeaseReleaseAll(context.Background()); err != nil || n != 1 {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	e2 := jobs.New(jobs.Config{Store: st, Logger: quiet, Handlers: map[string]jobs.Handler{"t": finish(st)}})
+	run(t, e2)
+	e2.Notify()
+	waitStatus(t, st, ids[0], ecs.JobSuccess)
+}
