@@ -56,8 +56,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: synchronous must be NORMAL or FULL, not %q", cfg.Synchronous)
 	}
 	path := (&url.URL{Path: cfg.Path}).EscapedPath()
+	// Both pools memory-map the first 64 MiB of the database: reads of
+	// mapped pages cost no syscall, and the cap bounds what the mapping
+	// adds to the process's resident memory.
 	wdsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(" + cfg.Synchronous + ")&_pragma=foreign_keys(0)&_pragma=mmap_size(1073741824)&_txlock=immediate"
+		"&_pragma=synchronous(" + cfg.Synchronous + ")&_pragma=foreign_keys(0)&_pragma=mmap_size(67108864)&_txlock=immediate"
 	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -70,7 +73,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: apply schema: %w", err)
 	}
-	rdsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)&_pragma=mmap_size(1073741824)"
+	rdsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)&_pragma=mmap_size(67108864)"
 	r, err := sql.Open("sqlite", rdsn)
 	if err != nil {
 		w.Close()
