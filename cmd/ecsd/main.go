@@ -34,6 +34,9 @@ import (
 )
 
 func main() {
+	// Everything ecsd writes (database, keys, disks, credentials) is
+	// private to it.
+	syscall.Umask(0o077)
 	if len(os.Args) > 2 && os.Args[1] == "credentials" && os.Args[2] == "add" {
 		if err := credentialsAdd(os.Args[3:], os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "ecsd:", err)
@@ -155,8 +158,6 @@ func serve(ctx context.Context, cfg Config) error {
 		return err
 	}
 	slog.SetDefault(log)
-	// Everything ecsd writes (database, keys, disks) is private to it.
-	syscall.Umask(0o077)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
