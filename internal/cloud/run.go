@@ -26,6 +26,7 @@ type jobRun struct {
 	job   ecs.Job
 	lease store.Lease
 	log   *slog.Logger
+	owned bool // a commit of this run made its lease the server's task owner
 }
 
 // stepError is a failed job step: the code the job ends with and the cause.
@@ -42,9 +43,10 @@ func failStep(code ecs.Code, msg string, err error) error {
 	return &stepError{code: code, msg: msg, err: err}
 }
 
-// begin takes ownership of the job's server with the run's lease token and
-// decodes the job's params into p.
-func (s *Service) begin(ctx context.Context, r jobs.Run, p any) (*jobRun, error) {
+// begin prepares a run: it decodes the job's params into p. The run takes
+// ownership of the job's server with its first commit (commit), which saves
+// a transaction per job; until then it only makes idempotent driver calls.
+func (s *Service) begin(r jobs.Run, p any) (*jobRun, error) {
 	jr := &jobRun{s: s, job: r.Job, lease: r.Lease,
 		log: s.log.With("job_id", r.Job.ID, "job_type", r.Job.Type, "server_id", r.Job.ServerID, "attempt", r.Job.Attempts)}
 	if p != nil && len(r.Job.Params) > 0 {
@@ -52,13 +54,7 @@ func (s *Service) begin(ctx context.Context, r jobs.Run, p any) (*jobRun, error)
 			return jr, fmt.Errorf("job %s params: %w", r.Job.ID, err)
 		}
 	}
-	err := s.store.Write(ctx, func(tx store.Tx) error {
-		if err := tx.ServerSetOwner(ctx, r.Job.ServerID, r.Job.ID, r.Lease.Token()); err != nil {
-			return err
-		}
-		return tx.JobUpdate(ctx, &jr.job, jr.lease)
-	})
-	return jr, err
+	return jr, nil
 }
 
 // commit applies change to the job's server and writes the job, in one
@@ -67,7 +63,16 @@ func (jr *jobRun) commit(ctx context.Context, change func(tx store.Tx, srv *ecs.
 	now := time.Now().UTC()
 	job := jr.job
 	err := jr.s.store.Write(ctx, func(tx store.Tx) error {
-		if err := tx.ServerFence(ctx, job.ServerID, jr.lease.Token()); err != nil {
+		// The first commit of a run makes its lease token the server's task
+		// owner (provided the server's task is this job); later ones check
+		// that it still is.
+		fence := tx.ServerFence
+		if !jr.owned {
+			fence = func(ctx context.Context, serverID, token string) error {
+				return tx.ServerSetOwner(ctx, serverID, job.ID, token)
+			}
+		}
+		if err := fence(ctx, job.ServerID, jr.lease.Token()); err != nil {
 			return err
 		}
 		srv, err := tx.ServerGetByID(ctx, job.ServerID)
@@ -89,6 +94,7 @@ func (jr *jobRun) commit(ctx context.Context, change func(tx store.Tx, srv *ecs.
 	})
 	if err == nil {
 		jr.job = job
+		jr.owned = true
 	}
 	return err
 }
@@ -175,7 +181,7 @@ func interrupted(ctx context.Context, err error) bool {
 func (s *Service) runJob(ctx context.Context, r jobs.Run, params any,
 	body func(ctx context.Context, jr *jobRun) error,
 	onFail func(ctx context.Context, jr *jobRun, cause error) error) error {
-	jr, err := s.begin(ctx, r, params)
+	jr, err := s.begin(r, params)
 	if err != nil {
 		return err
 	}
