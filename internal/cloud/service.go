@@ -423,11 +423,6 @@ func (s *Service) ListServers(ctx context.Context, c Caller, p store.ServerListP
 	return out, n, nil
 }
 
-// GetVolume returns a volume (for server views).
-func (s *Service) GetVolume(ctx context.Context, id string) (ecs.Volume, error) {
-	return s.store.VolumeGet(ctx, id)
-}
-
 // GetJob returns a job of the caller's project with its sub-jobs.
 func (s *Service) GetJob(ctx context.Context, c Caller, id string) (ecs.Job, error) {
 	j, err := s.store.JobGet(ctx, c.ProjectID, id)

@@ -48,7 +48,6 @@ const (
 	CodeRebootFailed           Code = "Ecs.0227"
 	CodeDeleteFailed           Code = "Ecs.0501"
 	CodeSubmitFailed           Code = "Ecs.0002"
-	CodeReleaseSystemDisk      Code = "Ecs.0402"
 	CodeTaskFailed             Code = "Common.0022"
 )
 
