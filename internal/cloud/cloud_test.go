@@ -477,3 +477,31 @@ func TestInterruptedJobResumesAndStaleRunIsFenced(t *testing.T) {
 		t.Fatalf("stale job update: %v", err)
 	}
 }
+
+// renamed is the simulator under another driver's name.
+type renamed struct{ *sim.Driver }
+
+func (renamed) Name() string { return "qemu" }
+
+func TestCatalogImagesOnlyForTheSimulator(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	box, _ := secret.LoadOrCreate(filepath.Join(dir, "key"))
+	drv, _ := sim.New(sim.Config{Dir: filepath.Join(dir, "sim")})
+	svc := cloud.New(cloud.Config{Store: st, Driver: renamed{drv}, Box: box, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := svc.SeedImages(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cred, _ := svc.NewCredential(ctx, "p")
+	_, _, err = svc.CreateServers(ctx, cloud.Caller{ProjectID: cred.ProjectID, UserID: cred.UserID}, cloud.CreateInput{Name: "n",
+		ImageRef: linuxImage, FlavorRef: "s6.small.1", VPCID: "v", SubnetIDs: []string{"s"}, VolumeType: "SSD"})
+	if code(err) != ecs.CodeImageAttributes {
+		t.Fatalf("create from a file-less image on a real driver: %v", err)
+	}
+}

@@ -151,7 +151,7 @@ func (s *Service) reinstallImage(ctx context.Context, id string) (ecs.Image, err
 	if img.Status != "active" {
 		return img, ecs.Errorf(ecs.CodeImageNotActive, "The image is not in Active state.")
 	}
-	return img, nil
+	return img, s.runnable(img)
 }
 
 // reinstallAllowed checks the server's state for a reinstall.

@@ -92,6 +92,9 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 	if img.Status != "active" {
 		return "", nil, ecs.Errorf(ecs.CodeImageNotActive, "The image is not in Active state.")
 	}
+	if err := s.runnable(img); err != nil {
+		return "", nil, err
+	}
 	if (in.AdminPass != "" || in.KeyName != "") && img.Unsupported != "" {
 		return "", nil, ecs.Errorf(ecs.CodeImageAttributes, "The image does not support setting a password or key pair from the host: %s.", img.Unsupported)
 	}

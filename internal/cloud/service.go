@@ -361,6 +361,16 @@ func (s *Service) AddImage(ctx context.Context, img ecs.Image) error {
 	return s.store.ImageUpsert(ctx, img)
 }
 
+// runnable refuses an image the driver cannot make disks from: the
+// simulator's built-in catalog images have no file, so only the simulator
+// can use them (a data dir first run with --driver sim keeps them).
+func (s *Service) runnable(img ecs.Image) error {
+	if img.File == "" && s.drv != nil && s.drv.Name() != "sim" {
+		return ecs.Errorf(ecs.CodeImageAttributes, "The image has no disk file: it can only be used with the simulator.")
+	}
+	return nil
+}
+
 // image returns a catalog image, from memory after the first read.
 func (s *Service) image(ctx context.Context, id string) (ecs.Image, error) {
 	if v, ok := s.images.Load(id); ok {
