@@ -183,15 +183,20 @@ func macFor(id string) string {
 	return string(b)
 }
 
+// wireJobHead is what a job and a sub-job share on the wire.
+type wireJobHead struct {
+	JobID      string  `json:"job_id"`
+	JobType    string  `json:"job_type"`
+	Status     string  `json:"status"`
+	BeginTime  string  `json:"begin_time"`
+	EndTime    string  `json:"end_time"`
+	ErrorCode  *string `json:"error_code"`
+	FailReason *string `json:"fail_reason"`
+}
+
 type wireJob struct {
-	JobID      string       `json:"job_id"`
-	JobType    string       `json:"job_type"`
-	Status     string       `json:"status"`
-	BeginTime  string       `json:"begin_time"`
-	EndTime    string       `json:"end_time"`
-	ErrorCode  *string      `json:"error_code"`
-	FailReason *string      `json:"fail_reason"`
-	Entities   wireEntities `json:"entities"`
+	wireJobHead
+	Entities wireEntities `json:"entities"`
 }
 
 type wireEntities struct {
@@ -201,14 +206,8 @@ type wireEntities struct {
 }
 
 type wireSubJob struct {
-	JobID      string          `json:"job_id"`
-	JobType    string          `json:"job_type"`
-	Status     string          `json:"status"`
-	BeginTime  string          `json:"begin_time"`
-	EndTime    string          `json:"end_time"`
-	ErrorCode  *string         `json:"error_code"`
-	FailReason *string         `json:"fail_reason"`
-	Entities   wireSubEntities `json:"entities"`
+	wireJobHead
+	Entities wireSubEntities `json:"entities"`
 }
 
 type wireSubEntities struct {
@@ -230,9 +229,13 @@ func jobBegin(j *ecs.Job) string {
 	return fmtTime(j.Created, timeMS)
 }
 
-func toWireJob(j *ecs.Job) wireJob {
-	w := wireJob{JobID: j.ID, JobType: j.Type, Status: j.Status, BeginTime: jobBegin(j), EndTime: fmtTime(j.End, timeMS),
+func jobHead(j *ecs.Job) wireJobHead {
+	return wireJobHead{JobID: j.ID, JobType: j.Type, Status: j.Status, BeginTime: jobBegin(j), EndTime: fmtTime(j.End, timeMS),
 		ErrorCode: nullable(j.ErrorCode), FailReason: nullable(j.FailReason)}
+}
+
+func toWireJob(j *ecs.Job) wireJob {
+	w := wireJob{wireJobHead: jobHead(j)}
 	if j.Runnable {
 		w.Entities.ServerID = j.ServerID
 		return w
@@ -242,8 +245,7 @@ func toWireJob(j *ecs.Job) wireJob {
 	w.Entities.SubJobs = make([]wireSubJob, 0, n)
 	for i := range j.SubJobs {
 		sj := &j.SubJobs[i]
-		ws := wireSubJob{JobID: sj.ID, JobType: sj.Type, Status: sj.Status, BeginTime: jobBegin(sj), EndTime: fmtTime(sj.End, timeMS),
-			ErrorCode: nullable(sj.ErrorCode), FailReason: nullable(sj.FailReason), Entities: wireSubEntities{ServerID: sj.ServerID}}
+		ws := wireSubJob{wireJobHead: jobHead(sj), Entities: wireSubEntities{ServerID: sj.ServerID}}
 		if sj.ErrorCode != "" {
 			ws.Entities.ErrorcodeMessage = sj.FailReason
 		}

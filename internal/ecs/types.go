@@ -65,10 +65,7 @@ func Status(vmState, taskState string) string {
 	switch vmState {
 	case VMBuilding:
 		switch taskState {
-		case TaskNone, TaskScheduling, TaskBlockDeviceMapping, TaskSpawning, "networking":
-			return "BUILD"
-		}
-		if taskState == TaskDeleting {
+		case TaskNone, TaskScheduling, TaskBlockDeviceMapping, TaskSpawning, "networking", TaskDeleting:
 			return "BUILD"
 		}
 	case VMActive:

@@ -91,21 +91,27 @@ func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error
 	if lease.Owner == "" {
 		return fmt.Errorf("job %s: no lease: %w", j.ID, ecs.ErrFenced)
 	}
+	// A sub-job's previous status tells whether this update finishes it;
+	// other jobs need no read before the fenced update.
 	var was string
-	err := t.q.QueryRowContext(ctx, `SELECT status FROM jobs WHERE id = ? AND lease_owner = ? AND attempts = ?`,
-		j.ID, lease.Owner, lease.Attempt).Scan(&was)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("job %s: %w", j.ID, ecs.ErrFenced)
+	if j.ParentID != "" {
+		err := t.q.QueryRowContext(ctx, `SELECT status FROM jobs WHERE id = ?`, j.ID).Scan(&was)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 	}
+	res, err := t.q.ExecContext(ctx, `UPDATE jobs SET status=?, step=?, error_code=?, fail_reason=?, params=?, begin_time=?, end_time=?,
+		lease_expires = CASE WHEN ? IN ('SUCCESS','FAIL') THEN 0 ELSE lease_expires END
+		WHERE id=? AND lease_owner=? AND attempts=?`,
+		j.Status, j.Step, j.ErrorCode, j.FailReason, j.Params, ms(j.Begin), ms(j.End), j.Status, j.ID, lease.Owner, lease.Attempt)
 	if err != nil {
 		return err
 	}
-	_, err = t.q.ExecContext(ctx, `UPDATE jobs SET status=?, step=?, error_code=?, fail_reason=?, params=?, begin_time=?, end_time=?,
-		lease_expires = CASE WHEN ? IN ('SUCCESS','FAIL') THEN 0 ELSE lease_expires END
-		WHERE id=?`,
-		j.Status, j.Step, j.ErrorCode, j.FailReason, j.Params, ms(j.Begin), ms(j.End), j.Status, j.ID)
-	if err != nil || j.ParentID == "" || !j.Done() || was == ecs.JobSuccess || was == ecs.JobFail {
-		return err
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("job %s: %w", j.ID, ecs.ErrFenced)
+	}
+	if j.ParentID == "" || !j.Done() || was == ecs.JobSuccess || was == ecs.JobFail {
+		return nil
 	}
 	failed := 0
 	if j.Status == ecs.JobFail {
