@@ -82,6 +82,28 @@ func (d *Driver) AccessPort(id string) (int, bool) {
 
 // lockServer locks server id and its system disk, in the order every caller
 // uses, and returns the server (nil when it does not exist).
+// lockedServer is the prologue of the calls on one existing server: it
+// checks ctx and the id, takes the server's lock and returns the server,
+// or an error wrapping compute.ErrNotFound. The caller must call unlock.
+func (d *Driver) lockedServer(ctx context.Context, op, serverID string) (*server, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := checkIDs(op, "server", serverID); err != nil {
+		return nil, nil, err
+	}
+	s, unlock := d.lockServer(serverID, "")
+	if err := ctx.Err(); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	if s == nil {
+		unlock()
+		return nil, nil, notFound(op, "server", serverID)
+	}
+	return s, unlock, nil
+}
+
 func (d *Driver) lockServer(id string, extraDisk string) (*server, func()) {
 	for {
 		d.mu.Lock()
@@ -333,20 +355,11 @@ func (d *Driver) setDisk(s *server, diskID string) error {
 // started.
 func (d *Driver) StartServer(ctx context.Context, serverID string) error {
 	const op = "start server"
-	if err := ctx.Err(); err != nil {
+	s, unlock, err := d.lockedServer(ctx, op, serverID)
+	if err != nil {
 		return err
 	}
-	if err := checkIDs(op, "server", serverID); err != nil {
-		return err
-	}
-	s, unlock := d.lockServer(serverID, "")
 	defer unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if s == nil {
-		return notFound(op, "server", serverID)
-	}
 	if err := d.startVM(ctx, s); err != nil {
 		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
 	}
@@ -359,20 +372,11 @@ func (d *Driver) StartServer(ctx context.Context, serverID string) error {
 // A stopped server is already stopped.
 func (d *Driver) StopServer(ctx context.Context, serverID string, hard bool) error {
 	const op = "stop server"
-	if err := ctx.Err(); err != nil {
+	s, unlock, err := d.lockedServer(ctx, op, serverID)
+	if err != nil {
 		return err
 	}
-	if err := checkIDs(op, "server", serverID); err != nil {
-		return err
-	}
-	s, unlock := d.lockServer(serverID, "")
 	defer unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if s == nil {
-		return notFound(op, "server", serverID)
-	}
 	if err := d.stopVM(ctx, s, hard); err != nil {
 		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
 	}
@@ -383,20 +387,11 @@ func (d *Driver) StopServer(ctx context.Context, serverID string, hard bool) err
 // it again in a new QEMU process; a stopped server cannot be rebooted.
 func (d *Driver) RebootServer(ctx context.Context, serverID string, hard bool) error {
 	const op = "reboot server"
-	if err := ctx.Err(); err != nil {
+	s, unlock, err := d.lockedServer(ctx, op, serverID)
+	if err != nil {
 		return err
 	}
-	if err := checkIDs(op, "server", serverID); err != nil {
-		return err
-	}
-	s, unlock := d.lockServer(serverID, "")
 	defer unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if s == nil {
-		return notFound(op, "server", serverID)
-	}
 	d.mu.Lock()
 	running := s.running()
 	d.mu.Unlock()
