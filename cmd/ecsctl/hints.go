@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"syscall"
 
 	"github.com/ecsproject/ecsd/client"
@@ -42,7 +43,7 @@ func (a *app) explain(err error) error {
 		return fmt.Errorf("the TLS certificate of %s is not valid for this host (%v): use a host name the certificate names in the endpoint", endpoint, hostname)
 	case errors.As(err, &invalid):
 		return fmt.Errorf("the TLS certificate of %s is not valid (%v)", endpoint, invalid)
-	case errors.As(err, &notTLS):
+	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &notTLS):
 		return fmt.Errorf("%s does not answer in TLS: if ecsd serves plain HTTP, use http:// in the endpoint", endpoint)
 	case errors.As(err, &dns):
 		return fmt.Errorf("cannot find the host of %s (%v): check the endpoint in the credentials (or ECS_ENDPOINT)", endpoint, dns)
