@@ -49,21 +49,3 @@ func (c *Client) ListFlavors(ctx context.Context) ([]Flavor, error) {
 	err := c.do(ctx, "GET", c.projectPath("v1", "cloudservers", "flavors"), nil, nil, &out)
 	return out.Flavors, err
 }
-
-// ImportImageRequest names image files on the ecsd host to import into the
-// catalog (qemu driver only): a qcow2 or raw disk, and the kernel and
-// initrd to boot it directly when it needs them.
-type ImportImageRequest struct {
-	Name   string `json:"name"`
-	File   string `json:"file"`
-	Kernel string `json:"kernel,omitempty"`
-	Initrd string `json:"initrd,omitempty"`
-}
-
-// ImportImage imports an image (POST /v2/cloudimages/import, ecsd's own
-// operator API) and returns it as recorded in the catalog.
-func (c *Client) ImportImage(ctx context.Context, req ImportImageRequest) (Image, error) {
-	var out Image
-	err := c.do(ctx, "POST", "/v2/cloudimages/import", nil, req, &out)
-	return out, err
-}

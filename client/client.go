@@ -22,6 +22,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +31,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -58,21 +61,47 @@ type Client struct {
 
 // New returns a Client for cfg. An Endpoint without a scheme gets https://,
 // as in the SDK; the endpoint's own path is ignored, because API paths are
-// absolute and signed as such. An unusable Endpoint makes every call fail.
-// When cfg.HTTPClient is nil a client with the SDK's 120 s timeout that does
-// not follow redirects is used.
+// absolute and signed as such. An unusable Endpoint or CACertFile makes
+// every call fail. When cfg.HTTPClient is nil a client with the SDK's 120 s
+// timeout that does not follow redirects is used, trusting the CAs of
+// cfg.CACertFile when it is set.
 func New(cfg Config) *Client {
+	base, err := baseURL(cfg.Endpoint)
 	hc := cfg.HTTPClient
 	if hc == nil {
+		var tr http.RoundTripper = http.DefaultTransport
+		if cfg.CACertFile != "" {
+			t, cerr := transportTrusting(cfg.CACertFile)
+			if err == nil {
+				err = cerr
+			}
+			tr = t
+		}
 		hc = &http.Client{
-			Timeout: 120 * time.Second,
+			Transport: tr,
+			Timeout:   120 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
 		}
 	}
-	base, err := baseURL(cfg.Endpoint)
 	return &Client{cfg: cfg, base: base, baseErr: err, hc: hc, now: time.Now}
+}
+
+// transportTrusting returns a transport like http.DefaultTransport whose TLS
+// connections trust only the CA certificates of the PEM file caFile.
+func transportTrusting(caFile string) (*http.Transport, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return tr, fmt.Errorf("client: CA certificate file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return tr, fmt.Errorf("client: CA certificate file %s holds no PEM certificate", caFile)
+	}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
 }
 
 func baseURL(endpoint string) (*url.URL, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -556,6 +557,10 @@ func TestLoadConfig(t *testing.T) {
 	writeFile(t, partial, `{"access_key":"AK"}`)
 	bad := filepath.Join(dir, "bad.json")
 	writeFile(t, bad, `{"access_key":`)
+	withCA := filepath.Join(dir, "with-ca.json")
+	writeFile(t, withCA, `{"access_key":"AK","secret_key":"SK","project_id":"P","endpoint":"https://h:1","ca_cert":"tls/ca.pem","later":"ignored"}`)
+	absCA := filepath.Join(dir, "abs-ca.json")
+	writeFile(t, absCA, `{"access_key":"AK","secret_key":"SK","project_id":"P","endpoint":"https://h:1","ca_cert":"/etc/ecsd/ca.pem"}`)
 	fromFile := Config{Endpoint: "http://127.0.0.1:1", AccessKey: "AK", SecretKey: "SK", ProjectID: "P", UserID: "U"}
 
 	tests := []struct {
@@ -564,6 +569,7 @@ func TestLoadConfig(t *testing.T) {
 		env     map[string]string
 		want    Config
 		wantErr string
+		noFile  bool // the error is a *NoCredentialsError
 	}{
 		{name: "file", path: file, want: fromFile},
 		{name: "file from ECS_CREDENTIALS", env: map[string]string{"ECS_CREDENTIALS": file}, want: fromFile},
@@ -587,11 +593,37 @@ func TestLoadConfig(t *testing.T) {
 			env:  map[string]string{"ECS_ENDPOINT": "http://e", "ECS_ACCESS_KEY": "A", "ECS_SECRET_KEY": "S", "ECS_PROJECT_ID": "P"},
 			want: Config{Endpoint: "http://e", AccessKey: "A", SecretKey: "S", ProjectID: "P"},
 		},
+		{
+			name: "ca_cert is relative to the file's directory",
+			path: withCA,
+			want: Config{Endpoint: "https://h:1", AccessKey: "AK", SecretKey: "SK", ProjectID: "P", CACertFile: filepath.Join(dir, "tls", "ca.pem")},
+		},
+		{
+			name: "absolute ca_cert",
+			path: absCA,
+			want: Config{Endpoint: "https://h:1", AccessKey: "AK", SecretKey: "SK", ProjectID: "P", CACertFile: "/etc/ecsd/ca.pem"},
+		},
+		{
+			name: "ECS_CA_CERT overrides ca_cert",
+			path: withCA,
+			env:  map[string]string{"ECS_CA_CERT": "mine.pem"},
+			want: Config{Endpoint: "https://h:1", AccessKey: "AK", SecretKey: "SK", ProjectID: "P", CACertFile: "mine.pem"},
+		},
 		{name: "missing fields", path: partial, wantErr: "missing endpoint (ECS_ENDPOINT), secret_key (ECS_SECRET_KEY), project_id (ECS_PROJECT_ID)"},
-		{name: "missing default file and no environment", wantErr: "missing endpoint"},
-		{name: "missing explicit file", path: filepath.Join(dir, "nope.json"), wantErr: "no such file"},
-		{name: "missing file from ECS_CREDENTIALS", env: map[string]string{"ECS_CREDENTIALS": filepath.Join(dir, "nope.json")}, wantErr: "no such file"},
+		{name: "missing default file and no environment", wantErr: "no credentials at data/credentials.json", noFile: true},
+		{
+			name:    "missing default file and a partial environment",
+			env:     map[string]string{"ECS_ENDPOINT": "http://e"},
+			wantErr: "no credentials at data/credentials.json", noFile: true,
+		},
+		{name: "missing explicit file", path: filepath.Join(dir, "nope.json"), wantErr: "no credentials at " + filepath.Join(dir, "nope.json"), noFile: true},
+		{
+			name:    "missing file from ECS_CREDENTIALS",
+			env:     map[string]string{"ECS_CREDENTIALS": filepath.Join(dir, "nope.json")},
+			wantErr: "no credentials at " + filepath.Join(dir, "nope.json"), noFile: true,
+		},
 		{name: "bad JSON", path: bad, wantErr: "unexpected end of JSON"},
+		{name: "a directory", path: dir, wantErr: "credentials file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -600,6 +632,10 @@ func TestLoadConfig(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				var nc *NoCredentialsError
+				if errors.As(err, &nc) != tt.noFile || tt.noFile != errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("err = %#v: a *NoCredentialsError and fs.ErrNotExist: %v, want %v", err, errors.As(err, &nc), tt.noFile)
 				}
 				return
 			}

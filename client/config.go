@@ -1,12 +1,12 @@
 package client
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -22,28 +22,37 @@ type Config struct {
 	SecretKey string
 	ProjectID string
 	UserID    string // optional; reinstalling with a key pair needs it
+	// CACertFile, when set, is a PEM file of the CA certificates an https
+	// endpoint's certificate must chain to, in place of the system's roots
+	// (like curl --cacert); it lets a client trust a self-signed ecsd.
+	// Ignored when HTTPClient is set.
+	CACertFile string
 	// HTTPClient, when non-nil, replaces the default transport.
 	HTTPClient *http.Client
 }
 
-// credentialsFile is the JSON credentials file.
-type credentialsFile struct {
-	AccessKey string `json:"access_key"`
-	SecretKey string `json:"secret_key"`
-	ProjectID string `json:"project_id"`
-	UserID    string `json:"user_id"`
-	Endpoint  string `json:"endpoint"`
+// NoCredentialsError is LoadConfig's error when the credentials file does
+// not exist (for the default file: and the environment does not supply
+// everything either). errors.Is(err, fs.ErrNotExist) holds for it.
+type NoCredentialsError struct {
+	Path string // the file looked for
+	Err  error  // the cause, wrapping fs.ErrNotExist
 }
 
-// LoadConfig reads credentials from the JSON credentials file (fields
-// access_key, secret_key, project_id, user_id, endpoint) at path or, when
-// path is "", at $ECS_CREDENTIALS or ./data/credentials.json. The variables
-// ECS_ENDPOINT, ECS_ACCESS_KEY, ECS_SECRET_KEY, ECS_PROJECT_ID and
-// ECS_USER_ID, when set, override the file's fields.
+func (e *NoCredentialsError) Error() string { return "no credentials at " + e.Path }
+func (e *NoCredentialsError) Unwrap() error { return e.Err }
+
+// LoadConfig reads credentials from the credentials file (CredentialsFile)
+// at path or, when path is "", at $ECS_CREDENTIALS or
+// ./data/credentials.json. The variables ECS_ENDPOINT, ECS_ACCESS_KEY,
+// ECS_SECRET_KEY, ECS_PROJECT_ID, ECS_USER_ID and ECS_CA_CERT, when set,
+// override the file's fields. The file's ca_cert is relative to the file's
+// directory, ECS_CA_CERT to the working directory.
 //
 // A file named by path or $ECS_CREDENTIALS must exist; the default file may
-// be missing when the environment supplies everything. The result must have
-// an endpoint, an access key, a secret key and a project id.
+// be missing when the environment supplies everything. A missing file is a
+// *NoCredentialsError. The result must have an endpoint, an access key, a
+// secret key and a project id.
 func LoadConfig(path string) (Config, error) {
 	return LoadConfigEnv(path, os.Getenv)
 }
@@ -58,25 +67,30 @@ func LoadConfigEnv(path string, getenv func(string) string) (Config, error) {
 		path, explicit = DefaultCredentialsPath, false
 	}
 
-	var f credentialsFile
-	raw, err := os.ReadFile(path)
+	f, err := ReadCredentialsFile(path)
+	var noFile error
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(raw, &f); err != nil {
-			return Config{}, fmt.Errorf("credentials file %s: %w", path, err)
+		if f.CACert != "" && !filepath.IsAbs(f.CACert) {
+			f.CACert = filepath.Join(filepath.Dir(path), f.CACert)
 		}
-	case errors.Is(err, fs.ErrNotExist) && !explicit:
+	case errors.Is(err, fs.ErrNotExist):
+		noFile = &NoCredentialsError{Path: path, Err: err}
+		if explicit {
+			return Config{}, noFile
+		}
 		// The environment may supply everything.
 	default:
-		return Config{}, fmt.Errorf("credentials file: %w", err)
+		return Config{}, err
 	}
 
 	cfg := Config{
-		Endpoint:  f.Endpoint,
-		AccessKey: f.AccessKey,
-		SecretKey: f.SecretKey,
-		ProjectID: f.ProjectID,
-		UserID:    f.UserID,
+		Endpoint:   f.Endpoint,
+		AccessKey:  f.AccessKey,
+		SecretKey:  f.SecretKey,
+		ProjectID:  f.ProjectID,
+		UserID:     f.UserID,
+		CACertFile: f.CACert,
 	}
 	for _, o := range []struct {
 		env string
@@ -87,6 +101,7 @@ func LoadConfigEnv(path string, getenv func(string) string) (Config, error) {
 		{"ECS_SECRET_KEY", &cfg.SecretKey},
 		{"ECS_PROJECT_ID", &cfg.ProjectID},
 		{"ECS_USER_ID", &cfg.UserID},
+		{"ECS_CA_CERT", &cfg.CACertFile},
 	} {
 		if v := getenv(o.env); v != "" {
 			*o.dst = v
@@ -105,6 +120,9 @@ func LoadConfigEnv(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	if len(missing) > 0 {
+		if noFile != nil {
+			return Config{}, noFile
+		}
 		return Config{}, fmt.Errorf("credentials (%s): missing %s", path, strings.Join(missing, ", "))
 	}
 	return cfg, nil

@@ -23,7 +23,10 @@ type env struct {
 type app struct {
 	env
 	credentials string
+	caCert      string // --ca-cert: overrides ECS_CA_CERT and the file's ca_cert
 	output      string
+	// cfg is the configuration loaded by client(), for explaining errors.
+	cfg client.Config
 	// pollInterval is how often --wait polls the job and the servers.
 	pollInterval time.Duration
 }
@@ -66,7 +69,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "ecsctl: %s\nRun 'ecsctl help' for usage.\n", ue.msg)
 		return 2
 	}
-	fmt.Fprintf(a.stderr, "ecsctl: %v\n", err)
+	fmt.Fprintf(a.stderr, "ecsctl: %v\n", a.explain(err))
 	return 1
 }
 
@@ -98,7 +101,7 @@ func init() {
 		"image list":       {"image list", (*app).imageList},
 		"flavor list":      {"flavor list", (*app).flavorList},
 		"job show":         {"job show ID [--wait]", (*app).jobShow},
-		"image import":     {"image import --name NAME --file FILE [--kernel FILE --initrd FILE]", (*app).imageImport},
+		"image import":     {"image import (an operator action: ecsd image import)", (*app).imageImport},
 	}
 }
 
@@ -146,6 +149,7 @@ func (a *app) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	fs.StringVar(&a.credentials, "credentials", a.credentials, "credentials `FILE` (default $ECS_CREDENTIALS or ./data/credentials.json)")
+	fs.StringVar(&a.caCert, "ca-cert", a.caCert, "trust the CA certificates of the PEM `FILE` for an https endpoint (default $ECS_CA_CERT or the credentials' ca_cert)")
 	fs.StringVar(&a.output, "o", a.output, "output `format`: table or json")
 	if c, ok := commands[name]; ok {
 		fs.Usage = func() {
@@ -212,5 +216,9 @@ func (a *app) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.caCert != "" {
+		cfg.CACertFile = a.caCert
+	}
+	a.cfg = cfg
 	return client.New(cfg), nil
 }

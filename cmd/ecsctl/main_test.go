@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecsproject/ecsd/client"
 	"github.com/ecsproject/ecsd/internal/aksk"
 )
 
@@ -90,6 +91,17 @@ type result struct {
 // relative to "/v1/p1" unless they start with "/v2").
 func ecsctl(t *testing.T, routes map[string][]reply, stdin string, args ...string) result {
 	t.Helper()
+	f := newFakeAPI(t, routes)
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	r := runCLI(t, writeCredentials(t, srv.URL, ""), nil, stdin, args...)
+	r.reqs = f.requests()
+	return r
+}
+
+// newFakeAPI returns a fake API serving routes (paths relative to "/v1/p1"
+// unless they start with "/v2").
+func newFakeAPI(t *testing.T, routes map[string][]reply) *fakeAPI {
 	full := map[string][]reply{}
 	for k, v := range routes {
 		method, path, _ := strings.Cut(k, " ")
@@ -98,26 +110,43 @@ func ecsctl(t *testing.T, routes map[string][]reply, stdin string, args ...strin
 		}
 		full[method+" "+path] = v
 	}
-	f := &fakeAPI{t: t, routes: full, hits: map[string]int{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	return &fakeAPI{t: t, routes: full, hits: map[string]int{}}
+}
 
+// writeCredentials writes a credentials file for endpoint (with ca_cert
+// when it is not "") and returns its path.
+func writeCredentials(t *testing.T, endpoint, caCert string) string {
+	t.Helper()
 	creds := filepath.Join(t.TempDir(), "credentials.json")
-	err := os.WriteFile(creds, []byte(`{"access_key":"`+testAK+`","secret_key":"`+testSK+`","project_id":"`+testPID+
-		`","user_id":"`+testUID+`","endpoint":"`+srv.URL+`"}`), 0o600)
+	err := client.WriteCredentialsFile(creds, client.CredentialsFile{AccessKey: testAK, SecretKey: testSK, ProjectID: testPID,
+		UserID: testUID, Endpoint: endpoint, CACert: caCert})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return creds
+}
+
+// runCLI runs ecsctl with the credentials file creds (none when "") and
+// the environment env.
+func runCLI(t *testing.T, creds string, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	a := newApp(env{
-		stdin:  strings.NewReader(stdin),
-		stdout: &stdout,
-		stderr: &stderr,
-		getenv: func(string) string { return "" },
-	})
+	a := newApp(environment(&stdout, &stderr, stdin, env))
 	a.pollInterval = time.Millisecond
-	code := a.run(context.Background(), append([]string{"--credentials", creds}, args...))
-	return result{code, stdout.String(), stderr.String(), f.requests()}
+	if creds != "" {
+		args = append([]string{"--credentials", creds}, args...)
+	}
+	code := a.run(context.Background(), args)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func environment(stdout, stderr io.Writer, stdin string, vars map[string]string) env {
+	return env{
+		stdin:  strings.NewReader(stdin),
+		stdout: stdout,
+		stderr: stderr,
+		getenv: func(k string) string { return vars[k] },
+	}
 }
 
 func js(body string) reply { return reply{status: 200, body: body} }
@@ -445,16 +474,6 @@ func TestAPIErrorOutput(t *testing.T) {
 	}
 }
 
-func TestCredentialsErrors(t *testing.T) {
-	t.Parallel()
-	var stderr bytes.Buffer
-	code := run(context.Background(), []string{"--credentials", filepath.Join(t.TempDir(), "none.json"), "image", "list"},
-		env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }})
-	if code != 1 || !strings.Contains(stderr.String(), "ecsctl: credentials file:") {
-		t.Errorf("exit %d, stderr %q", code, stderr.String())
-	}
-}
-
 func TestOutput(t *testing.T) {
 	t.Parallel()
 	const serverJSON = `{"id":"s1","name":"web","status":"ACTIVE","OS-EXT-STS:task_state":null,"OS-EXT-STS:vm_state":"active",
@@ -546,7 +565,7 @@ func TestOutput(t *testing.T) {
 			want: "JOB_ID:       j1\n" +
 				"TYPE:         batchStopServers\n" +
 				"STATUS:       FAIL\n" +
-				"SERVER:       -\n" +
+				"SERVER:       s1,s2\n" +
 				"BEGIN:        b\n" +
 				"END:          e\n" +
 				"ERROR_CODE:   -\n" +

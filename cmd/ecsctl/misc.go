@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/ecsproject/ecsd/client"
@@ -173,7 +172,7 @@ func (a *app) jobShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.printJob(job)
+	return a.printJob(job, nil)
 }
 
 // noArgs parses a command that takes only the global flags.
@@ -207,39 +206,60 @@ func (a *app) oneArg(args []string, name, what string) (string, *client.Client, 
 	return pos[0], c, nil
 }
 
-func (a *app) imageImport(ctx context.Context, args []string) error {
+// importCommand is how an operator imports an image since the tenant API
+// lost its import route: on the ecsd host, into its data dir.
+const importCommand = "ecsd image import --data-dir DIR --name NAME [--kernel K --initrd I] [--os-type Linux|Windows] FILE"
+
+// imageImport explains that importing an image is an operator action, not
+// an API call. It accepts the old flags and fills them into the command to
+// run, and always exits 2 without calling the API.
+func (a *app) imageImport(_ context.Context, args []string) error {
 	fs := a.flags("image import")
-	var req client.ImportImageRequest
-	fs.StringVar(&req.Name, "name", "", "image `NAME` (required)")
-	fs.StringVar(&req.File, "file", "", "qcow2 or raw disk image `FILE` on the ecsd host (required)")
-	fs.StringVar(&req.Kernel, "kernel", "", "kernel `FILE` to boot the image directly")
-	fs.StringVar(&req.Initrd, "initrd", "", "initrd `FILE` for --kernel")
+	var name, file, kernel, initrd, osType string
+	fs.StringVar(&name, "name", "", "image `NAME`")
+	fs.StringVar(&file, "file", "", "disk image `FILE` on the ecsd host")
+	fs.StringVar(&kernel, "kernel", "", "kernel `FILE`")
+	fs.StringVar(&initrd, "initrd", "", "initrd `FILE`")
+	fs.StringVar(&osType, "os-type", "", "Linux or Windows")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := exactly(0, pos, "no arguments"); err != nil {
-		return err
+	if file == "" && len(pos) == 1 {
+		file = pos[0]
 	}
-	if req.Name == "" || req.File == "" {
-		return usagef("image import needs --name and --file")
-	}
-	for _, p := range []*string{&req.File, &req.Kernel, &req.Initrd} {
-		if *p != "" {
-			abs, err := filepath.Abs(*p)
-			if err != nil {
-				return err
-			}
-			*p = abs
+	fmt.Fprintf(a.stderr, "ecsctl: importing an image is an operator action on the ecsd host, not an API call. Run there:\n  %s\n", importCommand)
+	if name != "" || file != "" {
+		cmd := []string{"ecsd", "image", "import", "--data-dir", "DIR", "--name", shellQuote(orPlaceholder(name, "NAME"))}
+		if kernel != "" {
+			cmd = append(cmd, "--kernel", shellQuote(kernel))
 		}
+		if initrd != "" {
+			cmd = append(cmd, "--initrd", shellQuote(initrd))
+		}
+		if osType != "" {
+			cmd = append(cmd, "--os-type", shellQuote(osType))
+		}
+		cmd = append(cmd, shellQuote(orPlaceholder(file, "FILE")))
+		fmt.Fprintf(a.stderr, "for this image:\n  %s\n", strings.Join(cmd, " "))
 	}
-	c, err := a.client()
-	if err != nil {
-		return err
+	fmt.Fprintln(a.stderr, "DIR is that ecsd's --data-dir. The command prints the image as JSON; 'ecsctl image list' then shows it.")
+	return &exitError{code: 2}
+}
+
+func orPlaceholder(v, placeholder string) string {
+	if v == "" {
+		return placeholder
 	}
-	img, err := c.ImportImage(ctx, req)
-	if err != nil {
-		return err
+	return v
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+	}) < 0 {
+		return s
 	}
-	return a.printImages([]client.Image{img})
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -133,15 +133,21 @@ func (a *app) printCreated(jobID string, serverIDs []string) error {
 	return a.fields("JOB_ID", jobID, "SERVER_IDS", dash(strings.Join(serverIDs, ",")))
 }
 
-func (a *app) printJob(j client.Job) error {
+// printJob prints a job. Its SERVER line names the servers the job works
+// on (its own, or its sub-jobs'); when the job names none, servers (the
+// ids the request that made the job answered with) stand in.
+func (a *app) printJob(j client.Job, servers []string) error {
 	if a.output == "json" {
 		return a.printJSON(j)
+	}
+	if ids := j.ServerIDs(); len(ids) > 0 {
+		servers = ids
 	}
 	if err := a.fields(
 		"JOB_ID", j.ID,
 		"TYPE", dash(j.Type),
 		"STATUS", j.Status,
-		"SERVER", dash(j.Entities.ServerID),
+		"SERVER", dash(strings.Join(servers, ",")),
 		"BEGIN", dash(j.BeginTime),
 		"END", dash(j.EndTime),
 		"ERROR_CODE", dash(j.ErrorCode),

@@ -3,14 +3,21 @@ package main
 const usageText = `ecsctl - command-line client of ecsd (Huawei ECS API)
 
 Usage:
-  ecsctl [--credentials FILE] [-o table|json] COMMAND [ARGS] [FLAGS]
+  ecsctl [--credentials FILE] [--ca-cert FILE] [-o table|json] COMMAND [ARGS] [FLAGS]
 
 Global flags (accepted before or after the command):
   --credentials FILE   JSON credentials file with access_key, secret_key,
-                       project_id, user_id, endpoint
-                       (default: $ECS_CREDENTIALS, else ./data/credentials.json).
+                       project_id, user_id, endpoint and optional ca_cert
+                       (default: $ECS_CREDENTIALS, else ./data/credentials.json,
+                       which ecsd writes into its data dir on first start).
                        ECS_ENDPOINT, ECS_ACCESS_KEY, ECS_SECRET_KEY,
-                       ECS_PROJECT_ID and ECS_USER_ID override its fields.
+                       ECS_PROJECT_ID, ECS_USER_ID and ECS_CA_CERT override
+                       its fields.
+  --ca-cert FILE       for an https endpoint, trust the CA certificates in
+                       this PEM file instead of the system's (for an ecsd
+                       with a self-signed --tls-cert, that certificate)
+                       (default: $ECS_CA_CERT, else the file's ca_cert,
+                       relative to the credentials file)
   -o table|json        output format (default table)
 
 Servers:
@@ -39,8 +46,9 @@ Key pairs:
 
 Catalog:
   image list
-  image import --name NAME --file FILE [--kernel FILE] [--initrd FILE]
-                                     import an image file on the ecsd host (qemu driver)
+  image import                       importing is an operator action on the
+                                     ecsd host: ecsd image import --data-dir DIR
+                                     --name NAME [--kernel K --initrd I] FILE
   flavor list
 
 Jobs:

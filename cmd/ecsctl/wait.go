@@ -71,7 +71,7 @@ func (a *app) wait(ctx context.Context, c *client.Client, jobID string, serverID
 	var failed *client.JobFailedError
 	switch {
 	case errors.As(err, &failed):
-		if perr := a.printJob(job); perr != nil {
+		if perr := a.printJob(job, serverIDs); perr != nil {
 			return perr
 		}
 		code, reason := job.Failure()
@@ -82,5 +82,5 @@ func (a *app) wait(ctx context.Context, c *client.Client, jobID string, serverID
 	case err != nil:
 		return err
 	}
-	return a.printJob(job)
+	return a.printJob(job, serverIDs)
 }

@@ -103,7 +103,7 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 		if hasKey {
 			kp, err := tx.KeypairGet(ctx, c.ProjectID, userID, *in.KeyName)
 			if errors.Is(err, ecs.ErrNotFound) {
-				return ecs.Errorf(ecs.CodeKeypairNotFound, "The key pair does not exist.")
+				return ecs.Errorf(ecs.CodeKeypairNotFound, "Key pair %s does not exist.", safeID(*in.KeyName))
 			}
 			if err != nil {
 				return err
@@ -168,7 +168,7 @@ func reinstallAllowed(srv *ecs.Server, in ReinstallInput) error {
 	case srv.VMState == ecs.VMError && srv.ReinstallFailed:
 	case srv.VMState == ecs.VMActive && withStop:
 	case srv.VMState == ecs.VMActive:
-		return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: stop the ECS first, or use mode %q.", ModeWithStopServer)
+		return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: stop the ECS first, or use mode %q (ecsctl server reinstall --with-stop).", ModeWithStopServer)
 	default:
 		return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: status %s does not allow an OS reinstall.", srv.Status())
 	}

@@ -128,7 +128,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 		if in.KeyName != "" {
 			kp, err := tx.KeypairGet(ctx, c.ProjectID, c.UserID, in.KeyName)
 			if errors.Is(err, ecs.ErrNotFound) {
-				return ecs.Errorf(ecs.CodeKeypairNotFound, "The key pair does not exist.")
+				return ecs.Errorf(ecs.CodeKeypairNotFound, "Key pair %s does not exist.", safeID(in.KeyName))
 			}
 			if err != nil {
 				return err
