@@ -215,7 +215,6 @@ func (r *Rejection) Error() string { return r.Reason }
 // (e.g. an unsigned body) use it so that the refusal is logged alike.
 func Refuse(ak, reason string) error { return refuse(ak, reason) }
 
-
 // Rejection reasons. Each is a fixed string: nothing from the request, the
 // expected signature or the key store ever reaches a client.
 const (
