@@ -215,6 +215,10 @@ func (r *Rejection) Error() string { return r.Reason }
 // (e.g. an unsigned body) use it so that the refusal is logged alike.
 func Refuse(ak, reason string) error { return refuse(ak, reason) }
 
+// RefuseUnknownKey returns the refusal of a request whose access key is
+// unknown, worded as Verify words it (the same as a wrong signature).
+func RefuseUnknownKey(ak string) error { return refuseAs(ak, reasonUnknownAK, msgBadSignature) }
+
 // Rejection reasons. Each is a fixed string: nothing from the request, the
 // expected signature or the key store ever reaches a client.
 const (
