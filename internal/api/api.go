@@ -6,6 +6,10 @@
 //   - Every response carries X-Request-Id.
 //   - Every route but /healthz needs a valid SDK-HMAC-SHA256 signature, and
 //     the signing key's project must be the {project_id} of the path.
+//   - A query that repeats a key is refused (400 Ecs.0005) before any
+//     handler, so the first value a handler reads is the one that was meant.
+//   - A refused request's log line names the access key it claimed and the
+//     reason, never the signature, a secret or the canonical request.
 //   - Errors are mapped from their kind in one table (errors.go); a cause is
 //     logged with the request id and never sent to the client.
 //   - Request bodies are capped at MaxBody bytes; larger ones are refused
