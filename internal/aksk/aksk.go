@@ -15,6 +15,12 @@
 //     verifier's clock. Replays inside that window are not detected.
 //   - Every rejection is an *ecs.Error of kind ecs.CodeAuth whose message says
 //     what is wrong and never carries the expected signature or a secret key.
+//     Its cause is a *Rejection (the claimed access key and the reason) for
+//     the operator's log.
+//   - An unknown access key and a wrong signature get the same message, and
+//     an unknown key's request is still hashed and signed (with a dummy
+//     secret), so neither the answer nor the work done tells a known key from
+//     an unknown one. (The time Lookup takes is the Lookup's business.)
 //
 // Canonical form (as the SDK builds it): the path is split on "/" and each
 // segment percent-escaped (A-Za-z0-9 and "_-~." kept, uppercase hex) with a
@@ -28,6 +34,7 @@ package aksk
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -125,26 +132,26 @@ type Verifier struct {
 func (v *Verifier) Verify(r *http.Request, body []byte) (ak string, err error) {
 	auths := r.Header["Authorization"]
 	if len(auths) == 0 || auths[0] == "" {
-		return "", authError(msgNoAuth)
+		return "", refuse("", msgNoAuth)
 	}
 	if len(auths) > 1 {
-		return "", authError(msgTwoAuth)
+		return "", refuse("", msgTwoAuth)
 	}
 	ak, signed, sig, msg := parseAuthorization(auths[0])
 	if msg != "" {
-		return "", authError(msg)
+		return "", refuse("", msg)
 	}
 	if !listHas(signed, "x-sdk-date") {
-		return "", authError(msgDateUnsigned)
+		return "", refuse(ak, msgDateUnsigned)
 	}
 
 	dates := r.Header[HeaderDate]
 	if len(dates) == 0 || dates[0] == "" {
-		return "", authError(msgNoDate)
+		return "", refuse(ak, msgNoDate)
 	}
 	t, ok := parseDate(dates[0])
 	if len(dates) > 1 || !ok {
-		return "", authError(msgBadDate)
+		return "", refuse(ak, msgBadDate)
 	}
 	now := time.Now
 	if v.Now != nil {
@@ -155,29 +162,62 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (ak string, err error) {
 		skew = DefaultMaxSkew
 	}
 	if d := now().Sub(t); d > skew || d < -skew {
-		return "", authError(msgSkew)
+		return "", refuse(ak, msgSkew)
 	}
 
 	st := getState()
 	defer putState(st)
 	crHash, msg := st.canonicalRequestHash(r.Method, r.URL, r.Host, r.Header, signed, body, true)
 	if msg != "" {
-		return "", authError(msg)
+		return "", refuse(ak, msg)
 	}
 
-	if v.Lookup == nil {
-		return "", authError(msgUnknownAK)
+	var sk string
+	known := false
+	if v.Lookup != nil {
+		sk, known = v.Lookup(r.Context(), ak)
 	}
-	sk, ok := v.Lookup(r.Context(), ak)
-	if !ok || sk == "" {
-		return "", authError(msgUnknownAK)
+	if !known || sk == "" {
+		// Do the work a known key costs, then refuse as a wrong signature.
+		known, sk = false, dummySecret
 	}
 	want := st.signature(sk, dates[0], &crHash)
-	if !hmac.Equal(want[:], sig[:]) {
-		return "", authError(msgMismatch)
+	match := hmac.Equal(want[:], sig[:])
+	if !known {
+		return "", refuseAs(ak, reasonUnknownAK, msgBadSignature)
+	}
+	if !match {
+		return "", refuseAs(ak, reasonMismatch, msgBadSignature)
 	}
 	return ak, nil
 }
+
+// dummySecret signs for unknown access keys. It has the length of the
+// secrets ecsd makes; HMAC-SHA256 costs the same for any key up to 64 bytes.
+var dummySecret = rand.Text() + rand.Text()[:14]
+
+// Rejection is the cause of every error Verify returns, for the operator's
+// log. It never holds the signature, a secret or the canonical request.
+type Rejection struct {
+	// AccessKey is the access key the request claimed; "" when its
+	// Authorization header did not parse.
+	AccessKey string
+	// Reason is a fixed text saying why the request was refused. It may say
+	// more than the client's message (unknown key versus wrong signature).
+	Reason string
+}
+
+func (r *Rejection) Error() string { return r.Reason }
+
+// Refuse returns the error for a request refused by the authentication
+// layer for reason, with the client message authErrorPrefix+reason (as
+// Verify's own rejections). Callers that refuse a request Verify accepted
+// (e.g. an unsigned body) use it so that the refusal is logged alike.
+func Refuse(ak, reason string) error { return refuse(ak, reason) }
+
+// RefuseUnknownKey returns the refusal of a request whose access key is
+// unknown, worded as Verify words it (the same as a wrong signature).
+func RefuseUnknownKey(ak string) error { return refuseAs(ak, reasonUnknownAK, msgBadSignature) }
 
 // Rejection reasons. Each is a fixed string: nothing from the request, the
 // expected signature or the key store ever reaches a client.
@@ -192,15 +232,24 @@ const (
 	msgSkew          = "X-Sdk-Date is outside the allowed clock skew"
 	msgQuery         = "malformed query string"
 	msgHeaderMissing = "a signed header is missing from the request"
-	msgUnknownAK     = "unknown access key"
-	msgMismatch      = "signature does not match"
+	// msgBadSignature answers both an unknown key and a wrong signature,
+	// in the words of Huawei's gateway.
+	msgBadSignature = "verify aksk signature fail"
+
+	// Reasons logged for msgBadSignature.
+	reasonUnknownAK = "unknown access key"
+	reasonMismatch  = "signature does not match"
 )
 
 // authErrorPrefix starts every rejection message, as Huawei's gateway does.
 const authErrorPrefix = "Incorrect IAM authentication information: "
 
-func authError(what string) error {
-	return &ecs.Error{Code: ecs.CodeAuth, Message: authErrorPrefix + what}
+// refuse returns the rejection of ak's request whose client message is the reason.
+func refuse(ak, reason string) error { return refuseAs(ak, reason, reason) }
+
+// refuseAs returns the rejection of ak's request for reason, telling the client msg.
+func refuseAs(ak, reason, msg string) error {
+	return ecs.Wrap(ecs.CodeAuth, &Rejection{AccessKey: ak, Reason: reason}, authErrorPrefix+msg)
 }
 
 // state holds the per-call scratch space, pooled so that Verify does not

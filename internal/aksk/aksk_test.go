@@ -234,7 +234,7 @@ func setAuth(f func(orig string) string) func(*http.Request, *[]byte, *Verifier)
 // which proves it carries nothing from the request or the key store.
 func knownMessage(m string) bool {
 	for _, what := range []string{msgNoAuth, msgTwoAuth, msgAlgorithm, msgMalformed, msgDateUnsigned, msgNoDate,
-		msgBadDate, msgSkew, msgQuery, msgHeaderMissing, msgUnknownAK, msgMismatch} {
+		msgBadDate, msgSkew, msgQuery, msgHeaderMissing, msgBadSignature} {
 		if m == authErrorPrefix+what {
 			return !hexRun.MatchString(m) && !strings.Contains(m, testSK)
 		}
@@ -396,17 +396,33 @@ func TestVerify(t *testing.T) {
 			if !errors.As(err, &e) || e.Code != ecs.CodeAuth {
 				t.Fatalf("err = %#v, want *ecs.Error with code %s", err, ecs.CodeAuth)
 			}
-			if !strings.Contains(e.Message, tc.wantErr) {
-				t.Errorf("message %q does not contain %q", e.Message, tc.wantErr)
+			// Only well-formed, fresh requests reach the key store; an
+			// unknown key and a wrong signature tell the client the same.
+			reachesLookup := tc.wantErr == reasonMismatch || tc.wantErr == reasonUnknownAK
+			wantMsg := tc.wantErr
+			if reachesLookup {
+				wantMsg = msgBadSignature
+			}
+			if !strings.Contains(e.Message, wantMsg) {
+				t.Errorf("message %q does not contain %q", e.Message, wantMsg)
 			}
 			if !knownMessage(e.Message) {
 				t.Errorf("message %q is not one of the fixed rejection messages", e.Message)
 			}
-			if e.Cause != nil {
-				t.Errorf("unexpected cause %v", e.Cause)
+			// The cause, for the log, names the claimed key and the reason.
+			var rej *Rejection
+			if !errors.As(err, &rej) {
+				t.Fatalf("cause %v is not a *Rejection", e.Cause)
 			}
-			// Only well-formed, fresh requests reach the key store.
-			reachesLookup := tc.wantErr == "signature does not match" || tc.wantErr == "unknown access key"
+			if !strings.Contains(rej.Reason, tc.wantErr) {
+				t.Errorf("reason %q does not contain %q", rej.Reason, tc.wantErr)
+			}
+			if strings.Contains(r.Header.Get("Authorization"), "Access="+testAK) && reachesLookup && rej.AccessKey != testAK {
+				t.Errorf("rejection access key = %q, want %q", rej.AccessKey, testAK)
+			}
+			if hexRun.MatchString(rej.Reason) || strings.Contains(rej.Reason, testSK) {
+				t.Errorf("reason %q carries a signature or the secret", rej.Reason)
+			}
 			if !reachesLookup && calls != 0 {
 				t.Errorf("Lookup called %d times for a request rejected before it", calls)
 			}

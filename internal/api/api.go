@@ -6,6 +6,10 @@
 //   - Every response carries X-Request-Id.
 //   - Every route but /healthz needs a valid SDK-HMAC-SHA256 signature, and
 //     the signing key's project must be the {project_id} of the path.
+//   - A query that repeats a key is refused (400 Ecs.0005) before any
+//     handler, so the first value a handler reads is the one that was meant.
+//   - A refused request's log line names the access key it claimed and the
+//     reason, never the signature, a secret or the canonical request.
 //   - Errors are mapped from their kind in one table (errors.go); a cause is
 //     logged with the request id and never sent to the client.
 //   - Request bodies are capped at MaxBody bytes; larger ones are refused
@@ -21,6 +25,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,7 +183,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		attrs = append(attrs, slog.String("code", string(ecs.CodeOf(err))))
 		var e *ecs.Error
-		if errors.As(err, &e) && e.Cause != nil {
+		var rej *aksk.Rejection
+		if errors.As(err, &rej) {
+			// Refused by authentication: who claimed to call, and why.
+			attrs = append(attrs, slog.String("access_key", rej.AccessKey), slog.String("reason", rej.Reason))
+		} else if errors.As(err, &e) && e.Cause != nil {
 			attrs = append(attrs, slog.String("cause", e.Cause.Error()))
 		} else if e == nil {
 			attrs = append(attrs, slog.String("cause", err.Error()))
@@ -207,17 +217,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(body) > 0 && r.Header.Get(aksk.HeaderContentSha256) != "" {
-		// Every body here is JSON: it must be signed, not UNSIGNED-PAYLOAD.
-		return ecs.Errorf(ecs.CodeAuth, "Incorrect IAM authentication information: the request body must be signed.")
-	}
 	ak, err := h.verifier.Verify(r, body)
 	if err != nil {
 		return err
 	}
+	if len(body) > 0 && r.Header.Get(aksk.HeaderContentSha256) != "" {
+		// Every body here is JSON: it must be signed, not UNSIGNED-PAYLOAD.
+		return aksk.Refuse(ak, "the request body must be signed")
+	}
 	caller, ok := h.svc.CallerOf(r.Context(), ak)
 	if !ok {
-		return ecs.Errorf(ecs.CodeAuth, "Incorrect IAM authentication information: unknown access key.")
+		return aksk.RefuseUnknownKey(ak)
 	}
 	if pid != "" && pid != caller.ProjectID {
 		return ecs.Errorf(ecs.CodeProjectMismatch, "project_id in token mismatches with project_id in url.")
@@ -225,7 +235,40 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if hp := r.Header.Get("X-Project-Id"); hp != "" && hp != caller.ProjectID {
 		return ecs.Errorf(ecs.CodeProjectMismatch, "project_id in token mismatches with project_id in url.")
 	}
+	if err := singleValuedQuery(r.URL.RawQuery); err != nil {
+		return err
+	}
 	return rt.handle(w, &request{r: r, body: body, caller: caller, params: params})
+}
+
+// singleValuedQuery refuses a query that repeats a key. The signature
+// covers the query sorted by key and value, so "?limit=1&limit=1000"
+// signed as is still verifies after its pairs are reordered, while a
+// handler reads only the first value: a repeated key would let whoever
+// reorders a signed request pick the value. No route takes a list in the
+// query, so a repeat is a client error (400 Ecs.0005) rather than a
+// signature failure; it is checked after authentication, like every
+// parameter.
+func singleValuedQuery(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	q, _ := url.ParseQuery(raw) // what handlers see; Verify refused undecodable pairs
+	var repeated []string
+	for k, vs := range q {
+		if len(vs) > 1 {
+			repeated = append(repeated, k)
+		}
+	}
+	if len(repeated) == 0 {
+		return nil
+	}
+	slices.Sort(repeated)
+	name := repeated[0]
+	if len(name) > 64 {
+		name = name[:64] + "..."
+	}
+	return ecs.Errorf(ecs.CodeInvalidParam, "The query parameter %q is repeated; give it once.", name)
 }
 
 // readBody reads at most MaxBody bytes; a larger body is refused as soon as

@@ -31,6 +31,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/jobs"
+	"github.com/ecsproject/ecsd/internal/keyring"
 	"github.com/ecsproject/ecsd/internal/secret"
 	"github.com/ecsproject/ecsd/internal/store"
 )
@@ -68,14 +69,8 @@ type Service struct {
 	engine *jobs.Engine
 	cfg    Config
 
-	creds  sync.Map // access key -> credEntry
+	keys   *keyring.Ring
 	images sync.Map // image id -> ecs.Image; the catalog changes only through this Service
-}
-
-type credEntry struct {
-	sk        string
-	projectID string
-	userID    string
 }
 
 // New returns a Service. Call Run to start its job engine.
@@ -90,6 +85,7 @@ func New(cfg Config) *Service {
 		cfg.JobRetention = 24 * time.Hour
 	}
 	s := &Service{store: cfg.Store, drv: cfg.Driver, box: cfg.Box, log: cfg.Logger, cfg: cfg}
+	s.keys = keyring.New(keyring.Config{Store: cfg.Store, Open: s.openSecret, Logger: cfg.Logger})
 	s.engine = jobs.New(jobs.Config{
 		Store:   cfg.Store,
 		Workers: cfg.Workers,
@@ -268,37 +264,25 @@ func randomAlnum(n int, alphabet string) string {
 }
 
 // LookupSecret returns the secret key of an access key (for signature
-// verification) and remembers it; ok is false for an unknown key.
+// verification); ok is false for an unknown key. Keys come from a cache
+// (internal/keyring): an unknown key costs no store query of its own, and a
+// key added by another process is found within keyring.DefaultTTL.
 func (s *Service) LookupSecret(ctx context.Context, ak string) (string, bool) {
-	e, ok := s.credential(ctx, ak)
-	return e.sk, ok
+	k, ok := s.keys.Lookup(ctx, ak)
+	return k.Secret, ok
 }
 
 // CallerOf returns the project and user of an access key.
 func (s *Service) CallerOf(ctx context.Context, ak string) (Caller, bool) {
-	e, ok := s.credential(ctx, ak)
-	return Caller{ProjectID: e.projectID, UserID: e.userID}, ok
+	k, ok := s.keys.Lookup(ctx, ak)
+	return Caller{ProjectID: k.ProjectID, UserID: k.UserID}, ok
 }
 
-func (s *Service) credential(ctx context.Context, ak string) (credEntry, bool) {
-	if v, ok := s.creds.Load(ak); ok {
-		return v.(credEntry), true
+func (s *Service) openSecret(sealed []byte) ([]byte, error) {
+	if s.box == nil {
+		return nil, errors.New("no secret box configured")
 	}
-	c, err := s.store.CredentialGet(ctx, ak)
-	if err != nil {
-		if !errors.Is(err, ecs.ErrNotFound) {
-			s.log.Error("credential lookup failed", "err", err)
-		}
-		return credEntry{}, false
-	}
-	sk, err := s.box.Open(c.SealedSecret)
-	if err != nil {
-		s.log.Error("cannot open a stored secret key", "access_key", ak, "err", err)
-		return credEntry{}, false
-	}
-	e := credEntry{sk: string(sk), projectID: c.ProjectID, userID: c.UserID}
-	s.creds.Store(ak, e)
-	return e, true
+	return s.box.Open(sealed)
 }
 
 // ---- catalog

@@ -70,6 +70,8 @@ type Store interface {
 type Reader interface {
 	CredentialGet(ctx context.Context, accessKey string) (SealedCredential, error)
 	CredentialCount(ctx context.Context) (int, error)
+	// CredentialList returns every credential, ordered by access key.
+	CredentialList(ctx context.Context) ([]SealedCredential, error)
 
 	ImageGet(ctx context.Context, id string) (ecs.Image, error)
 	ImageList(ctx context.Context) ([]ecs.Image, error)

@@ -182,6 +182,25 @@ func (s *Store) CredentialCount(ctx context.Context) (int, error) {
 	return n, err
 }
 
+func (s *Store) CredentialList(ctx context.Context) ([]store.SealedCredential, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT access_key, secret_sealed, project_id, user_id, created FROM credentials ORDER BY access_key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var list []store.SealedCredential
+	for rows.Next() {
+		var c store.SealedCredential
+		var created int64
+		if err := rows.Scan(&c.AccessKey, &c.SealedSecret, &c.ProjectID, &c.UserID, &created); err != nil {
+			return nil, err
+		}
+		c.Created = fromMS(created)
+		list = append(list, c)
+	}
+	return list, rows.Err()
+}
+
 func (s *Store) ProjectInsert(ctx context.Context, id, name string, created time.Time) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO projects(id, name, created) VALUES(?,?,?)`, id, name, ms(created))
 	if isUnique(err) {

@@ -308,6 +308,9 @@ func testCredential(t *testing.T, open opener) {
 		if n != 0 {
 			t.Fatalf("CredentialCount of an empty store = %d, want 0", n)
 		}
+		if list, err := b.s.CredentialList(b.ctx); err != nil || len(list) != 0 {
+			t.Fatalf("CredentialList of an empty store = %v, %v; want none", list, err)
+		}
 		wantNoErr(t, "CredentialInsert", b.s.CredentialInsert(b.ctx, cred))
 		other := cred
 		other.AccessKey, other.SealedSecret, other.ProjectID = "HPUAKOTHER", []byte("sealed-2"), projB
@@ -323,6 +326,9 @@ func testCredential(t *testing.T, open opener) {
 		if n != 2 {
 			t.Fatalf("CredentialCount = %d, want 2", n)
 		}
+		list, err := b.s.CredentialList(b.ctx)
+		wantNoErr(t, "CredentialList", err)
+		wantEqual(t, "CredentialList", list, []store.SealedCredential{cred, other}) // ordered by access key
 	})
 
 	t.Run("Conflict", func(t *testing.T) {
