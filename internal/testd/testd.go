@@ -9,7 +9,7 @@
 //     answers 200 and credentials.json has been read; Kill is kill -9; Stop
 //     is SIGTERM and expects a clean exit; Restart is Kill then Start on the
 //     same data dir and port. Every process gets its own log file
-//     (<WorkDir>/ecsd-NN.log), never outlives the process that started it
+//     (the next free <WorkDir>/ecsd-NN.log), never outlives the process that started it
 //     (Pdeathsig), and runs with an environment cleaned of ECS_* variables,
 //     so that the caller's shell cannot change what is under test.
 //   - With Config.TLS the daemon serves HTTPS with a self-signed
@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net"
 	"net/http"
@@ -65,13 +66,12 @@ type Config struct {
 
 // Daemon is one data dir and port served by a succession of ecsd processes.
 type Daemon struct {
-	cfg      Config
-	addr     string // fixed by the first successful Start
-	cert     *Cert  // nil without TLS
-	launches int
-	logs     []string // log path of every launch
-	proc     *process // the last process started, running or not
-	creds    client.Config
+	cfg   Config
+	addr  string   // fixed by the first successful Start
+	cert  *Cert    // nil without TLS
+	logs  []string // log path of every launch
+	proc  *process // the last process started, running or not
+	creds client.Config
 }
 
 // process is one ecsd process.
@@ -167,13 +167,12 @@ func (d *Daemon) Start(extra ...string) error {
 }
 
 func (d *Daemon) launch(extra []string) error {
-	d.launches++
-	logPath := filepath.Join(d.cfg.WorkDir, fmt.Sprintf("ecsd-%02d.log", d.launches))
-	d.logs = append(d.logs, logPath)
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	logf, err := newLog(d.cfg.WorkDir)
 	if err != nil {
 		return err
 	}
+	logPath := logf.Name()
+	d.logs = append(d.logs, logPath)
 	env := CleanEnv()
 	var args []string
 	own := map[string]string{"listen": d.addr, "data-dir": d.cfg.DataDir, "driver": d.cfg.Driver}
@@ -210,7 +209,7 @@ func (d *Daemon) launch(extra []string) error {
 	if err := d.waitHealthy(p); err != nil {
 		p.kill()
 		return fmt.Errorf("starting ecsd %s (launch %d on %s): %w\n--- tail of %s:\n%s",
-			strings.Join(args, " "), d.launches, d.addr, err, logPath, d.LogTail(30))
+			strings.Join(args, " "), len(d.logs), d.addr, err, logPath, d.LogTail(30))
 	}
 	creds, err := d.readCredentials()
 	if err != nil {
@@ -219,6 +218,17 @@ func (d *Daemon) launch(extra []string) error {
 	}
 	d.creds = creds
 	return nil
+}
+
+// newLog creates the next free ecsd-NN.log in dir: daemons sharing a
+// work dir keep apart logs.
+func newLog(dir string) (*os.File, error) {
+	for n := 1; ; n++ {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("ecsd-%02d.log", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
 }
 
 func (d *Daemon) waitHealthy(p *process) error {
