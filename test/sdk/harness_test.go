@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecsproject/ecsd/client"
 	"github.com/ecsproject/ecsd/internal/testd"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/config"
 	ecs "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ecs/v2"
@@ -204,15 +205,7 @@ func (d *daemon) httpConfig() *config.HttpConfig {
 
 // ecsClient builds an SDK ECS client the way reference §f does.
 func (d *daemon) ecsClient(ak, sk, projectID string) (*ecs.EcsClient, error) {
-	cred, err := basic.NewCredentialsBuilder().WithAk(ak).WithSk(sk).WithProjectId(projectID).SafeBuild()
-	if err != nil {
-		return nil, err
-	}
-	hc, err := ecs.EcsClientBuilder().
-		WithEndpoints([]string{d.Endpoint()}).
-		WithCredential(cred).
-		WithHttpConfig(d.httpConfig()).
-		SafeBuild()
+	hc, err := d.sdkClient(ecs.EcsClientBuilder(), ak, sk, projectID, d.httpConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -220,19 +213,21 @@ func (d *daemon) ecsClient(ak, sk, projectID string) (*ecs.EcsClient, error) {
 }
 
 func (d *daemon) imsClient(c client.Config) (*ims.ImsClient, error) {
-	cred, err := basic.NewCredentialsBuilder().WithAk(c.AccessKey).WithSk(c.SecretKey).WithProjectId(c.ProjectID).SafeBuild()
-	if err != nil {
-		return nil, err
-	}
-	hc, err := ims.ImsClientBuilder().
-		WithEndpoints([]string{d.Endpoint()}).
-		WithCredential(cred).
-		WithHttpConfig(d.httpConfig()).
-		SafeBuild()
+	hc, err := d.sdkClient(ims.ImsClientBuilder(), c.AccessKey, c.SecretKey, c.ProjectID, d.httpConfig())
 	if err != nil {
 		return nil, err
 	}
 	return ims.NewImsClient(hc), nil
+}
+
+// sdkClient finishes an SDK service's client builder: the daemon's
+// endpoint, an AK/SK credential and an HTTP configuration.
+func (d *daemon) sdkClient(b *core.HcHttpClientBuilder, ak, sk, projectID string, hc *config.HttpConfig) (*core.HcHttpClient, error) {
+	cred, err := basic.NewCredentialsBuilder().WithAk(ak).WithSk(sk).WithProjectId(projectID).SafeBuild()
+	if err != nil {
+		return nil, err
+	}
+	return b.WithEndpoints([]string{d.Endpoint()}).WithCredential(cred).WithHttpConfig(hc).SafeBuild()
 }
 
 // newTenant creates a credential for a new project with
