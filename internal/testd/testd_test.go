@@ -168,3 +168,32 @@ func TestCert(t *testing.T) {
 		t.Fatalf("a client with the system roots: %v, want an unknown-authority error", err)
 	}
 }
+
+func TestDaemonTLS(t *testing.T) {
+	t.Parallel()
+	for _, useEnv := range []bool{false, true} {
+		t.Run(fmt.Sprintf("UseEnv=%v", useEnv), func(t *testing.T) {
+			t.Parallel()
+			d, err := Start(Config{DataDir: t.TempDir(), TLS: true, UseEnv: useEnv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := d.Stop(); err != nil {
+					t.Error(err)
+				}
+			}()
+			if !strings.HasPrefix(d.Endpoint(), "https://") || d.Credentials().Endpoint != d.Endpoint() {
+				t.Fatalf("endpoint %s, credentials.json %s; want the same https:// one", d.Endpoint(), d.Credentials().Endpoint)
+			}
+			if _, err := d.Client().ListFlavors(t.Context()); err != nil {
+				t.Fatalf("a client trusting the daemon's certificate: %v", err)
+			}
+			var ua x509.UnknownAuthorityError
+			_, err = http.Get(d.Endpoint() + "/healthz")
+			if !errors.As(err, &ua) {
+				t.Fatalf("a client with the system roots: %v, want an unknown-authority error", err)
+			}
+		})
+	}
+}
