@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/ecsproject/ecsd/internal/compute/sim"
+	"github.com/ecsproject/ecsd/internal/compute/faulty"
 )
 
 // Config is the daemon's configuration (ecsd serve).
@@ -42,8 +42,8 @@ func serveFlags(fs *flagSet, c *Config) {
 	fs.boolVar(&c.InsecureHTTP, "insecure-http", "ECS_INSECURE_HTTP", false,
 		"allow plain HTTP on an address off the loopback (e.g. behind a TLS-terminating proxy)")
 	fs.durationVar(&c.SimLatency, "sim-latency", "ECS_SIM_LATENCY", 0, "sim: latency added to every driver call")
-	fs.stringVar(&c.SimFaults, "sim-faults", "ECS_SIM_FAULTS", "", "sim: `FAULTS`, e.g. apply_credentials=fail:1,start=hang")
-	fs.stringVar(&c.Faults, "faults", "ECS_FAULTS", "", "`FAULTS` for any driver, same syntax as --sim-faults")
+	fs.stringVar(&c.SimFaults, "sim-faults", "ECS_SIM_FAULTS", "", "older name of --faults (both apply)")
+	fs.stringVar(&c.Faults, "faults", "ECS_FAULTS", "", "`FAULTS` injected into the driver's calls, e.g. apply_credentials=fail:1,start=hang")
 	fs.durationVar(&c.JobRetention, "job-retention", "ECS_JOB_RETENTION", 24*time.Hour, "how long finished jobs are kept")
 	fs.intVar(&c.Workers, "workers", "ECS_WORKERS", 64, "jobs run at once")
 	fs.durationVar(&c.StepTimeout, "step-timeout", "ECS_STEP_TIMEOUT", 10*time.Minute, "limit of each driver step of a job")
@@ -95,10 +95,10 @@ func (c Config) check(fs *flagSet) error {
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return bad("log-level", "must be debug, info, warn or error, not %q", c.LogLevel)
 	}
-	if _, err := sim.ParseFaults(c.SimFaults); err != nil {
+	if _, err := faulty.Parse(c.SimFaults); err != nil {
 		return bad("sim-faults", "%v", err)
 	}
-	if _, err := sim.ParseFaults(c.Faults); err != nil {
+	if _, err := faulty.Parse(c.Faults); err != nil {
 		return bad("faults", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {

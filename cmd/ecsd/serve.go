@@ -201,15 +201,25 @@ func (d *daemon) run(ctx context.Context) error {
 }
 
 func openDriver(ctx context.Context, cfg Config) (compute.Driver, error) {
-	faults, err := sim.ParseFaults(cfg.Faults)
+	// --sim-faults is the older name of --faults: one engine takes both.
+	faults, err := faulty.Parse(cfg.Faults)
 	if err != nil {
 		return nil, fmt.Errorf("--faults: %w", err)
+	}
+	simFaults, err := faulty.Parse(cfg.SimFaults)
+	if err != nil {
+		return nil, fmt.Errorf("--sim-faults: %w", err)
 	}
 	d, err := openBaseDriver(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return faulty.Wrap(d, faults), nil
+	w, err := faulty.Wrap(d, append(faults, simFaults...))
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return w, nil
 }
 
 func openBaseDriver(ctx context.Context, cfg Config) (compute.Driver, error) {
@@ -217,10 +227,6 @@ func openBaseDriver(ctx context.Context, cfg Config) (compute.Driver, error) {
 	case "qemu":
 		return openQEMU(ctx, cfg)
 	default:
-		faults, err := sim.ParseFaults(cfg.SimFaults)
-		if err != nil {
-			return nil, fmt.Errorf("--sim-faults: %w", err)
-		}
-		return sim.New(sim.Config{Dir: datadir.Dir{Path: cfg.DataDir}.DriverDir("sim"), Latency: cfg.SimLatency, Faults: faults})
+		return sim.New(sim.Config{Dir: datadir.Dir{Path: cfg.DataDir}.DriverDir("sim"), Latency: cfg.SimLatency})
 	}
 }
