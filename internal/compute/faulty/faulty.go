@@ -59,8 +59,15 @@ func (w *Driver) Unwrap() compute.Driver { return w.Driver }
 // forever is how long a hang waits: until its ctx is done.
 const forever = time.Duration(math.MaxInt64)
 
-// wait waits for d or until ctx is done; tests replace it.
-var wait = func(ctx context.Context, d time.Duration) error {
+// wait is Wait; tests replace it.
+var wait = Wait
+
+// Wait waits for d, or until ctx is done and then returns ctx.Err(). The
+// simulator's latency waits with it too.
+func Wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
@@ -74,7 +75,7 @@ func New(cfg Config) (*Driver, error) {
 	d := &Driver{
 		dir:     cfg.Dir,
 		latency: cfg.Latency,
-		sleep:   sleepCtx,
+		sleep:   faulty.Wait,
 		now:     time.Now,
 		io:      make(chan struct{}, ioLimit),
 		disks:   table[DiskState]{m: map[string]*object[DiskState]{}},
@@ -111,20 +112,6 @@ func (d *Driver) begin(ctx context.Context, op string) error {
 		return d.sleep(ctx, d.latency)
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func checkIDs(op string, kindIDs ...string) error {
