@@ -235,7 +235,7 @@ func TestKillThenFailKeepsOldDisk(t *testing.T) {
 	// one when the simulator's server file names no disk.
 	waitTask(ctx, t, c, id, "rebuild_spawning")
 	waitSimDisk(ctx, t, d.DataDir(), id, "")
-	d.restart("--sim-faults", "attach_disk=fail:1")
+	d.restart("--faults", "attach_disk=fail:1") // the current name of --sim-faults
 
 	wctx, wcancel := context.WithTimeout(ctx, jobsDeadline)
 	jobs, err := waitJobs(wctx, c, []string{failed})
