@@ -42,7 +42,7 @@ func Cleanup() {
 // Build builds ./cmd/ecsd of the source tree this package belongs to into
 // dir and returns the binary's path. The compiler's output is in the error.
 func Build(ctx context.Context, dir string) (string, error) {
-	root, err := RepoRoot()
+	root, err := repoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -55,9 +55,9 @@ func Build(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// RepoRoot returns the root of the ecsd source tree (the directory of its
+// repoRoot returns the root of the ecsd source tree (the directory of its
 // go.mod), found from this file's compile-time path.
-func RepoRoot() (string, error) {
+func repoRoot() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		return "", errors.New("testd: cannot locate the ecsd source tree")

@@ -23,6 +23,7 @@ package testd
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/client"
+	"github.com/ecsproject/ecsd/internal/datadir"
 )
 
 // Config says how to run ecsd.
@@ -279,16 +281,6 @@ func (d *Daemon) Running() bool {
 	}
 }
 
-// Exited is closed when the last process started has exited.
-func (d *Daemon) Exited() <-chan struct{} {
-	if d.proc == nil {
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	return d.proc.done
-}
-
 // Kill sends SIGKILL to the running ecsd and waits until it is gone. It is
 // an error if ecsd had already exited on its own.
 func (d *Daemon) Kill() error {
@@ -358,9 +350,6 @@ func (d *Daemon) Endpoint() string {
 // DataDir is the daemon's data dir.
 func (d *Daemon) DataDir() string { return d.cfg.DataDir }
 
-// Bin is the ecsd binary the daemon runs.
-func (d *Daemon) Bin() string { return d.cfg.Bin }
-
 // Credentials is the first credential, as credentials.json held it when
 // the last process started.
 func (d *Daemon) Credentials() client.Config { return d.creds }
@@ -419,24 +408,11 @@ func (d *Daemon) AddCredential(ctx context.Context) (client.Config, error) {
 	if err != nil {
 		return client.Config{}, fmt.Errorf("ecsd credentials add: %v\nstdout: %s\nstderr: %s", err, out, stderr.String())
 	}
-	// The printed JSON is the credentials file format: read it as one.
-	f, err := os.CreateTemp(d.cfg.WorkDir, "credential-*.json")
-	if err != nil {
-		return client.Config{}, err
+	var c datadir.Credentials // the printed JSON is credentials.json's format
+	if err := json.Unmarshal(out, &c); err != nil || c.AccessKey == "" || c.SecretKey == "" || c.ProjectID == "" {
+		return client.Config{}, fmt.Errorf("ecsd credentials add printed no complete credential (%v):\n%s", err, out)
 	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(out)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return client.Config{}, err
-	}
-	c, err := client.LoadConfigEnv(f.Name(), noEnv)
-	if err != nil {
-		return client.Config{}, fmt.Errorf("ecsd credentials add printed no complete credential: %w\nstdout: %s", err, out)
-	}
-	return c, nil
+	return client.Config{Endpoint: c.Endpoint, AccessKey: c.AccessKey, SecretKey: c.SecretKey, ProjectID: c.ProjectID, UserID: c.UserID}, nil
 }
 
 // LogPath is the log file of the last process started.
