@@ -198,7 +198,7 @@ func startFleet(ctx context.Context, b *bench) (*fleet, error) {
 	if err := f.api.createKeypair(ctx, benchKeypair); err != nil {
 		return f, err
 	}
-	f.d.stop()
+	f.d.Stop()
 	b.logf("seeding %d servers", b.cfg.servers)
 	start := time.Now()
 	var err error
@@ -214,22 +214,26 @@ func startFleet(ctx context.Context, b *bench) (*fleet, error) {
 	} else if n != len(f.ids) {
 		return f, fmt.Errorf("after seeding, %d servers are SHUTOFF, want %d", n, len(f.ids))
 	}
-	if f.rssAfterSeed, _, err = memory(f.d.pid()); err != nil {
+	if f.rssAfterSeed, _, err = memory(f.d.PID()); err != nil {
 		return f, err
 	}
 	b.note("Fleet: %d SHUTOFF servers seeded into the data dir through the store and the sim driver in %s (not timed as a target), then ecsd restarted on it (start to /healthz %s, VmRSS %s).",
-		len(f.ids), took.Round(100*time.Millisecond), f.d.ready.Sub(f.d.started).Round(time.Millisecond), mib(f.rssAfterSeed))
+		len(f.ids), took.Round(100*time.Millisecond), f.d.startupTime().Round(time.Millisecond), mib(f.rssAfterSeed))
 	return f, nil
 }
 
 // start starts ecsd on the fleet's data dir with extra flags.
 func (f *fleet) start(ctx context.Context, extra ...string) error {
-	d, err := startDaemon(ctx, f.b.ecsd, f.dataDir(), filepath.Join(f.dir, "ecsd.log"), extra...)
-	if err != nil {
+	if f.d == nil {
+		d, err := startDaemon(f.b.ecsd, f.dataDir(), f.dir, extra...)
+		if err != nil {
+			return err
+		}
+		f.d = d
+	} else if err := f.d.start(extra...); err != nil {
 		return err
 	}
-	f.d = d
-	f.api = &apiClient{c: d.creds, hc: newHTTPClient(8)}
+	f.api = &apiClient{c: f.d.creds, hc: newHTTPClient(8)}
 	return nil
 }
 
@@ -238,7 +242,7 @@ var dbFiles = []string{"ecsd.db", "ecsd.db-wal", "ecsd.db-shm"}
 
 // snapshot stops ecsd and copies its database aside.
 func (f *fleet) snapshot() error {
-	f.d.stop()
+	f.d.Stop()
 	for _, name := range dbFiles {
 		if err := copyIfExists(filepath.Join(f.dataDir(), name), filepath.Join(f.dir, "snapshot-"+name)); err != nil {
 			return err
@@ -250,7 +254,7 @@ func (f *fleet) snapshot() error {
 // restore kills ecsd and puts the snapshot's database back. Only the
 // database is restored: the caller must not have let jobs touch the sim.
 func (f *fleet) restore() error {
-	f.d.kill()
+	f.d.Kill()
 	for _, name := range dbFiles {
 		dst := filepath.Join(f.dataDir(), name)
 		if err := os.Remove(dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -327,11 +331,7 @@ func (f *fleet) close() {
 		f.noop.close()
 	}
 	if f.d != nil {
-		select {
-		case <-f.d.exited:
-		default:
-			f.d.stop()
-		}
+		f.d.close()
 	}
 }
 

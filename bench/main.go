@@ -36,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ecsproject/ecsd/internal/testd"
 )
 
 // config is the benchmark's configuration (flags).
@@ -209,7 +211,7 @@ func run(ctx context.Context, cfg config) error {
 	b.ecsd = cfg.ecsdBin
 	if b.ecsd == "" {
 		b.logf("building ecsd")
-		if b.ecsd, err = buildEcsd(ctx, dir); err != nil {
+		if b.ecsd, err = testd.Build(ctx, dir); err != nil {
 			return err
 		}
 	}

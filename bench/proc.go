@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ecsproject/ecsd/internal/testd"
 )
 
 // machine describes where the benchmark ran.
@@ -177,156 +177,44 @@ func sourceVersion(ctx context.Context) string {
 	return v
 }
 
-// buildEcsd builds ./cmd/ecsd into dir.
-func buildEcsd(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "ecsd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ecsproject/ecsd/cmd/ecsd")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/ecsd: %w", err)
-	}
-	return bin, nil
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// daemon is a running ecsd process.
+// daemon is a running ecsd (see internal/testd) and the credential the
+// load generators sign with.
 type daemon struct {
-	cmd     *exec.Cmd
-	addr    string
-	dataDir string
-	logPath string
-	exited  chan struct{}
-	creds   creds
-	started time.Time // when the process was started
-	ready   time.Time // when /healthz first answered
+	*testd.Daemon
+	creds creds
 }
 
 // startDaemon starts bin serving dataDir on a free loopback port with the
-// given extra flags, and waits until /healthz answers and the credentials
-// file names its endpoint.
-func startDaemon(ctx context.Context, bin, dataDir, logPath string, extra ...string) (*daemon, error) {
-	addr, err := freeAddr()
+// given extra flags, logging into workDir, and waits until /healthz answers
+// and credentials.json names its endpoint.
+func startDaemon(bin, dataDir, workDir string, extra ...string) (*daemon, error) {
+	td, err := testd.New(testd.Config{Bin: bin, DataDir: dataDir, WorkDir: workDir})
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
-		return nil, err
-	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	args := append([]string{"--listen", addr, "--data-dir", dataDir}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = cleanEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the benchmark
-	cmd.Stdout, cmd.Stderr = logf, logf
-	d := &daemon{cmd: cmd, addr: addr, dataDir: dataDir, logPath: logPath, exited: make(chan struct{})}
-	d.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(d.exited)
-	}()
-	endpoint := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := ctx.Err(); err != nil {
-			d.kill()
-			return nil, err
-		}
-		select {
-		case <-d.exited:
-			return nil, fmt.Errorf("ecsd exited during start-up (log %s): %s", logPath, tail(logPath))
-		default:
-		}
-		if time.Now().After(deadline) {
-			d.kill()
-			return nil, fmt.Errorf("ecsd did not answer /healthz within 30s (log %s)", logPath)
-		}
-		resp, err := http.Get(endpoint + "/healthz")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				d.ready = time.Now()
-				break
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	// The daemon writes credentials.json before it serves.
-	b, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
-	if err != nil {
-		d.kill()
-		return nil, err
-	}
-	var cf struct {
-		AccessKey string `json:"access_key"`
-		SecretKey string `json:"secret_key"`
-		ProjectID string `json:"project_id"`
-		UserID    string `json:"user_id"`
-		Endpoint  string `json:"endpoint"`
-	}
-	if err := json.Unmarshal(b, &cf); err != nil {
-		d.kill()
-		return nil, fmt.Errorf("credentials.json: %w", err)
-	}
-	d.creds = creds{endpoint: endpoint, accessKey: cf.AccessKey, secretKey: cf.SecretKey, projectID: cf.ProjectID, userID: cf.UserID}
-	return d, nil
+	d := &daemon{Daemon: td}
+	return d, d.start(extra...)
 }
 
-// cleanEnv is the environment without ECS_* variables, so that only the
-// flags configure the daemon.
-func cleanEnv() []string {
-	var env []string
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "ECS_") {
-			env = append(env, e)
-		}
+// start starts ecsd again on the same data dir and port with extra flags.
+func (d *daemon) start(extra ...string) error {
+	if err := d.Start(extra...); err != nil {
+		return err
 	}
-	return env
+	c := d.Credentials()
+	d.creds = creds{endpoint: d.Endpoint(), accessKey: c.AccessKey, secretKey: c.SecretKey, projectID: c.ProjectID, userID: c.UserID}
+	return nil
 }
 
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (d *daemon) kill() {
-	d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.exited
-}
-
-// stop sends SIGTERM and waits up to 15 s, then kills.
-func (d *daemon) stop() {
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(15 * time.Second):
-		d.kill()
+// close stops ecsd if it runs.
+func (d *daemon) close() {
+	if d.Running() {
+		d.Stop()
 	}
 }
 
-// tail returns the last lines of a log file.
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
+// startupTime is how long the last start took until /healthz answered.
+func (d *daemon) startupTime() time.Duration { return d.Ready().Sub(d.Started()) }
 
 // noopEnv, when set in the environment, makes this binary serve the no-op
 // handler on the address it holds instead of benchmarking.

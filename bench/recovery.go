@@ -71,22 +71,15 @@ func runRecovery(ctx context.Context, b *bench) error {
 func recovery(ctx context.Context, b *bench) (time.Duration, string, error) {
 	dir := filepath.Join(b.dir, "recovery")
 	dataDir := filepath.Join(dir, "data")
-	logPath := filepath.Join(dir, "ecsd.log")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, "", err
 	}
 	flags := []string{"--sim-latency", simLatency.String()}
-	d, err := startDaemon(ctx, b.ecsd, dataDir, logPath, flags...)
+	d, err := startDaemon(b.ecsd, dataDir, dir, flags...)
 	if err != nil {
 		return 0, "", err
 	}
-	defer func() {
-		select {
-		case <-d.exited:
-		default:
-			d.stop()
-		}
-	}()
+	defer d.close()
 	a := &apiClient{c: d.creds, hc: newHTTPClient(8)}
 	if err := a.createKeypair(ctx, benchKeypair); err != nil {
 		return 0, "", err
@@ -124,20 +117,20 @@ func recovery(ctx context.Context, b *bench) (time.Duration, string, error) {
 	}
 	atKill := countByStatus(before)
 	killed := time.Now()
-	d.kill()
-	b.logf("recovery: killed ecsd; jobs then %v", atKill)
-
-	d2, err := startDaemon(ctx, b.ecsd, dataDir, logPath, flags...)
-	if err != nil {
+	if err := d.Kill(); err != nil {
 		return 0, "", err
 	}
-	d = d2 // the deferred stop now stops the new process
-	a.c = d2.creds
+	b.logf("recovery: killed ecsd; jobs then %v", atKill)
+
+	if err := d.start(flags...); err != nil {
+		return 0, "", err
+	}
+	a.c = d.creds
 	if err := a.waitStatus(ctx, "SHUTOFF", len(ids), 10*time.Millisecond, time.Minute); err != nil {
 		return 0, "", err
 	}
 	observed := time.Since(killed)
-	after, err := jobStatuses(ctx, d2.creds, jobs)
+	after, err := jobStatuses(ctx, d.creds, jobs)
 	if err != nil {
 		return 0, "", err
 	}
@@ -166,7 +159,7 @@ func recovery(ctx context.Context, b *bench) (time.Duration, string, error) {
 	}
 	unfinished := len(jobs) - atKill["SUCCESS"]
 	return took, fmt.Sprintf("%.2f s from SIGKILL to the last job's end (restart to /healthz %.0f ms; %d of %d jobs unfinished at the kill, %d RUNNING; sim latency %s per driver call, %d workers; all SUCCESS, every server's disk matches the simulator's; polling saw all done at %.2f s)",
-		took.Seconds(), float64(d2.ready.Sub(d2.started))/float64(time.Millisecond), unfinished, len(jobs), atKill["RUNNING"],
+		took.Seconds(), float64(d.startupTime())/float64(time.Millisecond), unfinished, len(jobs), atKill["RUNNING"],
 		simLatency, 64, observed.Seconds()), nil
 }
 

@@ -110,7 +110,7 @@ func runSubmit(ctx context.Context, b *bench) error {
 		if pw {
 			ids, what = passIDs, "adminpass"
 		}
-		l := submitLoad(fmt.Sprintf("ecsd reinstall, %s, jobs held (submit path alone)", what), w, &f.d.creds, ids, pw, f.d.pid(), nil)
+		l := submitLoad(fmt.Sprintf("ecsd reinstall, %s, jobs held (submit path alone)", what), w, &f.d.creds, ids, pw, f.d.PID(), nil)
 		l.duration = limit
 		if held[k], err = b.measure(ctx, f.d.creds, f.d.creds.endpoint, l); err != nil {
 			return fail(err)
@@ -132,7 +132,7 @@ func runSubmit(ctx context.Context, b *bench) error {
 			ids, what = passIDs, "adminpass"
 		}
 		jobIDs := make([]string, len(ids))
-		l := submitLoad(fmt.Sprintf("ecsd reinstall, %s, jobs running", what), w, &f.d.creds, ids, pw, f.d.pid(), jobIDs)
+		l := submitLoad(fmt.Sprintf("ecsd reinstall, %s, jobs running", what), w, &f.d.creds, ids, pw, f.d.PID(), jobIDs)
 		l.duration = limit
 		res, err := b.measure(ctx, f.d.creds, f.d.creds.endpoint, l)
 		if err != nil {
@@ -198,7 +198,7 @@ func runQuery(ctx context.Context, b *bench) error {
 		b.failure(target, err)
 		return err
 	}
-	res, err := b.measure(ctx, f.d.creds, f.d.creds.endpoint, mk(fmt.Sprintf("ecsd job query (%d finished jobs)", len(jobs)), f.d.pid()))
+	res, err := b.measure(ctx, f.d.creds, f.d.creds.endpoint, mk(fmt.Sprintf("ecsd job query (%d finished jobs)", len(jobs)), f.d.PID()))
 	if err != nil {
 		b.failure(target, err)
 		return err
@@ -234,7 +234,7 @@ func runBurst(ctx context.Context, b *bench) error {
 	}
 	ids := make([]string, n)
 	start := time.Now()
-	res, err := submitLoad("burst", workers, &c, f.ids[:n], false, f.d.pid(), ids).run(ctx, &c, hc)
+	res, err := submitLoad("burst", workers, &c, f.ids[:n], false, f.d.PID(), ids).run(ctx, &c, hc)
 	if err == nil && res.errSummary() != "" {
 		err = errors.New(res.errSummary())
 	}
@@ -309,12 +309,12 @@ func runRSS(ctx context.Context, b *bench) error {
 	shows := min(1000, len(f.ids))
 	prefix := "/v1/" + f.d.creds.projectID + "/cloudservers/"
 	if _, err := b.measure(ctx, f.d.creds, f.d.creds.endpoint, load{name: fmt.Sprintf("ecsd server show (%d servers)", shows), workers: 8,
-		total: shows, serverPID: f.d.pid(),
+		total: shows, serverPID: f.d.PID(),
 		next: func(i int) request { return request{method: http.MethodGet, path: prefix + f.ids[i]} }}); err != nil {
 		b.failure(target, err)
 		return err
 	}
-	rss, peak, err := memory(f.d.pid())
+	rss, peak, err := memory(f.d.PID())
 	if err != nil {
 		b.failure(target, err)
 		return err

@@ -14,10 +14,12 @@
 //     logged with the request id and never sent to the client.
 //   - Request bodies are capped at MaxBody bytes; larger ones are refused
 //     before they are read whole.
+//   - It is the tenant surface only: operator actions (importing an image,
+//     adding credentials) are ecsd subcommands run on the node, and no
+//     route here reads or writes a host file named by a client.
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -45,21 +47,6 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock for signature dates (default time.Now).
 	Now func() time.Time
-	// ImageImporter, when set, serves the image import API (operators).
-	ImageImporter ImageImporter
-}
-
-// ImageImporter imports an image file into the catalog (QEMU driver).
-type ImageImporter interface {
-	ImportImage(ctx context.Context, req ImportImageRequest) (ecs.Image, error)
-}
-
-// ImportImageRequest names the files of an image to import.
-type ImportImageRequest struct {
-	Name   string `json:"name"`
-	File   string `json:"file"`
-	Kernel string `json:"kernel,omitempty"`
-	Initrd string `json:"initrd,omitempty"`
 }
 
 // Handler serves the API.
@@ -67,7 +54,6 @@ type Handler struct {
 	svc      *cloud.Service
 	log      *slog.Logger
 	verifier *aksk.Verifier
-	importer ImageImporter
 	table    []route
 }
 
@@ -76,7 +62,7 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{svc: cfg.Service, log: cfg.Logger, importer: cfg.ImageImporter}
+	h := &Handler{svc: cfg.Service, log: cfg.Logger}
 	h.verifier = &aksk.Verifier{Lookup: cfg.Service.LookupSecret, Now: cfg.Now}
 	h.table = h.routes()
 	return h
@@ -116,7 +102,6 @@ func (h *Handler) routes() []route {
 		{"DELETE", split("/v2.1/{p}/os-keypairs/{}"), h.deleteKeypair},
 		{"GET", split("/v2/cloudimages"), h.listImages},
 		{"GET", split("/v2/cloudimages/{}"), h.showImage},
-		{"POST", split("/v2/cloudimages/import"), h.importImage},
 	}
 }
 

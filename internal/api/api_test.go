@@ -293,3 +293,32 @@ func TestServerJSONTypes(t *testing.T) {
 		t.Errorf("begin_time %v", j["begin_time"])
 	}
 }
+
+// Image import is an operator action (ecsd image import), not a tenant
+// one: the old route answers with the gateway's unknown-API code, like a
+// made-up path of the same shape, and reads no host file.
+func TestNoImageImportRoute(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	before, err := e.svc.ListImages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"name":"stolen","file":"/etc/hostname"}`
+	r := e.do(t, "POST", "/v2/cloudimages/import", body, true)
+	unknown := e.do(t, "POST", "/v2/cloudimages/no-such-api", body, true)
+	if r.code() != "APIGW.0101" || r.status != unknown.status || r.code() != unknown.code() {
+		t.Errorf("POST /v2/cloudimages/import: %d %q, want the unknown route's answer %d %q (%v)",
+			r.status, r.code(), unknown.status, unknown.code(), r.body)
+	}
+	if r.status/100 != 4 {
+		t.Errorf("POST /v2/cloudimages/import: status %d, want a 4xx", r.status)
+	}
+	after, err := e.svc.ListImages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("images: %d before the call, %d after", len(before), len(after))
+	}
+}

@@ -331,24 +331,6 @@ func (h *Handler) showImage(w http.ResponseWriter, req *request) error {
 	return writeJSON(w, http.StatusOK, toWireImage(&img))
 }
 
-func (h *Handler) importImage(w http.ResponseWriter, req *request) error {
-	if h.importer == nil {
-		return ecs.Errorf(ecs.CodeInvalidParam, "Image import needs the qemu driver.")
-	}
-	var b ImportImageRequest
-	if err := decode(req.body, &b); err != nil {
-		return err
-	}
-	if b.Name == "" || b.File == "" {
-		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: name and file are required.")
-	}
-	img, err := h.importer.ImportImage(req.r.Context(), b)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, toWireImage(&img))
-}
-
 // ---- key pairs
 
 type keypairBody struct {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -324,6 +325,13 @@ type wireImage struct {
 	Checksum        string   `json:"checksum,omitempty"`
 	CloudInit       string   `json:"__support_cloudinit"`
 	InjectSupport   string   `json:"__ecsd_credential_injection"`
+}
+
+// ImageJSON is img as GET /v2/cloudimages/{id} shows it, indented: what
+// operator commands print for an image.
+func ImageJSON(img *ecs.Image) []byte {
+	b, _ := json.MarshalIndent(toWireImage(img), "", "  ") // strings, ints and slices: cannot fail
+	return b
 }
 
 func toWireImage(i *ecs.Image) wireImage {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/password"
@@ -35,7 +36,7 @@ type bundle struct {
 }
 
 // setup starts a service over SQLite and the simulator, with faults.
-func setup(t *testing.T, simCfg sim.Config) *bundle {
+func setup(t *testing.T, simCfg sim.Config, faults ...faulty.Fault) *bundle {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -53,7 +54,11 @@ func setup(t *testing.T, simCfg sim.Config) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, StepTimeout: 5 * time.Second,
+	fdrv, err := faulty.Wrap(drv, faults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := cloud.New(cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := svc.SeedImages(ctx); err != nil {
 		t.Fatal(err)
@@ -64,7 +69,7 @@ func setup(t *testing.T, simCfg sim.Config) *bundle {
 	}
 	b := &bundle{svc: svc, drv: drv, st: st, caller: cloud.Caller{ProjectID: cred.ProjectID, UserID: cred.UserID},
 		newSvc: func() *cloud.Service {
-			return cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, StepTimeout: 5 * time.Second,
+			return cloud.New(cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second,
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		}}
 	b.run(t)
@@ -269,11 +274,11 @@ func TestReinstallRules(t *testing.T) {
 func TestReinstallConcurrentYieldsOneJob(t *testing.T) {
 	t.Parallel()
 	// The job must outlive the 50 calls, however slowly they land.
-	faults, err := sim.ParseFaults("apply_credentials=delay:2s")
+	faults, err := faulty.Parse("apply_credentials=delay:2s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := setup(t, sim.Config{Faults: faults})
+	b := setup(t, sim.Config{}, faults...)
 	srv := b.server(t, linuxImage, true)
 	var mu sync.Mutex
 	var jobs []string
@@ -321,11 +326,11 @@ func TestReinstallConcurrentYieldsOneJob(t *testing.T) {
 
 func TestReinstallFailureKeepsOldDiskAndRetrySucceeds(t *testing.T) {
 	t.Parallel()
-	faults, err := sim.ParseFaults("apply_credentials=fail:1")
+	faults, err := faulty.Parse("apply_credentials=fail:1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := setup(t, sim.Config{Faults: faults})
+	b := setup(t, sim.Config{}, faults...)
 	ctx := context.Background()
 	srv := b.server(t, linuxImage, true)
 	job, err := b.svc.Reinstall(ctx, b.caller, srv.ID, cloud.ReinstallInput{AdminPass: str(goodPass)})

@@ -124,6 +124,6 @@ type Driver interface {
 // not know, where the operation needs it to exist.
 var ErrNotFound = errors.New("compute: not found")
 
-// ErrInjected is returned (wrapped) by the simulator for a fault that was
+// ErrInjected is returned (wrapped) by package faulty for a fault that was
 // asked for in its configuration.
 var ErrInjected = errors.New("compute: injected fault")

@@ -43,7 +43,7 @@ func TestKillDuringReinstalls(t *testing.T) {
 	latency := []string{"--sim-latency", "30ms"}
 	d := newDaemon(t)
 	d.start(latency...)
-	c := d.client()
+	c := d.Client()
 	imageID := linuxImage(ctx, t, c)
 	keys := newKeypairs(ctx, t, c, 3)
 
@@ -105,7 +105,7 @@ func TestKillDuringReinstalls(t *testing.T) {
 		pending = still
 	}
 
-	restarted := d.proc.started
+	restarted := d.Started()
 	wctx, wcancel := context.WithTimeout(ctx, jobsDeadline)
 	jobs, err := waitJobs(wctx, c, submitted)
 	wcancel()
@@ -125,7 +125,7 @@ func TestKillDuringReinstalls(t *testing.T) {
 	}
 
 	checkJobs(t, jobs, submitted)
-	checkServers(ctx, t, c, d.dataDir, model)
+	checkServers(ctx, t, c, d.DataDir(), model)
 }
 
 // TestKillWhileStepHangs kills ecsd while two reinstalls hang in
@@ -138,7 +138,7 @@ func TestKillWhileStepHangs(t *testing.T) {
 	defer cancel()
 	d := newDaemon(t)
 	d.start()
-	c := d.client()
+	c := d.Client()
 	imageID := linuxImage(ctx, t, c)
 	key := newKeypairs(ctx, t, c, 1)[0]
 	createJob, ids, err := c.CreateServers(ctx, client.CreateServerRequest{
@@ -178,7 +178,7 @@ func TestKillWhileStepHangs(t *testing.T) {
 	}
 
 	d.restart() // kill -9, and no fault any more
-	restarted := d.proc.started
+	restarted := d.Started()
 	wctx, wcancel := context.WithTimeout(ctx, jobsDeadline)
 	jobs, err := waitJobs(wctx, c, []string{passJob, keyJob})
 	wcancel()
@@ -187,7 +187,7 @@ func TestKillWhileStepHangs(t *testing.T) {
 	}
 	t.Logf("recovery: %v from the restart until both jobs had finished", time.Since(restarted))
 	checkJobs(t, jobs, []string{passJob, keyJob})
-	checkServers(ctx, t, c, d.dataDir, map[string]*want{
+	checkServers(ctx, t, c, d.DataDir(), map[string]*want{
 		stopped: {imageID: imageID, boots: 1, password: pass, reinstall: passJob},
 		running: {imageID: imageID, active: true, boots: 2, keyName: key.Name, publicKey: key.PublicKey, reinstall: keyJob},
 	})
@@ -204,7 +204,7 @@ func TestKillThenFailKeepsOldDisk(t *testing.T) {
 	defer cancel()
 	d := newDaemon(t)
 	d.start()
-	c := d.client()
+	c := d.Client()
 	imageID := linuxImage(ctx, t, c)
 	createJob, ids, err := c.CreateServers(ctx, client.CreateServerRequest{
 		Name: "fail", ImageRef: imageID, FlavorRef: "s6.small.1", VPCID: "vpc-crash",
@@ -234,8 +234,8 @@ func TestKillThenFailKeepsOldDisk(t *testing.T) {
 	// The job has made the new disk (checkpoint 2) and detached the old
 	// one when the simulator's server file names no disk.
 	waitTask(ctx, t, c, id, "rebuild_spawning")
-	waitSimDisk(ctx, t, d.dataDir, id, "")
-	d.restart("--sim-faults", "attach_disk=fail:1")
+	waitSimDisk(ctx, t, d.DataDir(), id, "")
+	d.restart("--faults", "attach_disk=fail:1") // the current name of --sim-faults
 
 	wctx, wcancel := context.WithTimeout(ctx, jobsDeadline)
 	jobs, err := waitJobs(wctx, c, []string{failed})
@@ -258,7 +258,7 @@ func TestKillThenFailKeepsOldDisk(t *testing.T) {
 		t.Errorf("server %s after the failed reinstall: volumes %+v, want its old system disk %s", id, srv.VolumesAttached, oldVol)
 	}
 	var ss simServer
-	if err := readJSON(filepath.Join(d.dataDir, "sim", "servers", id+".json"), &ss); err != nil || ss.DiskID != oldVol {
+	if err := readJSON(filepath.Join(d.DataDir(), "sim", "servers", id+".json"), &ss); err != nil || ss.DiskID != oldVol {
 		t.Errorf("server %s after the failed reinstall: the simulator has disk %q (err %v), want the old disk %s", id, ss.DiskID, err, oldVol)
 	}
 
@@ -275,7 +275,7 @@ func TestKillThenFailKeepsOldDisk(t *testing.T) {
 		t.Fatalf("second reinstall: %v", err)
 	}
 	checkJobs(t, jobs, []string{again})
-	checkServers(ctx, t, c, d.dataDir, map[string]*want{
+	checkServers(ctx, t, c, d.DataDir(), map[string]*want{
 		id: {imageID: imageID, boots: 1, password: pass, reinstall: again},
 	})
 }

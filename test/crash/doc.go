@@ -16,7 +16,7 @@
 //     disk and has booted exactly as often as the test started it;
 //   - no disk file is left that is not some server's system disk.
 //
-// Two smaller tests kill ecsd while a step hangs (--sim-faults ...=hang):
+// Two smaller tests kill ecsd while a step hangs (--sim-faults or --faults ...=hang):
 // restarted without the fault the job resumes and succeeds; restarted with
 // the resumed step failing once, the job ends FAIL with a reason, the
 // server keeps its old system disk, and a new reinstall succeeds.

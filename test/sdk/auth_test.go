@@ -14,7 +14,7 @@ import (
 func TestHealthzWithoutAuth(t *testing.T) {
 	t.Parallel()
 	d := sharedDaemon(t)
-	resp, err := http.Get(d.endpoint + "/healthz")
+	resp, err := http.Get(d.Endpoint() + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/testd"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ecs/v2/model"
 	"golang.org/x/crypto/ssh"
 )
@@ -260,7 +261,6 @@ func setupQEMU(t *testing.T) *qemuEnv {
 		t.Fatal("qemu-system-x86_64 not found: run scripts/install-qemu-deps.sh (as root), or make deps")
 	}
 	e := &qemuEnv{dir: t.TempDir(), imageDir: qemuTestImage(t)}
-	buildEcsd(t)
 	t.Cleanup(func() { e.cleanup(t) })
 	e.startDaemon(t)
 	return e
@@ -305,11 +305,9 @@ func qemuTestImage(t *testing.T) string {
 // startDaemon starts ecsd --driver qemu on e.dir with extra flags.
 func (e *qemuEnv) startDaemon(t *testing.T, extra ...string) {
 	t.Helper()
-	// launch passes --driver sim first; the later flag wins.
-	args := append([]string{"--driver", "qemu"}, extra...)
-	d, err := launch(e.dir, args, nil)
+	d, err := launch(testd.Config{DataDir: e.dir, Driver: "qemu", Args: extra})
 	if err != nil {
-		t.Fatalf("start ecsd %v: %v", args, err)
+		t.Fatalf("start ecsd --driver qemu %v: %v", extra, err)
 	}
 	d.jobTimeout = vmJobTimeout
 	e.d, e.tn = d, d.main
@@ -322,7 +320,7 @@ func (e *qemuEnv) stopDaemon(t *testing.T) {
 	t.Helper()
 	d := e.d
 	e.d = nil
-	if err := d.stop(); err != nil {
+	if err := d.Stop(); err != nil {
 		t.Errorf("stopping ecsd: %v", err)
 	}
 	if leaks := d.secretLeaks(); len(leaks) > 0 {
@@ -361,7 +359,7 @@ func (e *qemuEnv) cleanup(t *testing.T) {
 	e.killGuests(t)
 	if t.Failed() {
 		for _, d := range e.daemons {
-			t.Logf("--- ecsd log without successful requests (%s), last lines:\n%s", d.logPath, tail(logWithoutOKRequests(d), 40))
+			t.Logf("--- ecsd log without successful requests (%s), last lines:\n%s", d.LogPath(), tail(logWithoutOKRequests(d), 40))
 		}
 	}
 }
@@ -372,7 +370,7 @@ var okRequest = regexp.MustCompile(`"msg":"request".*"status":[123]\d\d\b`)
 // logWithoutOKRequests is the daemon's log without the access-log lines
 // of successful requests (the job polling drowns everything else).
 func logWithoutOKRequests(d *daemon) string {
-	b, err := os.ReadFile(d.logPath)
+	b, err := os.ReadFile(d.LogPath())
 	if err != nil {
 		return err.Error()
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/testd"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ecs/v2/model"
 	imsmodel "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ims/v2/model"
 )
@@ -18,7 +19,7 @@ import (
 func TestCredentialsFile(t *testing.T) {
 	t.Parallel()
 	d := sharedDaemon(t)
-	st, err := os.Stat(filepath.Join(d.dir, "credentials.json"))
+	st, err := os.Stat(filepath.Join(d.DataDir(), "credentials.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,20 +31,19 @@ func TestCredentialsFile(t *testing.T) {
 		t.Errorf("credentials.json misses a field: %+v", c)
 	}
 	u, err := url.Parse(c.Endpoint)
-	if err != nil || u.Host != d.addr {
-		t.Errorf("credentials.json endpoint %q, want one whose host is %s", c.Endpoint, d.addr)
+	if err != nil || u.Host != d.Addr() {
+		t.Errorf("credentials.json endpoint %q, want one whose host is %s", c.Endpoint, d.Addr())
 	}
 }
 
 func TestConfigFromEnv(t *testing.T) {
 	t.Parallel()
-	buildEcsd(t)
-	d, err := launch(t.TempDir(), nil, map[string]string{"ECS_SIM_LATENCY": "1ms"})
+	d, err := launch(testd.Config{DataDir: t.TempDir(), UseEnv: true, Env: map[string]string{"ECS_SIM_LATENCY": "1ms"}})
 	if err != nil {
 		t.Fatalf("ecsd configured by ECS_LISTEN/ECS_DATA_DIR/ECS_DRIVER: %v", err)
 	}
 	defer func() {
-		if err := d.stop(); err != nil {
+		if err := d.Stop(); err != nil {
 			t.Error(err)
 		}
 	}()

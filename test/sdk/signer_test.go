@@ -161,7 +161,7 @@ type apiErr struct {
 func (tn *tenant) raw(t *testing.T, r rawReq) rawResp {
 	t.Helper()
 	path := strings.ReplaceAll(r.path, "{project_id}", tn.cred.ProjectID)
-	u := tn.d.endpoint + path
+	u := tn.d.Endpoint() + path
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}

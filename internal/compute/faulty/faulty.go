@@ -1,63 +1,103 @@
-// Package faulty wraps any compute.Driver with the simulator's fault
-// injection (sim.ParseFaults syntax), so that FAIL handling can be tested on
-// real drivers too: `ecsd --driver qemu --faults apply_credentials=fail:1`.
+// Package faulty is ecsd's one fault-injection engine: a fault spec syntax
+// (Parse) and a wrapper that applies the faults to any compute.Driver, so
+// that clients can test their FAIL handling on the simulator and on real
+// drivers alike: `ecsd --driver qemu --faults apply_credentials=fail:1`
+// (--sim-faults is the older name of the same flag).
 //
-// A fault applies before the wrapped call, which then does not run: a
-// failed call changes nothing. Failures wrap compute.ErrInjected.
+// It promises:
+//   - A fault applies before the wrapped call, which then does not run: a
+//     failed or hung call changes nothing.
+//   - An injected failure wraps compute.ErrInjected and names the driver,
+//     the operation, the fault and which call it was.
+//   - hang and delay end early, with ctx.Err(), when ctx is done.
+//   - Calls no fault targets (Name, PowerState, Close) pass through.
 package faulty
 
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
+	"time"
 
 	"github.com/ecsproject/ecsd/internal/compute"
-	"github.com/ecsproject/ecsd/internal/compute/sim"
 )
 
 // Driver is a compute.Driver with faults.
 type Driver struct {
 	compute.Driver
-	rules map[string][]*rule
+	rules map[string][]*rule // op -> faults, in order
 }
 
+// rule is a configured fault with its call counter.
 type rule struct {
-	sim.Fault
-	left atomic.Int64
+	Fault
+	left atomic.Int64 // ActionFail with Count > 0: failures still to inject
 }
 
-// Wrap returns d with faults applied; with no faults it returns d itself.
-func Wrap(d compute.Driver, faults []sim.Fault) compute.Driver {
+// Wrap returns d with faults applied, or d itself when there are none. A
+// fault that is not valid (one Parse would refuse) is an error.
+func Wrap(d compute.Driver, faults []Fault) (compute.Driver, error) {
 	if len(faults) == 0 {
-		return d
+		return d, nil
 	}
 	w := &Driver{Driver: d, rules: map[string][]*rule{}}
 	for _, f := range faults {
+		if err := f.validate(); err != nil {
+			return nil, fmt.Errorf("fault %s: %w", f, err)
+		}
 		r := &rule{Fault: f}
 		r.left.Store(int64(f.Count))
 		w.rules[f.Op] = append(w.rules[f.Op], r)
 	}
-	return w
+	return w, nil
 }
 
 // Unwrap returns the wrapped driver.
 func (w *Driver) Unwrap() compute.Driver { return w.Driver }
 
+// forever is how long a hang waits: until its ctx is done.
+const forever = time.Duration(math.MaxInt64)
+
+// wait is Wait; tests replace it.
+var wait = Wait
+
+// Wait waits for d, or until ctx is done and then returns ctx.Err(). The
+// simulator's latency waits with it too.
+func Wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// inject applies the rules of op in order. It returns nil when the call may
+// proceed.
 func (w *Driver) inject(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	for _, r := range w.rules[op] {
 		switch r.Action {
-		case sim.ActionFail:
-			if r.Count == 0 || r.left.Add(-1) >= 0 {
+		case ActionFail:
+			if r.Count == 0 {
 				return fmt.Errorf("%s: %s: %w (%s)", w.Driver.Name(), op, compute.ErrInjected, r.Fault)
 			}
-		case sim.ActionHang:
-			<-ctx.Done()
-			return ctx.Err()
-		case sim.ActionDelay:
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-timeAfter(r.Delay):
+			if n := r.left.Add(-1); n >= 0 {
+				return fmt.Errorf("%s: %s: %w (%s, call %d)", w.Driver.Name(), op, compute.ErrInjected, r.Fault, int64(r.Count)-n)
+			}
+		case ActionHang:
+			return wait(ctx, forever)
+		case ActionDelay:
+			if err := wait(ctx, r.Delay); err != nil {
+				return err
 			}
 		}
 	}
@@ -65,77 +105,77 @@ func (w *Driver) inject(ctx context.Context, op string) error {
 }
 
 func (w *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
-	if err := w.inject(ctx, sim.OpCreateDisk); err != nil {
+	if err := w.inject(ctx, OpCreateDisk); err != nil {
 		return err
 	}
 	return w.Driver.CreateDisk(ctx, spec)
 }
 
 func (w *Driver) DeleteDisk(ctx context.Context, id string) error {
-	if err := w.inject(ctx, sim.OpDeleteDisk); err != nil {
+	if err := w.inject(ctx, OpDeleteDisk); err != nil {
 		return err
 	}
 	return w.Driver.DeleteDisk(ctx, id)
 }
 
 func (w *Driver) ApplyCredentials(ctx context.Context, id string, c compute.Credentials) error {
-	if err := w.inject(ctx, sim.OpApplyCredentials); err != nil {
+	if err := w.inject(ctx, OpApplyCredentials); err != nil {
 		return err
 	}
 	return w.Driver.ApplyCredentials(ctx, id, c)
 }
 
 func (w *Driver) ReadCredentials(ctx context.Context, id string) (compute.Credentials, error) {
-	if err := w.inject(ctx, sim.OpReadCredentials); err != nil {
+	if err := w.inject(ctx, OpReadCredentials); err != nil {
 		return compute.Credentials{}, err
 	}
 	return w.Driver.ReadCredentials(ctx, id)
 }
 
 func (w *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (compute.ServerInfo, error) {
-	if err := w.inject(ctx, sim.OpCreateServer); err != nil {
+	if err := w.inject(ctx, OpCreateServer); err != nil {
 		return compute.ServerInfo{}, err
 	}
 	return w.Driver.CreateServer(ctx, spec)
 }
 
 func (w *Driver) DeleteServer(ctx context.Context, id string) error {
-	if err := w.inject(ctx, sim.OpDeleteServer); err != nil {
+	if err := w.inject(ctx, OpDeleteServer); err != nil {
 		return err
 	}
 	return w.Driver.DeleteServer(ctx, id)
 }
 
 func (w *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error {
-	if err := w.inject(ctx, sim.OpAttachDisk); err != nil {
+	if err := w.inject(ctx, OpAttachDisk); err != nil {
 		return err
 	}
 	return w.Driver.AttachDisk(ctx, serverID, diskID)
 }
 
 func (w *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error {
-	if err := w.inject(ctx, sim.OpDetachDisk); err != nil {
+	if err := w.inject(ctx, OpDetachDisk); err != nil {
 		return err
 	}
 	return w.Driver.DetachDisk(ctx, serverID, diskID)
 }
 
 func (w *Driver) StartServer(ctx context.Context, id string) error {
-	if err := w.inject(ctx, sim.OpStart); err != nil {
+	if err := w.inject(ctx, OpStart); err != nil {
 		return err
 	}
 	return w.Driver.StartServer(ctx, id)
 }
 
 func (w *Driver) StopServer(ctx context.Context, id string, hard bool) error {
-	if err := w.inject(ctx, sim.OpStop); err != nil {
+	if err := w.inject(ctx, OpStop); err != nil {
 		return err
 	}
 	return w.Driver.StopServer(ctx, id, hard)
 }
 
 func (w *Driver) RebootServer(ctx context.Context, id string, hard bool) error {
-	if err := w.inject(ctx, sim.OpReboot); err != nil {
+	if err := w.inject(ctx, OpReboot); err != nil {
 		return err
 	}
 	return w.Driver.RebootServer(ctx, id, hard)

@@ -24,6 +24,9 @@ type ImportSpec struct {
 	File     string // qcow2 or raw
 	Kernel   string // optional
 	Initrd   string // optional, with Kernel
+	// Progress, when set, is called as File is copied with the bytes
+	// copied so far.
+	Progress func(copied int64)
 }
 
 // ImportImage copies spec.File (and the kernel and initrd; relative paths
@@ -69,19 +72,19 @@ func (d *Driver) ImportImage(ctx context.Context, spec ImportSpec) (ecs.Image, e
 		Created:    time.Now().UTC(),
 	}
 	dst := filepath.Join(d.cfg.Dir, imagesDir, spec.ID+"."+info.Format)
-	if img.Checksum, img.SizeBytes, err = storeFile(ctx, spec.File, dst); err != nil {
+	if img.Checksum, img.SizeBytes, err = storeFile(ctx, spec.File, dst, spec.Progress); err != nil {
 		return ecs.Image{}, fmt.Errorf("qemu: %s: %w", op, err)
 	}
 	img.File = dst
 	if spec.Kernel != "" {
 		img.Kernel = filepath.Join(d.cfg.Dir, imagesDir, spec.ID+".kernel")
-		if _, _, err := storeFile(ctx, spec.Kernel, img.Kernel); err != nil {
+		if _, _, err := storeFile(ctx, spec.Kernel, img.Kernel, nil); err != nil {
 			return ecs.Image{}, fmt.Errorf("qemu: %s: kernel: %w", op, err)
 		}
 	}
 	if spec.Initrd != "" {
 		img.Initrd = filepath.Join(d.cfg.Dir, imagesDir, spec.ID+".initrd")
-		if _, _, err := storeFile(ctx, spec.Initrd, img.Initrd); err != nil {
+		if _, _, err := storeFile(ctx, spec.Initrd, img.Initrd, nil); err != nil {
 			return ecs.Image{}, fmt.Errorf("qemu: %s: initrd: %w", op, err)
 		}
 	}
@@ -130,7 +133,8 @@ func (d *Driver) imageInfo(ctx context.Context, file string) (imageInfo, error) 
 // storeFile copies src to dst (sparse: runs of zeros become holes), makes
 // it read-only and durable, and returns its sha256 and size. When dst exists
 // with the same content it is kept; with other content it is a conflict.
-func storeFile(ctx context.Context, src, dst string) (string, int64, error) {
+// progress, when not nil, gets the bytes copied so far after each chunk.
+func storeFile(ctx context.Context, src, dst string, progress func(int64)) (string, int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return "", 0, err
@@ -181,6 +185,9 @@ func storeFile(ctx context.Context, src, dst string) (string, int64, error) {
 				return "", 0, err
 			}
 			size += int64(n)
+			if progress != nil {
+				progress(size)
+			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break

@@ -15,9 +15,10 @@
 //     0600 in 0700 directories. The files are the truth: a daemon killed at
 //     any point and restarted on the same directory (New) carries on where
 //     it stopped, running servers still running.
-//   - Configurable latency on every call and faults per operation (see
-//     ParseFaults). An injected failure wraps compute.ErrInjected, names the
-//     operation and changes nothing. Waits end early when ctx is done.
+//   - Configurable latency on every call; the wait ends early when ctx is
+//     done. Faults are not the simulator's business: package faulty wraps
+//     it (or any driver) with them, and errors name operations as a fault
+//     spec does (Ops).
 //   - Calls on different disks and servers run in parallel.
 //
 // Beyond the contract it refuses, as errors that change nothing, what a
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
@@ -42,15 +44,12 @@ type Config struct {
 	Dir string
 	// Latency is added to every driver call.
 	Latency time.Duration
-	// Faults are injected into the operations they name.
-	Faults []Fault
 }
 
 // Driver is the simulator. It implements compute.Driver.
 type Driver struct {
 	dir     string
 	latency time.Duration
-	rules   map[string][]*rule // op -> faults, in order
 
 	// sleep waits for d or until ctx is done; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -76,20 +75,11 @@ func New(cfg Config) (*Driver, error) {
 	d := &Driver{
 		dir:     cfg.Dir,
 		latency: cfg.Latency,
-		rules:   map[string][]*rule{},
-		sleep:   sleepCtx,
+		sleep:   faulty.Wait,
 		now:     time.Now,
 		io:      make(chan struct{}, ioLimit),
 		disks:   table[DiskState]{m: map[string]*object[DiskState]{}},
 		servers: table[ServerState]{m: map[string]*object[ServerState]{}},
-	}
-	for _, f := range cfg.Faults {
-		if err := f.validate(); err != nil {
-			return nil, fmt.Errorf("sim: fault %s: %w", f, err)
-		}
-		r := &rule{Fault: f}
-		r.left.Store(int64(f.Count))
-		d.rules[f.Op] = append(d.rules[f.Op], r)
 	}
 	if err := d.load(); err != nil {
 		return nil, err
@@ -112,32 +102,16 @@ func (d *Driver) Server(id string) (ServerState, bool) { return d.servers.get(id
 // opPowerState names PowerState in errors; no fault can target it.
 const opPowerState = "power_state"
 
-// begin starts a call of op: it checks ctx, waits the latency and applies
-// the faults of op. The call goes on only if it returns nil.
+// begin starts a call of op: it checks ctx and waits the latency. The call
+// goes on only if it returns nil.
 func (d *Driver) begin(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if d.latency > 0 {
-		if err := d.sleep(ctx, d.latency); err != nil {
-			return err
-		}
+		return d.sleep(ctx, d.latency)
 	}
-	return d.inject(ctx, op)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return nil
 }
 
 func checkIDs(op string, kindIDs ...string) error {

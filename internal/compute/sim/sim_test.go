@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/compute/computetest"
+	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
@@ -74,7 +75,7 @@ func world(t *testing.T) string {
 	return d.dir
 }
 
-// opCalls holds, per fault op, a call that succeeds on a world and changes
+// opCalls holds, per operation (faulty.Ops), a call that succeeds on a world and changes
 // it (but read_credentials).
 var opCalls = map[string]func(ctx context.Context, d *Driver) error{
 	OpCreateDisk: func(ctx context.Context, d *Driver) error {
@@ -126,11 +127,11 @@ func sameFiles(t *testing.T, dir string, before map[string]string, what string) 
 
 func TestOpCallsCoverOps(t *testing.T) {
 	t.Parallel()
-	if got := slices.Sorted(maps.Keys(opCalls)); !slices.Equal(got, slices.Sorted(slices.Values(Ops))) {
-		t.Fatalf("opCalls has %v, want every op of %v", got, Ops)
+	if got := slices.Sorted(maps.Keys(opCalls)); !slices.Equal(got, slices.Sorted(slices.Values(faulty.Ops))) {
+		t.Fatalf("opCalls has %v, want every op of %v", got, faulty.Ops)
 	}
-	// Without faults, every call succeeds and changes the world.
-	for _, op := range Ops {
+	// Every call succeeds and changes the world.
+	for _, op := range faulty.Ops {
 		dir := world(t)
 		before := snapshot(t, dir)
 		must(t, opCalls[op](t.Context(), newDriver(t, Config{Dir: dir})))
@@ -140,69 +141,16 @@ func TestOpCallsCoverOps(t *testing.T) {
 	}
 }
 
-func TestFaultFail(t *testing.T) {
-	t.Parallel()
-	for _, op := range Ops {
-		t.Run(op, func(t *testing.T) {
-			t.Parallel()
-			dir := world(t)
-			d := newDriver(t, Config{Dir: dir, Faults: []Fault{{Op: op, Action: ActionFail}}})
-			before := snapshot(t, dir)
-			for range 3 {
-				err := opCalls[op](t.Context(), d)
-				if !errors.Is(err, compute.ErrInjected) || !strings.Contains(err.Error(), op) {
-					t.Fatalf("got %v, want an error wrapping ErrInjected naming %s", err, op)
-				}
-			}
-			sameFiles(t, dir, before, "a failed call")
-			// Other operations are not affected.
-			other := OpReadCredentials
-			if op == other {
-				other = OpStart
-			}
-			must(t, opCalls[other](t.Context(), d))
-		})
-	}
-}
-
-func TestFaultFailN(t *testing.T) {
-	t.Parallel()
-	for _, op := range Ops {
-		t.Run(op, func(t *testing.T) {
-			t.Parallel()
-			dir := world(t)
-			d := newDriver(t, Config{Dir: dir, Faults: []Fault{{Op: op, Action: ActionFail, Count: 2}}})
-			before := snapshot(t, dir)
-			for i := range 2 {
-				if err := opCalls[op](t.Context(), d); !errors.Is(err, compute.ErrInjected) {
-					t.Fatalf("call %d: got %v, want ErrInjected", i+1, err)
-				}
-			}
-			sameFiles(t, dir, before, "a failed call")
-			for i := 2; i < 4; i++ {
-				if err := opCalls[op](t.Context(), d); err != nil {
-					t.Fatalf("call %d: %v, want success after 2 failures", i+1, err)
-				}
-			}
-		})
-	}
-}
-
-// recorder replaces a driver's sleep: it records the waits and signals the
-// hangs, then waits for real.
+// recorder replaces a driver's sleep: it records the waits and returns at
+// once.
 type recorder struct {
 	mu    sync.Mutex
 	waits []time.Duration
-	hung  chan struct{}
 }
 
 func record(d *Driver) *recorder {
-	r := &recorder{hung: make(chan struct{}, 1)}
+	r := &recorder{}
 	d.sleep = func(ctx context.Context, dur time.Duration) error {
-		if dur == forever {
-			r.hung <- struct{}{}
-			return sleepCtx(ctx, dur)
-		}
 		r.mu.Lock()
 		r.waits = append(r.waits, dur)
 		r.mu.Unlock()
@@ -215,77 +163,6 @@ func (r *recorder) got() []time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.waits)
-}
-
-func TestFaultHang(t *testing.T) {
-	t.Parallel()
-	for _, op := range Ops {
-		t.Run(op, func(t *testing.T) {
-			t.Parallel()
-			dir := world(t)
-			d := newDriver(t, Config{Dir: dir, Faults: []Fault{{Op: op, Action: ActionHang}}})
-			r := record(d)
-			before := snapshot(t, dir)
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- opCalls[op](ctx, d) }()
-			<-r.hung
-			select {
-			case err := <-done:
-				t.Fatalf("returned %v before its ctx was cancelled", err)
-			default:
-			}
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Fatalf("got %v, want context.Canceled", err)
-			}
-			sameFiles(t, dir, before, "a hung call")
-		})
-	}
-}
-
-func TestFaultDelay(t *testing.T) {
-	t.Parallel()
-	for _, op := range Ops {
-		t.Run(op, func(t *testing.T) {
-			t.Parallel()
-			d := newDriver(t, Config{Dir: world(t), Faults: []Fault{{Op: op, Action: ActionDelay, Delay: 2 * time.Second}}})
-			r := record(d)
-			must(t, opCalls[op](t.Context(), d))
-			if got, want := r.got(), []time.Duration{2 * time.Second}; !slices.Equal(got, want) {
-				t.Fatalf("waited %v, want %v", got, want)
-			}
-		})
-	}
-
-	t.Run("WithLatencyAndFailure", func(t *testing.T) {
-		t.Parallel()
-		faults, err := ParseFaults("start=delay:1s,start=fail:1")
-		must(t, err)
-		d := newDriver(t, Config{Dir: world(t), Latency: 5 * time.Millisecond, Faults: faults})
-		r := record(d)
-		if err := d.StartServer(t.Context(), "s1"); !errors.Is(err, compute.ErrInjected) {
-			t.Fatalf("first start: got %v, want ErrInjected", err)
-		}
-		must(t, d.StartServer(t.Context(), "s1"))
-		want := []time.Duration{5 * time.Millisecond, time.Second, 5 * time.Millisecond, time.Second}
-		if got := r.got(); !slices.Equal(got, want) {
-			t.Fatalf("waited %v, want %v", got, want)
-		}
-	})
-
-	t.Run("Cancellable", func(t *testing.T) {
-		t.Parallel()
-		dir := world(t)
-		d := newDriver(t, Config{Dir: dir, Faults: []Fault{{Op: OpStart, Action: ActionDelay, Delay: time.Hour}}})
-		before := snapshot(t, dir)
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
-		defer cancel()
-		if err := d.StartServer(ctx, "s1"); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("got %v, want context.DeadlineExceeded", err)
-		}
-		sameFiles(t, dir, before, "a delayed call cut short")
-	})
 }
 
 func TestLatency(t *testing.T) {
@@ -337,10 +214,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}{
 		{"no dir", Config{}},
 		{"negative latency", Config{Dir: dir, Latency: -time.Second}},
-		{"unknown op", Config{Dir: dir, Faults: []Fault{{Op: "boot", Action: ActionFail}}}},
-		{"unknown action", Config{Dir: dir, Faults: []Fault{{Op: OpStart, Action: "explode"}}}},
-		{"negative count", Config{Dir: dir, Faults: []Fault{{Op: OpStart, Action: ActionFail, Count: -1}}}},
-		{"negative delay", Config{Dir: dir, Faults: []Fault{{Op: OpStart, Action: ActionDelay, Delay: -1}}}},
 		{"dir is a file", Config{Dir: filepath.Join(world(t), "disks", "d1.json")}},
 	}
 	for _, tc := range tests {

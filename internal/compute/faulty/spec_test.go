@@ -1,4 +1,4 @@
-package sim
+package faulty
 
 import (
 	"slices"
@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func TestParseFaults(t *testing.T) {
+func TestParse(t *testing.T) {
 	t.Parallel()
 	var every []Fault
 	var everySpec []string
@@ -37,18 +37,18 @@ func TestParseFaults(t *testing.T) {
 		{strings.Join(everySpec, ","), every},
 	}
 	for _, tc := range tests {
-		got, err := ParseFaults(tc.spec)
+		got, err := Parse(tc.spec)
 		if err != nil {
-			t.Errorf("ParseFaults(%q): %v", tc.spec, err)
+			t.Errorf("Parse(%q): %v", tc.spec, err)
 			continue
 		}
 		if !slices.Equal(got, tc.want) {
-			t.Errorf("ParseFaults(%q) = %+v, want %+v", tc.spec, got, tc.want)
+			t.Errorf("Parse(%q) = %+v, want %+v", tc.spec, got, tc.want)
 		}
 	}
 }
 
-func TestParseFaultsErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		spec string
@@ -75,13 +75,13 @@ func TestParseFaultsErrors(t *testing.T) {
 		{"stop=hang,reboot=fail:two", `"reboot=fail:two"`, `fail count "two"`},
 	}
 	for _, tc := range tests {
-		got, err := ParseFaults(tc.spec)
+		got, err := Parse(tc.spec)
 		if err == nil {
-			t.Errorf("ParseFaults(%q) = %+v, want an error", tc.spec, got)
+			t.Errorf("Parse(%q) = %+v, want an error", tc.spec, got)
 			continue
 		}
 		if msg := err.Error(); !strings.Contains(msg, tc.bad) || !strings.Contains(msg, tc.why) {
-			t.Errorf("ParseFaults(%q) error %q does not name %s nor say %q", tc.spec, msg, tc.bad, tc.why)
+			t.Errorf("Parse(%q) error %q does not name %s nor say %q", tc.spec, msg, tc.bad, tc.why)
 		}
 	}
 }
@@ -104,7 +104,7 @@ func TestFaultString(t *testing.T) {
 	}
 }
 
-func FuzzParseFaults(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"", "create_disk=fail", "start=fail:3", "stop=hang", "reboot=delay:2s",
 		"create_disk=fail:2, attach_disk=delay:1m30s", "start=fail,", "start=fail:+1",
@@ -113,21 +113,21 @@ func FuzzParseFaults(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
-		faults, err := ParseFaults(spec)
+		faults, err := Parse(spec)
 		if err != nil {
 			return
 		}
 		items := make([]string, len(faults))
 		for i, fa := range faults {
 			if err := fa.validate(); err != nil {
-				t.Fatalf("ParseFaults(%q) returned an invalid fault %+v: %v", spec, fa, err)
+				t.Fatalf("Parse(%q) returned an invalid fault %+v: %v", spec, fa, err)
 			}
 			items[i] = fa.String()
 		}
 		// What was parsed prints back to a spec meaning the same.
-		again, err := ParseFaults(strings.Join(items, ","))
+		again, err := Parse(strings.Join(items, ","))
 		if err != nil || !slices.Equal(again, faults) {
-			t.Fatalf("ParseFaults(%q) = %+v, printed %q, parsed back %+v, %v", spec, faults, items, again, err)
+			t.Fatalf("Parse(%q) = %+v, printed %q, parsed back %+v, %v", spec, faults, items, again, err)
 		}
 	})
 }

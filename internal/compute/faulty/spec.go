@@ -1,18 +1,15 @@
-package sim
+package faulty
 
 import (
-	"context"
 	"fmt"
-	"math"
+	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"github.com/ecsproject/ecsd/internal/compute"
 )
 
-// Operation names, as used in a fault spec and in error messages.
+// Operation names: the compute.Driver calls a fault can target, as a spec
+// and error messages (the simulator's included) name them.
 const (
 	OpCreateDisk       = "create_disk"
 	OpDeleteDisk       = "delete_disk"
@@ -56,7 +53,7 @@ type Fault struct {
 	Delay  time.Duration // ActionDelay: how long each call waits
 }
 
-// String returns f in the syntax ParseFaults reads.
+// String returns f in the syntax Parse reads.
 func (f Fault) String() string {
 	switch {
 	case f.Action == ActionFail && f.Count > 0:
@@ -87,17 +84,10 @@ func (f Fault) validate() error {
 	return nil
 }
 
-func validOp(op string) bool {
-	for _, o := range Ops {
-		if o == op {
-			return true
-		}
-	}
-	return false
-}
+func validOp(op string) bool { return slices.Contains(Ops, op) }
 
-// ParseFaults parses a fault spec, the syntax of the flag --sim-faults and
-// of ECS_SIM_FAULTS: comma-separated op=action items, where op is one of Ops
+// Parse parses a fault spec, the syntax of ecsd's --faults (and of its older
+// name --sim-faults): comma-separated op=action items, where op is one of Ops
 // and action is
 //
 //	fail             every call fails
@@ -107,7 +97,7 @@ func validOp(op string) bool {
 //
 // for example "create_disk=fail:2,start=delay:3s". Blanks around items are
 // ignored; an empty spec means no faults. An error names the bad item.
-func ParseFaults(spec string) ([]Fault, error) {
+func Parse(spec string) ([]Fault, error) {
 	if strings.TrimSpace(spec) == "" {
 		return nil, nil
 	}
@@ -116,7 +106,7 @@ func ParseFaults(spec string) ([]Fault, error) {
 		item = strings.TrimSpace(item)
 		f, err := parseFault(item)
 		if err != nil {
-			return nil, fmt.Errorf("sim: fault %q: %w", item, err)
+			return nil, fmt.Errorf("fault %q: %w", item, err)
 		}
 		faults = append(faults, f)
 	}
@@ -157,36 +147,4 @@ func parseFault(item string) (Fault, error) {
 		return Fault{}, err
 	}
 	return f, nil
-}
-
-// forever is how long a hang waits: until its ctx is done.
-const forever = time.Duration(math.MaxInt64)
-
-// rule is a configured fault with its call counter.
-type rule struct {
-	Fault
-	left atomic.Int64 // ActionFail with Count > 0: failures still to inject
-}
-
-// inject applies the rules of op in order. It returns nil when the call may
-// proceed.
-func (d *Driver) inject(ctx context.Context, op string) error {
-	for _, r := range d.rules[op] {
-		switch r.Action {
-		case ActionFail:
-			if r.Count == 0 {
-				return fmt.Errorf("sim: %s: %w (%s)", op, compute.ErrInjected, r.Fault)
-			}
-			if n := r.left.Add(-1); n >= 0 {
-				return fmt.Errorf("sim: %s: %w (%s, call %d)", op, compute.ErrInjected, r.Fault, int64(r.Count)-n)
-			}
-		case ActionHang:
-			return d.sleep(ctx, forever)
-		case ActionDelay:
-			if err := d.sleep(ctx, r.Delay); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/api"
+	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/compute/faulty"
+	"github.com/ecsproject/ecsd/internal/compute/sim"
+	"github.com/ecsproject/ecsd/internal/datadir"
+	"github.com/ecsproject/ecsd/internal/store/sqlite"
+)
+
+// serveCommand is ecsd serve, the default command: the daemon.
+func serveCommand(fs *flagSet) runFunc {
+	var cfg Config
+	serveFlags(fs, &cfg)
+	return func(ctx context.Context, args []string, _, errOut io.Writer) error {
+		if len(args) > 0 {
+			return usagef("unexpected argument %q", args[0])
+		}
+		if err := cfg.check(fs); err != nil {
+			return err
+		}
+		log := newLogger(cfg.LogLevel, errOut)
+		slog.SetDefault(log)
+		d, err := start(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		return d.run(ctx)
+	}
+}
+
+// daemon is a started ecsd: listening, state open, not yet serving.
+type daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	ln       net.Listener
+	endpoint string // scheme://host:port of ln
+	svc      *cloud.Service
+	srv      *http.Server
+	closers  []func()
+}
+
+// start makes a daemon of cfg. It binds the listener before it creates any
+// state, so that a bad address or a port in use leaves no data dir behind,
+// and removes the data dir it created when a later step fails.
+func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	var tlsConfig *tls.Config
+	if cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate %s with key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if err := (datadir.Dir{Path: cfg.DataDir}).CheckDriver(cfg.Driver); err != nil {
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(func() { ln.Close() })
+	d.ln, d.endpoint = ln, "http://"+ln.Addr().String()
+	if tlsConfig != nil {
+		d.ln, d.endpoint = tls.NewListener(ln, tlsConfig), "https://"+ln.Addr().String()
+	}
+
+	dir, created, err := datadir.Create(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if created {
+		defer func() {
+			if err != nil {
+				d.close()
+				d.closers = nil
+				os.RemoveAll(dir.Path)
+			}
+		}()
+	}
+	unlock, err := dir.Lock()
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(unlock)
+	if err := dir.ClaimDriver(cfg.Driver); err != nil {
+		return nil, err
+	}
+	box, err := dir.OpenBox()
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: dir.DBPath(), Synchronous: cfg.Synchronous})
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(func() { st.Close() })
+
+	drv, err := openDriver(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(func() { drv.Close() })
+
+	d.svc = cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
+		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention})
+	if cfg.Driver == "sim" {
+		// The simulator's catalog; the qemu driver serves imported images.
+		if err := d.svc.SeedImages(ctx); err != nil {
+			return nil, fmt.Errorf("seed images: %w", err)
+		}
+	}
+	if err := bootstrapCredentials(ctx, d.svc, dir, d.endpoint); err != nil {
+		return nil, err
+	}
+	d.srv = &http.Server{Handler: api.New(api.Config{Service: d.svc, Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	return d, nil
+}
+
+// bootstrapCredentials makes the first project and access key on the
+// first start and writes them to credentials.json; later starts update
+// the endpoint in it (another address, TLS turned on or off).
+func bootstrapCredentials(ctx context.Context, svc *cloud.Service, dir datadir.Dir, endpoint string) error {
+	c, made, err := svc.FirstCredential(ctx)
+	if err != nil {
+		return err
+	}
+	if !made {
+		return dir.SetCredentialsEndpoint(endpoint)
+	}
+	return dir.WriteCredentials(datadir.Credentials{AccessKey: c.AccessKey, SecretKey: c.SecretKey,
+		ProjectID: c.ProjectID, UserID: c.UserID, Endpoint: endpoint})
+}
+
+func (d *daemon) onClose(f func()) { d.closers = append(d.closers, f) }
+
+// close releases what start took, last taken first.
+func (d *daemon) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+}
+
+// run serves the API and runs the job engine until ctx ends (a clean stop,
+// nil) or either fails; then it releases everything.
+func (d *daemon) run(ctx context.Context) error {
+	defer d.close()
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	jobsDone := make(chan error, 1)
+	go func() { jobsDone <- d.svc.Run(runCtx) }()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- d.srv.Serve(d.ln) }()
+	d.log.Info("ecsd serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "driver", d.cfg.Driver,
+		"credentials", datadir.Dir{Path: d.cfg.DataDir}.CredentialsPath())
+
+	select {
+	case <-ctx.Done():
+	case err := <-httpDone:
+		cancelRun()
+		<-jobsDone
+		return err
+	case err := <-jobsDone:
+		d.srv.Close()
+		if err == nil {
+			err = errors.New("job engine stopped")
+		}
+		return err
+	}
+	d.log.Info("ecsd shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.srv.Shutdown(sctx)
+	cancelRun()
+	<-jobsDone
+	d.log.Info("ecsd stopped")
+	return nil
+}
+
+func openDriver(ctx context.Context, cfg Config) (compute.Driver, error) {
+	// --sim-faults is the older name of --faults: one engine takes both.
+	faults, err := faulty.Parse(cfg.Faults)
+	if err != nil {
+		return nil, fmt.Errorf("--faults: %w", err)
+	}
+	simFaults, err := faulty.Parse(cfg.SimFaults)
+	if err != nil {
+		return nil, fmt.Errorf("--sim-faults: %w", err)
+	}
+	d, err := openBaseDriver(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := faulty.Wrap(d, append(faults, simFaults...))
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func openBaseDriver(ctx context.Context, cfg Config) (compute.Driver, error) {
+	switch cfg.Driver {
+	case "qemu":
+		return openQEMU(ctx, cfg)
+	default:
+		return sim.New(sim.Config{Dir: datadir.Dir{Path: cfg.DataDir}.DriverDir("sim"), Latency: cfg.SimLatency})
+	}
+}

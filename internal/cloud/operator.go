@@ -1,0 +1,129 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/ecsproject/ecsd/internal/ecs"
+)
+
+// Operator actions: run by the ecsd command on a node (ecsd credentials
+// add, ecsd image import, the first start), never reached from the tenant
+// API. Their errors are for an operator and may name files and causes.
+
+// FirstCredential makes the first project ("default") with its access key
+// when the store holds no credential yet. made is false, and c empty, when
+// one exists.
+func (s *Service) FirstCredential(ctx context.Context) (c ecs.Credential, made bool, err error) {
+	n, err := s.store.CredentialCount(ctx)
+	if err != nil {
+		return c, false, fmt.Errorf("count credentials: %w", err)
+	}
+	if n > 0 {
+		return c, false, nil
+	}
+	c, err = s.NewCredential(ctx, "default")
+	if err != nil {
+		return c, false, fmt.Errorf("create the first credential: %w", err)
+	}
+	return c, true, nil
+}
+
+// ImportImageInput is an image an operator imports.
+type ImportImageInput struct {
+	Name string
+	// OSType is Linux or Windows (any case); "" keeps what the inspection
+	// found. It names the OS of an image the inspection could not read,
+	// and must agree with one it could.
+	OSType string
+	// Import copies the image's files into the driver's image store under
+	// id and inspects them.
+	Import func(ctx context.Context, id string) (ecs.Image, error)
+	// Discard, when set, removes what Import stored, when the image cannot
+	// be recorded after all.
+	Discard func(img ecs.Image)
+}
+
+// maxImageName is the longest image name (Huawei IMS allows 1-128
+// characters).
+const maxImageName = 128
+
+// ImportImage checks in, gives the image a new id, runs in.Import and
+// records the result in the catalog, where it is public to every project.
+// The catalog of a running daemon sees it at once (a new id is never
+// cached).
+func (s *Service) ImportImage(ctx context.Context, in ImportImageInput) (ecs.Image, error) {
+	if err := checkImageName(in.Name); err != nil {
+		return ecs.Image{}, err
+	}
+	osType, err := normalOSType(in.OSType)
+	if err != nil {
+		return ecs.Image{}, err
+	}
+	img, err := in.Import(ctx, NewImageID())
+	if err != nil {
+		return ecs.Image{}, err
+	}
+	discard := func() {
+		if in.Discard != nil {
+			in.Discard(img)
+		}
+	}
+	img.Name = in.Name
+	if err := applyOSType(&img, osType); err != nil {
+		discard()
+		return ecs.Image{}, err
+	}
+	if err := s.AddImage(ctx, img); err != nil {
+		discard()
+		return ecs.Image{}, fmt.Errorf("record the image: %w", err)
+	}
+	return img, nil
+}
+
+func checkImageName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return errors.New("the image needs a name")
+	case len([]rune(name)) > maxImageName:
+		return fmt.Errorf("the image name is longer than %d characters", maxImageName)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return errors.New("the image name has a control character")
+	}
+	return nil
+}
+
+func normalOSType(t string) (string, error) {
+	switch strings.ToLower(t) {
+	case "":
+		return "", nil
+	case "linux":
+		return "Linux", nil
+	case "windows":
+		return "Windows", nil
+	}
+	return "", fmt.Errorf("OS type %q is not Linux or Windows", t)
+}
+
+// applyOSType sets the OS type an operator gave, when the inspection found
+// none, and refuses one that contradicts it.
+func applyOSType(img *ecs.Image, osType string) error {
+	switch {
+	case osType == "" || img.OSType == osType:
+		return nil
+	case img.OSType != "":
+		found := img.OSType
+		if img.OSVersion != "" {
+			found += " (" + img.OSVersion + ")"
+		}
+		return fmt.Errorf("the image holds %s, not %s: drop the OS type or fix it", found, osType)
+	}
+	img.OSType = osType
+	if img.Platform == "" {
+		img.Platform = map[string]string{"Linux": "Other", "Windows": "Windows"}[osType]
+	}
+	return nil
+}
