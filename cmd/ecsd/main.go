@@ -29,6 +29,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/jobs"
 	"github.com/ecsproject/ecsd/internal/secret"
 	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
@@ -179,8 +180,12 @@ func serve(ctx context.Context, cfg Config) error {
 	}
 	defer drv.Close()
 
+	nodeID, err := jobs.NodeID(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	svc := cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
-		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention})
+		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: nodeID})
 	if cfg.Driver == "sim" {
 		// The simulator's catalog; the qemu driver serves imported images.
 		if err := svc.SeedImages(ctx); err != nil {
