@@ -98,14 +98,14 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{store: cfg.Store, drv: cfg.Driver, box: cfg.Box, log: cfg.Logger, cfg: cfg}
 	s.engine = jobs.New(jobs.Config{
-		Store:   cfg.Store,
-		Workers: cfg.Workers,
-		Lease:   cfg.Lease,
+		Store:     cfg.Store,
+		Workers:   cfg.Workers,
+		Lease:     cfg.Lease,
 		Owner:     cfg.NodeID,
 		MaxErrors: cfg.JobMaxErrors,
 		Backoff:   cfg.JobBackoff,
 		Logger:    cfg.Logger,
-		OnStart: cfg.OnJobStart,
+		OnStart:   cfg.OnJobStart,
 		Handlers: map[string]jobs.Handler{
 			ecs.JobReinstallOS:        s.runReinstall,
 			ecs.JobCreateSingleServer: s.runCreate,
