@@ -4,8 +4,13 @@
 //
 // Contract:
 //   - The jobs table is the queue. JobClaim hands a runnable job to exactly
-//     one worker at a time, under a lease (owner + expiry) that the worker
-//     renews; a lease that expires makes the job claimable again.
+//     one worker at a time, under a lease (owner + attempt + expiry) that
+//     the worker renews for the jobs it runs (JobLeaseRenew); a lease that
+//     expires makes the job claimable again (JobClaim is the rescuer). A
+//     run that fails transiently gives its job back with JobRetry, which
+//     records the error and when the job may run again.
+//   - The schema is versioned: Open applies pending migrations (see
+//     store/migrate) before anything else.
 //   - Every method that changes more than one row or table does so in one
 //     transaction.
 //   - Write makes a set of changes atomic: a state check, the change and the
