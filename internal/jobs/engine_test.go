@@ -134,7 +134,7 @@ func TestLeaseRenewedWhileRunning(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
 	h := finish(st)
-	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: 150 * time.Millisecond, Poll: 20 * time.Millisecond,
+	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: 400 * time.Millisecond, Poll: 20 * time.Millisecond,
 		Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
 			calls.Add(1)
 			<-release // runs for many lease periods
@@ -146,7 +146,7 @@ func TestLeaseRenewedWhileRunning(t *testing.T) {
 	waitStatus(t, st, ids[0], ecs.JobRunning)
 	// Another engine polling meanwhile finds nothing to claim: the lease
 	// is renewed, not expired.
-	for range 10 {
+	for range 20 {
 		time.Sleep(50 * time.Millisecond)
 		got, err := st.JobClaim(context.Background(), "other", time.Now(), time.Now().Add(time.Minute), 10)
 		if err != nil {

@@ -79,7 +79,7 @@ func TestTransientErrorsRetriedWhileOthersRun(t *testing.T) {
 	fs := &faultyStore{Store: st, writeFail: map[string]int{}}
 	targetDone := make(chan struct{})
 	var busyRuns sync.Map
-	e := jobs.New(jobs.Config{Store: fs, Logger: quiet, Workers: 64, Lease: 400 * time.Millisecond, Poll: 20 * time.Millisecond,
+	e := jobs.New(jobs.Config{Store: fs, Logger: quiet, Workers: 64, Lease: 2 * time.Second, Poll: 20 * time.Millisecond,
 		Backoff: time.Millisecond, Handlers: map[string]jobs.Handler{
 			"busy": func(ctx context.Context, r jobs.Run) error {
 				n, _ := busyRuns.LoadOrStore(r.Job.ID, new(int))
@@ -282,7 +282,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 	ctx := context.Background()
 	started := make(chan struct{})
 	release := make(chan struct{})
-	lease := 300 * time.Millisecond
+	lease := time.Second
 	e := jobs.New(jobs.Config{Store: st, Owner: "node-a", Logger: quiet, Workers: 1, Lease: lease, Poll: time.Hour,
 		Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
 			close(started)
