@@ -18,6 +18,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/datadir"
+	"github.com/ecsproject/ecsd/internal/jobs"
 	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
@@ -122,8 +123,12 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	}
 	d.onClose(func() { drv.Close() })
 
+	nodeID, err := jobs.NodeID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	d.svc = cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
-		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention})
+		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: nodeID})
 	if cfg.Driver == "sim" {
 		// The simulator's catalog; the qemu driver serves imported images.
 		if err := d.svc.SeedImages(ctx); err != nil {

@@ -229,11 +229,13 @@ func TestKeyAddedWhileRunningIsAccepted(t *testing.T) {
 		t.Fatalf("before the key exists: %d, want 401", r.status)
 	}
 	now := time.Now()
-	if err := e.st.ProjectInsert(ctx, pid, "late", now); err != nil {
-		t.Fatal(err)
-	}
-	err := e.st.CredentialInsert(ctx, store.SealedCredential{AccessKey: ak, SealedSecret: e.box.Seal([]byte(sk)),
-		ProjectID: pid, UserID: "u-late", Created: now})
+	err := e.st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.ProjectInsert(ctx, pid, "late", now); err != nil {
+			return err
+		}
+		return tx.CredentialInsert(ctx, store.SealedCredential{AccessKey: ak, SealedSecret: e.box.Seal([]byte(sk)),
+			ProjectID: pid, UserID: "u-late", Created: now})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

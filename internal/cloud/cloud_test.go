@@ -35,8 +35,19 @@ type bundle struct {
 	newSvc func() *cloud.Service
 }
 
+// testNode is the node id of every service a test starts: a new service
+// on the same store is the same node restarted.
+const testNode = "node-1"
+
 // setup starts a service over SQLite and the simulator, with faults.
 func setup(t *testing.T, simCfg sim.Config, faults ...faulty.Fault) *bundle {
+	t.Helper()
+	return setupWith(t, simCfg, nil, faults...)
+}
+
+// setupWith is setup with the service's Config edited by mod, which may
+// wrap its store.
+func setupWith(t *testing.T, simCfg sim.Config, mod func(*cloud.Config), faults ...faulty.Fault) *bundle {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -58,8 +69,12 @@ func setup(t *testing.T, simCfg sim.Config, faults ...faulty.Fault) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := cloud.New(cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second, NodeID: testNode,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if mod != nil {
+		mod(&cfg)
+	}
+	svc := cloud.New(cfg)
 	if err := svc.SeedImages(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -68,10 +83,7 @@ func setup(t *testing.T, simCfg sim.Config, faults ...faulty.Fault) *bundle {
 		t.Fatal(err)
 	}
 	b := &bundle{svc: svc, drv: drv, st: st, caller: cloud.Caller{ProjectID: cred.ProjectID, UserID: cred.UserID},
-		newSvc: func() *cloud.Service {
-			return cloud.New(cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		}}
+		newSvc: func() *cloud.Service { return cloud.New(cfg) }}
 	b.run(t)
 	return b
 }
@@ -454,18 +466,18 @@ func TestInterruptedJobResumesAndStaleRunIsFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A run of a process that then died: it claimed the job and owns the
-	// server, and its lease is still live.
+	// A run of this node's previous process, which then died: it claimed
+	// the job and owns the server, and its lease is still live.
 	now := time.Now()
-	claimed, err := b.st.JobClaim(ctx, "dead-process", now, now.Add(time.Hour), 10)
+	claimed, err := b.st.JobClaim(ctx, testNode, now, now.Add(time.Hour), 10)
 	if err != nil || len(claimed) != 1 || claimed[0].ID != job {
 		t.Fatalf("claim: %+v %v", claimed, err)
 	}
-	stale := store.Lease{Owner: "dead-process", Attempt: claimed[0].Attempts}
+	stale := store.Lease{Owner: testNode, Attempt: claimed[0].Attempts}
 	if err := b.st.Write(ctx, func(tx store.Tx) error { return tx.ServerSetOwner(ctx, srv.ID, job, stale.Token()) }); err != nil {
 		t.Fatal(err)
 	}
-	// A new service on the same store resumes it.
+	// The node, restarted, resumes it at once.
 	b.start(t)
 	if j := b.wait(t, job); j.Status != ecs.JobSuccess || j.Attempts != 2 {
 		t.Fatalf("resumed job %+v", j)

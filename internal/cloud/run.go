@@ -13,12 +13,6 @@ import (
 	"github.com/ecsproject/ecsd/internal/store"
 )
 
-// maxAttempts bounds how often a job is claimed; a job that keeps dying
-// mid-run (a crash loop) is failed instead of retried forever. Every
-// restart of the daemon re-claims the jobs it interrupted, so the bound is
-// generous: ordinary restarts must not fail a job.
-const maxAttempts = 25
-
 // jobRun is the state of one run of a server job: the job, its lease and the
 // server it acts on.
 type jobRun struct {
@@ -176,17 +170,21 @@ func interrupted(ctx context.Context, err error) bool {
 	return ctx.Err() != nil || errors.Is(err, ecs.ErrFenced)
 }
 
-// runJob drives a server job: begin, then body; a failure of body that is
-// not an interruption ends the job FAIL through onFail.
+// runJob drives a server job: begin, then body. A step failure of body
+// ends the job FAIL through onFail; so does a run that the engine gives up
+// (r.GiveUp), without running body. Any other error is returned for the
+// engine to retry (a transient error) or ignore (shutdown, fencing).
 func (s *Service) runJob(ctx context.Context, r jobs.Run, params any,
 	body func(ctx context.Context, jr *jobRun) error,
 	onFail func(ctx context.Context, jr *jobRun, cause error) error) error {
 	jr, err := s.begin(r, params)
+	if r.GiveUp != "" {
+		// Params that do not decode are no reason to keep the server in
+		// its task: onFail needs none to record the failure.
+		return onFail(ctx, jr, failStep(ecs.CodeTaskFailed, r.GiveUp, errors.New("given up by the job engine")))
+	}
 	if err != nil {
 		return err
-	}
-	if r.Job.Attempts > maxAttempts {
-		return onFail(ctx, jr, failStep(ecs.CodeTaskFailed, "The task was interrupted too many times.", errors.New("attempts exhausted")))
 	}
 	err = body(ctx, jr)
 	if err == nil || interrupted(ctx, err) {
@@ -194,7 +192,8 @@ func (s *Service) runJob(ctx context.Context, r jobs.Run, params any,
 	}
 	var se *stepError
 	if !errors.As(err, &se) {
-		// A store error: leave the job to be retried when its lease expires.
+		// A transient error (store, I/O, timeout): the engine records it
+		// and retries the job.
 		return err
 	}
 	// Clean up and record the failure even if shutdown starts meanwhile.

@@ -23,7 +23,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -46,6 +45,14 @@ type Config struct {
 	Workers int
 	// Lease is the job lease duration (default 15s).
 	Lease time.Duration
+	// JobMaxErrors is how many transient errors a job may meet before it
+	// fails (default 5); JobBackoff is the wait before its first retry,
+	// doubling with each error (default 1s). See package jobs.
+	JobMaxErrors int
+	JobBackoff   time.Duration
+	// NodeID names this node as the owner of the job leases it takes
+	// (jobs.NodeID); default a random token.
+	NodeID string
 	// StepTimeout bounds each driver call of a job (default 10m).
 	StepTimeout time.Duration
 	// JobRetention is how long finished jobs are kept (default 24h).
@@ -87,11 +94,14 @@ func New(cfg Config) *Service {
 	s := &Service{store: cfg.Store, drv: cfg.Driver, box: cfg.Box, log: cfg.Logger, cfg: cfg}
 	s.keys = keyring.New(keyring.Config{Store: cfg.Store, Open: s.openSecret, Logger: cfg.Logger})
 	s.engine = jobs.New(jobs.Config{
-		Store:   cfg.Store,
-		Workers: cfg.Workers,
-		Lease:   cfg.Lease,
-		Logger:  cfg.Logger,
-		OnStart: cfg.OnJobStart,
+		Store:     cfg.Store,
+		Workers:   cfg.Workers,
+		Lease:     cfg.Lease,
+		Owner:     cfg.NodeID,
+		MaxErrors: cfg.JobMaxErrors,
+		Backoff:   cfg.JobBackoff,
+		Logger:    cfg.Logger,
+		OnStart:   cfg.OnJobStart,
 		Handlers: map[string]jobs.Handler{
 			ecs.JobReinstallOS:        s.runReinstall,
 			ecs.JobCreateSingleServer: s.runCreate,
@@ -104,17 +114,10 @@ func New(cfg Config) *Service {
 	return s
 }
 
-// Run recovers jobs left by a previous process, then runs the job engine
-// and the job cleaner until ctx ends. It must be the only process running
-// jobs on this store (the daemon holds a lock on its data dir).
+// Run runs the job engine and the job cleaner until ctx ends. The engine
+// first takes back the jobs this node's previous process was running (the
+// leases of its NodeID); other nodes' jobs are left to their leases.
 func (s *Service) Run(ctx context.Context) error {
-	n, err := s.store.JobLeaseReleaseAll(ctx)
-	if err != nil {
-		return fmt.Errorf("release job leases: %w", err)
-	}
-	if n > 0 {
-		s.log.Info("resuming jobs interrupted by a previous stop", "jobs", n)
-	}
 	s.reapVolumes(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -122,7 +125,7 @@ func (s *Service) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.cleanLoop(ctx)
 	}()
-	err = s.engine.Run(ctx)
+	err := s.engine.Run(ctx)
 	wg.Wait()
 	return err
 }
@@ -229,7 +232,8 @@ func newJobID() string { return newID(16) }
 // ---- credentials
 
 // NewCredential makes a new project with one user and an access key, stores
-// it (secret sealed) and returns it with the secret in clear, once.
+// it (secret sealed; project and credential in one transaction) and returns
+// it with the secret in clear, once.
 func (s *Service) NewCredential(ctx context.Context, projectName string) (ecs.Credential, error) {
 	now := time.Now().UTC()
 	c := ecs.Credential{
@@ -239,12 +243,15 @@ func (s *Service) NewCredential(ctx context.Context, projectName string) (ecs.Cr
 		UserID:    newID(16),
 		Created:   now,
 	}
-	if err := s.store.ProjectInsert(ctx, c.ProjectID, projectName, now); err != nil {
-		return c, err
-	}
-	err := s.store.CredentialInsert(ctx, store.SealedCredential{
+	sealed := store.SealedCredential{
 		AccessKey: c.AccessKey, SealedSecret: s.box.Seal([]byte(c.SecretKey)),
 		ProjectID: c.ProjectID, UserID: c.UserID, Created: now,
+	}
+	err := s.store.Write(ctx, func(tx store.Tx) error {
+		if err := tx.ProjectInsert(ctx, c.ProjectID, projectName, now); err != nil {
+			return err
+		}
+		return tx.CredentialInsert(ctx, sealed)
 	})
 	return c, err
 }

@@ -218,10 +218,15 @@ type Job struct {
 	Params   []byte
 	Step     int
 	Attempts int
-	Created  time.Time
-	Begin    time.Time // zero until started
-	End      time.Time // zero until finished
-	SubJobs  []Job
+	// Errors counts the runs of the job that ended in a transient error
+	// (not a step failure) and LastError is the latest such error. They
+	// are for the job engine and operators only: never sent to clients.
+	Errors    int
+	LastError string
+	Created   time.Time
+	Begin     time.Time // zero until started
+	End       time.Time // zero until finished
+	SubJobs   []Job
 }
 
 // Done reports whether the job has finished.

@@ -1,15 +1,32 @@
 // Package jobs runs the service's asynchronous jobs. The jobs table is the
 // queue: the engine claims runnable rows under a lease with one statement
-// (store.JobClaim), runs each in a bounded worker pool, renews the leases of
-// the jobs it runs, and picks up work the moment Notify is called after a
-// commit (no polling delay). A lease that is not renewed (the process died)
-// expires and the job is claimed again: delivery is at-least-once, so
-// handlers checkpoint their steps and fence every write with the lease
-// (store.Lease) so that a stale run can never act twice.
+// (store.JobClaim), runs each in a bounded worker pool and picks up work the
+// moment Notify is called after a commit (no polling delay).
+//
+// The engine owns each run's outcome:
+//   - It renews the leases of the runs it is running, by job id and attempt,
+//     and nothing else. A run whose lease it cannot renew has its context
+//     cancelled once half the lease has passed since the last successful
+//     renewal, or at once when the store says the job is no longer its own:
+//     the run stops acting before its lease can expire and the job be
+//     claimed elsewhere.
+//   - A handler returns nil (it finished the job: SUCCESS or FAIL, through
+//     the store under Run.Lease) or an error. An error other than shutdown
+//     (the engine's context ended) and ecs.ErrFenced (another run owns the
+//     job) is transient: the engine records it on the job (store.JobRetry,
+//     for operators, never shown to clients), logs it with the job id and
+//     makes the job runnable again after an exponential backoff. A job
+//     whose transient errors reach Config.MaxErrors, or that was claimed
+//     more than Config.MaxAttempts times (a crash loop), is run once more
+//     with Run.GiveUp set: its handler ends it FAIL with that reason.
+//   - A lease that expires (the process died) makes the job claimable again:
+//     JobClaim is the rescuer. Delivery is at-least-once, so handlers
+//     checkpoint their steps and fence every write with the lease.
 //
 // Shutdown is not failure: when the engine's context ends, running handlers
-// see their context cancelled and the jobs stay RUNNING, to be claimed again
-// by the next process.
+// see their context cancelled and the jobs stay RUNNING. A process that
+// restarts under the same owner (the node id) releases its own leases at
+// start (Run) and resumes them at once.
 package jobs
 
 import (
@@ -29,13 +46,24 @@ import (
 type Run struct {
 	Job   ecs.Job
 	Lease store.Lease
+	// GiveUp, when not "", means the job must not be worked on again: it
+	// met too many transient errors or interruptions. The handler must end
+	// it FAIL with GiveUp as the client-safe reason, cleaning up as after a
+	// step failure, and do none of the job's work.
+	GiveUp string
 }
 
-// Handler executes a job. It must finish the job (SUCCESS or FAIL) through
-// the store under r.Lease. An error it returns leaves the job to be retried
-// after its lease expires, except ecs.ErrFenced (another run owns the job)
-// and a cancelled context (shutdown), which are expected.
+// Handler executes a job. It returns nil once it has finished the job
+// (SUCCESS or FAIL) through the store under r.Lease. Any other outcome is
+// an error, which the engine handles (see the package doc); ecs.ErrFenced
+// and a cancelled context are expected and are not failures.
 type Handler func(ctx context.Context, r Run) error
+
+// Client-safe reasons given in Run.GiveUp.
+const (
+	ReasonTooManyErrors     = "The task failed after repeated internal errors."
+	ReasonTooManyInterrupts = "The task was interrupted too many times."
+)
 
 // Config configures an Engine.
 type Config struct {
@@ -45,12 +73,26 @@ type Config struct {
 	// Workers bounds how many jobs run at once (default 64).
 	Workers int
 	// Lease is how long a claim lasts without renewal (default 15s); leases
-	// are renewed every Lease/3.
+	// are renewed every Lease/4, and a run that goes Lease/2 without a
+	// successful renewal is cancelled.
 	Lease time.Duration
 	// Poll is how often the engine looks for claimable jobs without being
 	// notified, e.g. jobs whose lease expired (default 1s).
 	Poll time.Duration
-	// Owner names this engine in leases; default a random token.
+	// MaxErrors is how many transient errors a job may meet before it is
+	// given up (default 5).
+	MaxErrors int
+	// MaxAttempts bounds how often a job is claimed; a job that keeps dying
+	// mid-run (a crash loop) is given up. Every restart re-claims the jobs
+	// it interrupted, so the default (25) is generous.
+	MaxAttempts int
+	// Backoff is the wait before the first retry after a transient error;
+	// it doubles with each further error, up to MaxBackoff (defaults 1s and
+	// 1m).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// Owner names this engine in leases: the node id (default a random
+	// token, for tests).
 	Owner  string
 	Logger *slog.Logger
 	// OnStart, when set, is called as each claimed job starts (benchmarks
@@ -65,8 +107,21 @@ type Engine struct {
 
 	mu       sync.Mutex
 	inflight int
+	running  map[store.Lease]*active
 	freed    chan struct{}
 }
+
+// active is a run in progress.
+type active struct {
+	cancel context.CancelCauseFunc
+	// watchdog cancels the run when it fires: it is reset on each
+	// successful renewal to Lease/2 from the renewal's start.
+	watchdog *time.Timer
+}
+
+// errLeaseLost is the cause of a run's cancellation when its lease could
+// not be kept.
+var errLeaseLost = errors.New("job lease lost")
 
 // New returns an Engine; call Run to start it.
 func New(cfg Config) *Engine {
@@ -79,6 +134,18 @@ func New(cfg Config) *Engine {
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
+	if cfg.MaxErrors <= 0 {
+		cfg.MaxErrors = 5
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 25
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = time.Minute
+	}
 	if cfg.Owner == "" {
 		var b [8]byte
 		rand.Read(b[:])
@@ -87,7 +154,8 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+		running: map[store.Lease]*active{}}
 }
 
 // Owner is the lease owner name of this engine.
@@ -101,9 +169,17 @@ func (e *Engine) Notify() {
 	}
 }
 
-// Run claims and runs jobs until ctx ends, then waits for running handlers
-// to return.
+// Run releases the leases its owner held before (a previous process of
+// this node), then claims and runs jobs until ctx ends, and waits for
+// running handlers to return. Other owners' leases are left alone.
 func (e *Engine) Run(ctx context.Context) error {
+	n, err := e.cfg.Store.JobLeaseReleaseOwner(ctx, e.cfg.Owner)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		e.cfg.Logger.Info("resuming jobs interrupted by a previous stop", "jobs", n)
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)
@@ -128,12 +204,12 @@ func (e *Engine) Run(ctx context.Context) error {
 				break
 			}
 			for _, j := range claimed {
-				e.acquire()
+				rctx := e.start(ctx, j, now)
 				wg.Add(1)
 				go func(j ecs.Job) {
 					defer wg.Done()
-					defer e.release()
-					e.run(ctx, j)
+					defer e.done(j)
+					e.run(ctx, rctx, j)
 				}(j)
 			}
 			if len(claimed) < free {
@@ -156,17 +232,32 @@ func (e *Engine) free() int {
 	return e.cfg.Workers - e.inflight
 }
 
-func (e *Engine) acquire() {
+// start registers a claimed run and returns its context, which ends with
+// ctx or when the run's lease is lost.
+func (e *Engine) start(ctx context.Context, j ecs.Job, claimedAt time.Time) context.Context {
+	rctx, cancel := context.WithCancelCause(ctx)
+	a := &active{cancel: cancel}
+	// The claim is the first renewal.
+	a.watchdog = time.AfterFunc(time.Until(claimedAt.Add(e.cfg.Lease/2)), func() { cancel(errLeaseLost) })
 	e.mu.Lock()
 	e.inflight++
+	e.running[e.lease(j)] = a
 	e.mu.Unlock()
+	return rctx
 }
 
-func (e *Engine) release() {
+func (e *Engine) done(j ecs.Job) {
+	l := e.lease(j)
 	e.mu.Lock()
+	a := e.running[l]
+	delete(e.running, l)
 	full := e.inflight == e.cfg.Workers
 	e.inflight--
 	e.mu.Unlock()
+	if a != nil {
+		a.watchdog.Stop()
+		a.cancel(nil)
+	}
 	if full {
 		select {
 		case e.freed <- struct{}{}:
@@ -175,35 +266,82 @@ func (e *Engine) release() {
 	}
 }
 
-func (e *Engine) run(ctx context.Context, j ecs.Job) {
+func (e *Engine) lease(j ecs.Job) store.Lease {
+	return store.Lease{Owner: e.cfg.Owner, Attempt: j.Attempts, JobID: j.ID}
+}
+
+// run executes one claimed job under rctx and settles its outcome. ctx is
+// the engine's: it tells shutdown apart from a lost lease.
+func (e *Engine) run(ctx, rctx context.Context, j ecs.Job) {
 	if e.cfg.OnStart != nil {
 		e.cfg.OnStart(j)
 	}
-	h, ok := e.cfg.Handlers[j.Type]
 	log := e.cfg.Logger.With("job_id", j.ID, "job_type", j.Type, "attempt", j.Attempts)
+	lease := e.lease(j)
+	h, ok := e.cfg.Handlers[j.Type]
 	if !ok {
 		log.Error("no handler for job type; failing it")
 		j.Status, j.ErrorCode, j.FailReason, j.End = ecs.JobFail, string(ecs.CodeTaskFailed), "unknown job type", time.Now()
-		lease := store.Lease{Owner: e.cfg.Owner, Attempt: j.Attempts}
-		if err := e.cfg.Store.Write(ctx, func(tx store.Tx) error { return tx.JobUpdate(ctx, &j, lease) }); err != nil {
+		if err := e.cfg.Store.Write(rctx, func(tx store.Tx) error { return tx.JobUpdate(rctx, &j, lease) }); err != nil {
 			log.Error("failing job", "err", err)
 		}
 		return
 	}
-	err := h(ctx, Run{Job: j, Lease: store.Lease{Owner: e.cfg.Owner, Attempt: j.Attempts}})
+	r := Run{Job: j, Lease: lease}
+	switch {
+	case j.Errors >= e.cfg.MaxErrors:
+		r.GiveUp = ReasonTooManyErrors
+	case j.Attempts > e.cfg.MaxAttempts:
+		r.GiveUp = ReasonTooManyInterrupts
+	}
+	if r.GiveUp != "" {
+		log.Warn("giving the job up", "reason", r.GiveUp, "errors", j.Errors, "last_error", j.LastError)
+	}
+	err := h(rctx, r)
 	switch {
 	case err == nil:
-	case errors.Is(err, ecs.ErrFenced):
-		log.Warn("job run fenced off: another run owns it", "err", err)
 	case ctx.Err() != nil:
 		log.Info("job interrupted by shutdown; it resumes on restart")
+	case errors.Is(context.Cause(rctx), errLeaseLost):
+		log.Warn("job run stopped: its lease could not be renewed", "err", err)
+	case errors.Is(err, ecs.ErrFenced):
+		log.Warn("job run fenced off: another run owns it", "err", err)
 	default:
-		log.Error("job run failed; it is retried when its lease expires", "err", err)
+		e.retry(ctx, log, j, lease, err)
 	}
 }
 
+// retry records a transient error of a run and schedules the job again.
+func (e *Engine) retry(ctx context.Context, log *slog.Logger, j ecs.Job, lease store.Lease, cause error) {
+	errs := j.Errors + 1
+	wait := e.backoff(errs)
+	if errs == e.cfg.MaxErrors {
+		wait = 0 // give it up at once
+	}
+	runAt := time.Now().Add(wait)
+	n, err := e.cfg.Store.JobRetry(ctx, store.JobRetryParams{JobID: j.ID, Lease: lease, Error: cause.Error(), RunAt: runAt})
+	if err != nil {
+		// The lease stays as it was: the job is claimed again when it
+		// expires.
+		log.Error("job run failed, and recording the failure failed too", "err", cause, "record_err", err)
+		return
+	}
+	log.Error("job run failed; retrying", "err", cause, "errors", n, "retry_in", wait)
+	time.AfterFunc(wait, e.Notify)
+}
+
+// backoff is the wait before the retry that follows the n-th error.
+func (e *Engine) backoff(n int) time.Duration {
+	d := e.cfg.Backoff
+	for i := 1; i < n && d < e.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, e.cfg.MaxBackoff)
+}
+
+// renewLoop renews the leases of the running runs every Lease/4.
 func (e *Engine) renewLoop(ctx context.Context) {
-	t := time.NewTicker(e.cfg.Lease / 3)
+	t := time.NewTicker(e.cfg.Lease / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -211,14 +349,46 @@ func (e *Engine) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		e.mu.Lock()
-		busy := e.inflight > 0
-		e.mu.Unlock()
-		if !busy {
+		e.renew(ctx)
+	}
+}
+
+func (e *Engine) renew(ctx context.Context) {
+	e.mu.Lock()
+	runs := make([]store.Lease, 0, len(e.running))
+	for l := range e.running {
+		runs = append(runs, l)
+	}
+	e.mu.Unlock()
+	if len(runs) == 0 {
+		return
+	}
+	start := time.Now()
+	renewed, err := e.cfg.Store.JobLeaseRenew(ctx, runs, start.Add(e.cfg.Lease))
+	if err != nil {
+		// The watchdogs stop the runs if this lasts.
+		if ctx.Err() == nil {
+			e.cfg.Logger.Error("lease renewal failed", "err", err, "jobs", len(runs))
+		}
+		return
+	}
+	ok := make(map[string]bool, len(renewed))
+	for _, id := range renewed {
+		ok[id] = true
+	}
+	deadline := time.Until(start.Add(e.cfg.Lease / 2))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range runs {
+		a := e.running[l]
+		if a == nil {
+			continue // finished meanwhile
+		}
+		if !ok[l.JobID] {
+			e.cfg.Logger.Warn("job lease lost: stopping its run", "job_id", l.JobID, "attempt", l.Attempt)
+			a.cancel(errLeaseLost)
 			continue
 		}
-		if err := e.cfg.Store.JobLeaseRenew(ctx, e.cfg.Owner, time.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
-			e.cfg.Logger.Error("lease renewal failed", "err", err)
-		}
+		a.watchdog.Reset(deadline)
 	}
 }

@@ -4,8 +4,15 @@
 //
 // Contract:
 //   - The jobs table is the queue. JobClaim hands a runnable job to exactly
-//     one worker at a time, under a lease (owner + expiry) that the worker
-//     renews; a lease that expires makes the job claimable again.
+//     one worker at a time, under a lease (owner + attempt + expiry) that
+//     the worker renews for the jobs it runs (JobLeaseRenew); a lease that
+//     expires makes the job claimable again (JobClaim is the rescuer). A
+//     run that fails transiently gives its job back with JobRetry, which
+//     records the error and when the job may run again.
+//   - The schema is versioned: Open applies pending migrations (see
+//     store/migrate) before anything else.
+//   - Every method that changes more than one row or table does so in one
+//     transaction.
 //   - Write makes a set of changes atomic: a state check, the change and the
 //     job insert that caused it commit together or not at all, and two Write
 //     calls never interleave on the same rows.
@@ -42,24 +49,35 @@ type Store interface {
 	// transaction rolls back and Write returns that error.
 	Write(ctx context.Context, fn func(tx Tx) error) error
 
-	// JobClaim leases up to limit runnable jobs (INIT, or RUNNING with an
-	// expired or released lease) to owner until leaseUntil, marks them
-	// RUNNING, increments their attempts and returns them. The fencing
-	// token of a claim is Lease{Owner, Attempt: job.Attempts}.
+	// JobClaim leases up to limit runnable jobs to owner until leaseUntil,
+	// marks them RUNNING, increments their attempts and returns them. A job
+	// is runnable when it is INIT or RUNNING, its lease has expired or was
+	// released (lease_expires < now), and its retry time has come (run_at
+	// <= now). JobClaim is also the rescuer: a RUNNING job whose owner
+	// stopped renewing its lease is claimed again once the lease expires.
+	// The fencing token of a claim is Lease{Owner, Attempt: job.Attempts}.
+	// A sub-job's first claim, and the tally of its parent batch, commit
+	// together.
 	JobClaim(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error)
-	// JobLeaseRenew extends every RUNNING job leased to owner.
-	JobLeaseRenew(ctx context.Context, owner string, leaseUntil time.Time) error
-	// JobLeaseReleaseAll releases every lease: used at start-up, when the
-	// caller knows no other process runs jobs on this database.
-	JobLeaseReleaseAll(ctx context.Context) (int, error)
+	// JobLeaseRenew extends until leaseUntil the leases of the given runs,
+	// each still RUNNING under its lease; it touches no other job. It
+	// returns the ids of the jobs it renewed: a run missing from them has
+	// lost its job.
+	JobLeaseRenew(ctx context.Context, runs []Lease, leaseUntil time.Time) ([]string, error)
+	// JobRetry ends a run that failed with a transient error: under the
+	// run's lease (else ecs.ErrFenced) it records the error on the job
+	// (errors + 1, last_error), releases the lease and makes the job
+	// runnable again at runAt. It returns the job's error count.
+	JobRetry(ctx context.Context, p JobRetryParams) (int, error)
+	// JobLeaseReleaseOwner releases the leases of owner's RUNNING jobs, so
+	// that they can be claimed at once: used at start-up by a node for the
+	// jobs its previous process was running. Other owners' jobs keep their
+	// leases. It returns how many leases it released.
+	JobLeaseReleaseOwner(ctx context.Context, owner string) (int, error)
 	// JobDeleteFinished deletes finished jobs that ended before t, with
 	// their sub-jobs, and returns how many it deleted.
 	JobDeleteFinished(ctx context.Context, before time.Time) (int, error)
 
-	// CredentialInsert stores an access key with its sealed secret.
-	CredentialInsert(ctx context.Context, c SealedCredential) error
-	// ProjectInsert records a project.
-	ProjectInsert(ctx context.Context, projectID, name string, created time.Time) error
 	// ImageUpsert inserts or replaces a catalog image.
 	ImageUpsert(ctx context.Context, img ecs.Image) error
 
@@ -92,6 +110,11 @@ type Reader interface {
 
 // Tx is a write transaction. Every method acts inside it.
 type Tx interface {
+	// ProjectInsert records a project.
+	ProjectInsert(ctx context.Context, projectID, name string, created time.Time) error
+	// CredentialInsert stores an access key with its sealed secret.
+	CredentialInsert(ctx context.Context, c SealedCredential) error
+
 	ServerGet(ctx context.Context, projectID, id string) (ecs.Server, error)
 	// ServerGetByID reads a server of any project.
 	ServerGetByID(ctx context.Context, id string) (ecs.Server, error)
@@ -122,10 +145,22 @@ type Tx interface {
 }
 
 // Lease identifies one claim of a job: the claiming owner and the attempt
-// number the claim produced. It is the fencing token of a job run.
+// number the claim produced. It is the fencing token of a job run. JobID is
+// set where a lease is named apart from its job (JobLeaseRenew).
 type Lease struct {
 	Owner   string
 	Attempt int
+	JobID   string
+}
+
+// JobRetryParams describes a run that ended in a transient error.
+type JobRetryParams struct {
+	JobID string
+	Lease Lease
+	// Error is the cause, kept on the row for operators (never for clients).
+	Error string
+	// RunAt is when the job becomes runnable again.
+	RunAt time.Time
 }
 
 // Token is the lease as a string, stored as a server's task owner.

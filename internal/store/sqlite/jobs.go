@@ -12,14 +12,14 @@ import (
 )
 
 const jobCols = `id, project_id, type, status, parent_id, server_id, runnable, error_code, fail_reason, params, step, attempts,
-	created, begin_time, end_time`
+	errors, last_error, created, begin_time, end_time`
 
 func scanJob(sc scanner) (ecs.Job, error) {
 	var j ecs.Job
 	var runnable int
 	var created, begin, end int64
 	err := sc.Scan(&j.ID, &j.ProjectID, &j.Type, &j.Status, &j.ParentID, &j.ServerID, &runnable, &j.ErrorCode, &j.FailReason,
-		&j.Params, &j.Step, &j.Attempts, &created, &begin, &end)
+		&j.Params, &j.Step, &j.Attempts, &j.Errors, &j.LastError, &created, &begin, &end)
 	j.Runnable = runnable != 0
 	j.Created, j.Begin, j.End = fromMS(created), fromMS(begin), fromMS(end)
 	return j, err
@@ -125,50 +125,98 @@ func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error
 	return err
 }
 
+// JobClaim takes the leases and tallies the parents of newly started
+// sub-jobs in one transaction.
 func (s *Store) JobClaim(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error) {
-	rows, err := s.w.QueryContext(ctx, `UPDATE jobs SET status='RUNNING', lease_owner=?, lease_expires=?, attempts=attempts+1,
-		begin_time = CASE WHEN begin_time = 0 THEN ? ELSE begin_time END
-		WHERE seq IN (SELECT seq FROM jobs WHERE runnable = 1 AND status IN ('INIT','RUNNING') AND lease_expires < ?
-			ORDER BY seq LIMIT ?)
-		RETURNING `+jobCols, owner, ms(leaseUntil), ms(now), ms(now), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []ecs.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
+	err := s.Write(ctx, func(stx store.Tx) error {
+		q := stx.(*tx).q
+		rows, err := q.QueryContext(ctx, `UPDATE jobs SET status='RUNNING', lease_owner=?, lease_expires=?, attempts=attempts+1,
+			begin_time = CASE WHEN begin_time = 0 THEN ? ELSE begin_time END
+			WHERE seq IN (SELECT seq FROM jobs WHERE runnable = 1 AND status IN ('INIT','RUNNING') AND lease_expires < ?
+				AND run_at <= ? ORDER BY seq LIMIT ?)
+			RETURNING `+jobCols, owner, ms(leaseUntil), ms(now), ms(now), ms(now), limit)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	// Parents of newly started sub-jobs show RUNNING from their first
-	// sub-job's start.
-	for _, j := range out {
-		if j.ParentID != "" && j.Attempts == 1 {
-			_, err := s.w.ExecContext(ctx, `UPDATE jobs SET sub_started = sub_started + 1,
-				status = CASE WHEN status = 'INIT' THEN 'RUNNING' ELSE status END,
-				begin_time = CASE WHEN begin_time = 0 THEN ? ELSE begin_time END
-				WHERE id = ?`, ms(now), j.ParentID)
+		defer rows.Close()
+		for rows.Next() {
+			j, err := scanJob(rows)
 			if err != nil {
-				return out, err
+				return err
+			}
+			out = append(out, j)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		// Parents of newly started sub-jobs show RUNNING from their first
+		// sub-job's start.
+		for _, j := range out {
+			if j.ParentID != "" && j.Attempts == 1 {
+				_, err := q.ExecContext(ctx, `UPDATE jobs SET sub_started = sub_started + 1,
+					status = CASE WHEN status = 'INIT' THEN 'RUNNING' ELSE status END,
+					begin_time = CASE WHEN begin_time = 0 THEN ? ELSE begin_time END
+					WHERE id = ?`, ms(now), j.ParentID)
+				if err != nil {
+					return err
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (s *Store) JobLeaseRenew(ctx context.Context, owner string, leaseUntil time.Time) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE jobs SET lease_expires = ? WHERE lease_owner = ? AND status = 'RUNNING'`, ms(leaseUntil), owner)
-	return err
+func (s *Store) JobLeaseRenew(ctx context.Context, runs []store.Lease, leaseUntil time.Time) ([]string, error) {
+	var renewed []string
+	err := s.Write(ctx, func(stx store.Tx) error {
+		q := stx.(*tx).q
+		for _, l := range runs {
+			res, err := q.ExecContext(ctx, `UPDATE jobs SET lease_expires = ?
+				WHERE id = ? AND lease_owner = ? AND attempts = ? AND status = 'RUNNING'`, ms(leaseUntil), l.JobID, l.Owner, l.Attempt)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				renewed = append(renewed, l.JobID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return renewed, nil
 }
 
-func (s *Store) JobLeaseReleaseAll(ctx context.Context) (int, error) {
-	res, err := s.w.ExecContext(ctx, `UPDATE jobs SET lease_expires = 0 WHERE status = 'RUNNING' AND runnable = 1`)
+// maxErrorLen bounds the cause kept in last_error.
+const maxErrorLen = 2000
+
+func (s *Store) JobRetry(ctx context.Context, p store.JobRetryParams) (int, error) {
+	if p.Lease.Owner == "" {
+		return 0, fmt.Errorf("job %s: no lease: %w", p.JobID, ecs.ErrFenced)
+	}
+	msg := p.Error
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen]
+	}
+	var n int
+	err := s.w.QueryRowContext(ctx, `UPDATE jobs SET errors = errors + 1, last_error = ?, lease_expires = 0, run_at = ?
+		WHERE id = ? AND lease_owner = ? AND attempts = ? AND status IN ('INIT','RUNNING')
+		RETURNING errors`, msg, ms(p.RunAt), p.JobID, p.Lease.Owner, p.Lease.Attempt).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("job %s: %w", p.JobID, ecs.ErrFenced)
+	}
+	return n, err
+}
+
+func (s *Store) JobLeaseReleaseOwner(ctx context.Context, owner string) (int, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE jobs SET lease_expires = 0 WHERE lease_owner = ? AND status = 'RUNNING' AND runnable = 1`, owner)
 	if err != nil {
 		return 0, err
 	}

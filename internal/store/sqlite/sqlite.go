@@ -44,7 +44,8 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database and applies the schema.
+// Open opens (creating if needed) the database and applies its pending
+// migrations (migrations/*.sql, through store/migrate).
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.ReadConns <= 0 {
 		cfg.ReadConns = 4
@@ -69,9 +70,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if err := migrateUp(ctx, w); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlite: apply schema: %w", err)
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	rdsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)&_pragma=mmap_size(67108864)"
 	r, err := sql.Open("sqlite", rdsn)
@@ -155,8 +156,8 @@ type tx struct{ q queryer }
 
 // ---- credentials, projects, images
 
-func (s *Store) CredentialInsert(ctx context.Context, c store.SealedCredential) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO credentials(access_key, secret_sealed, project_id, user_id, created) VALUES(?,?,?,?,?)`,
+func (t *tx) CredentialInsert(ctx context.Context, c store.SealedCredential) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO credentials(access_key, secret_sealed, project_id, user_id, created) VALUES(?,?,?,?,?)`,
 		c.AccessKey, c.SealedSecret, c.ProjectID, c.UserID, ms(c.Created))
 	if isUnique(err) {
 		return fmt.Errorf("credential %q: %w", c.AccessKey, ecs.ErrConflict)
@@ -201,8 +202,8 @@ func (s *Store) CredentialList(ctx context.Context) ([]store.SealedCredential, e
 	return list, rows.Err()
 }
 
-func (s *Store) ProjectInsert(ctx context.Context, id, name string, created time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO projects(id, name, created) VALUES(?,?,?)`, id, name, ms(created))
+func (t *tx) ProjectInsert(ctx context.Context, id, name string, created time.Time) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO projects(id, name, created) VALUES(?,?,?)`, id, name, ms(created))
 	if isUnique(err) {
 		return fmt.Errorf("project %q: %w", id, ecs.ErrConflict)
 	}

@@ -449,23 +449,46 @@ func testJobFold(t *testing.T, open opener) {
 	}
 }
 
+// leaseOf is the lease of a claimed job.
+func leaseOf(owner string, j ecs.Job) store.Lease {
+	return store.Lease{Owner: owner, Attempt: j.Attempts, JobID: j.ID}
+}
+
+func (b *bundle) renew(t *testing.T, until time.Time, runs ...store.Lease) []string {
+	t.Helper()
+	got, err := b.s.JobLeaseRenew(b.ctx, runs, until)
+	wantNoErr(t, "JobLeaseRenew", err)
+	slices.Sort(got)
+	return got
+}
+
 func testJobLease(t *testing.T, open opener) {
 	t.Run("Renew", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		b.insertJobs(t, topJob("job-1"), topJob("job-2"))
+		b.insertJobs(t, topJob("job-1"), topJob("job-2"), topJob("job-3"))
 		a := b.claim(t, "worker-a", t0, time.Minute, 1)
 		bb := b.claim(t, "worker-b", t0, time.Minute, 1)
-		if len(a) != 1 || len(bb) != 1 {
-			t.Fatalf("claims = %v, %v; want one job each", jobIDs(a), jobIDs(bb))
+		idle := b.claim(t, "worker-a", t0, time.Minute, 1) // RUNNING under worker-a, but not in its renewal
+		if len(a) != 1 || len(bb) != 1 || len(idle) != 1 {
+			t.Fatalf("claims = %v, %v, %v; want one job each", jobIDs(a), jobIDs(bb), jobIDs(idle))
 		}
-		wantNoErr(t, "JobLeaseRenew", b.s.JobLeaseRenew(b.ctx, "worker-a", t0.Add(10*time.Minute)))
-		wantNoErr(t, "JobLeaseRenew of an owner without jobs", b.s.JobLeaseRenew(b.ctx, "worker-z", t0.Add(time.Hour)))
+		if got := b.renew(t, t0.Add(10*time.Minute), leaseOf("worker-a", a[0])); !slices.Equal(got, jobIDs(a)) {
+			t.Fatalf("JobLeaseRenew renewed %v, want %v", got, jobIDs(a))
+		}
+		if got := b.renew(t, t0.Add(time.Hour)); len(got) != 0 {
+			t.Fatalf("JobLeaseRenew of no runs renewed %v", got)
+		}
+		// Another owner's job named with a lease it does not hold is not renewed.
+		if got := b.renew(t, t0.Add(time.Hour), leaseOf("worker-a", bb[0])); len(got) != 0 {
+			t.Fatalf("JobLeaseRenew of worker-b's job under worker-a renewed %v", got)
+		}
 
-		// Past the old expiry, before the new one: only worker-b's job is free.
+		// Past the old expiry, before the new one: worker-b's job and worker-a's
+		// job it did not renew are free.
 		got := b.claim(t, "worker-c", t0.Add(5*time.Minute), time.Hour, 10)
-		if !slices.Equal(jobIDs(got), jobIDs(bb)) {
-			t.Fatalf("claim between the old and the renewed expiry = %v, want %v", jobIDs(got), jobIDs(bb))
+		if want := append(jobIDs(bb), jobIDs(idle)...); !slices.Equal(jobIDs(got), want) {
+			t.Fatalf("claim between the old and the renewed expiry = %v, want %v", jobIDs(got), want)
 		}
 		got = b.claim(t, "worker-c", t0.Add(11*time.Minute), time.Hour, 10)
 		if !slices.Equal(jobIDs(got), jobIDs(a)) {
@@ -477,35 +500,89 @@ func testJobLease(t *testing.T, open opener) {
 		t.Parallel()
 		b := setup(t, open)
 		b.insertJobs(t, topJob("job-1"))
-		b.claim(t, "worker-a", t0, time.Minute, 1)
+		first := b.claim(t, "worker-a", t0, time.Minute, 1)
 		b.claim(t, "worker-b", t0.Add(2*time.Minute), time.Minute, 1)
-		// worker-a lost the job; its renewal must not extend worker-b's lease.
-		wantNoErr(t, "JobLeaseRenew", b.s.JobLeaseRenew(b.ctx, "worker-a", t0.Add(time.Hour)))
+		// worker-a lost the job; its renewal must say so and not extend
+		// worker-b's lease.
+		if got := b.renew(t, t0.Add(time.Hour), leaseOf("worker-a", first[0])); len(got) != 0 {
+			t.Fatalf("JobLeaseRenew of a lost job renewed %v", got)
+		}
 		got := b.claim(t, "worker-c", t0.Add(4*time.Minute), time.Minute, 1)
 		if !slices.Equal(jobIDs(got), []string{"job-1"}) {
 			t.Fatalf("claim after worker-b's lease expired = %v, want [job-1]", jobIDs(got))
 		}
 	})
 
-	t.Run("ReleaseAll", func(t *testing.T) {
+	t.Run("RenewStaleAttempt", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		b.insertJobs(t, topJob("job-1"))
+		first := b.claim(t, "worker-a", t0, time.Minute, 1)
+		again := b.claim(t, "worker-a", t0.Add(2*time.Minute), time.Minute, 1)
+		if len(again) != 1 {
+			t.Fatalf("re-claim after expiry = %v", jobIDs(again))
+		}
+		// The same owner's earlier run of the job lost it to the later one.
+		if got := b.renew(t, t0.Add(time.Hour), leaseOf("worker-a", first[0])); len(got) != 0 {
+			t.Fatalf("JobLeaseRenew of an earlier attempt renewed %v", got)
+		}
+		if got := b.renew(t, t0.Add(time.Hour), leaseOf("worker-a", again[0])); !slices.Equal(got, []string{"job-1"}) {
+			t.Fatalf("JobLeaseRenew of the live attempt renewed %v, want [job-1]", got)
+		}
+	})
+
+	t.Run("RenewFinished", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		b.insertJobs(t, topJob("job-1"))
+		c := b.claim(t, "worker-a", t0, time.Minute, 1)
+		b.finish(t, c[0], leaseOf("worker-a", c[0]), ecs.JobSuccess, t0.Add(time.Second))
+		if got := b.renew(t, t0.Add(time.Hour), leaseOf("worker-a", c[0])); len(got) != 0 {
+			t.Fatalf("JobLeaseRenew of a finished job renewed %v", got)
+		}
+	})
+
+	// The rescuer: a RUNNING job whose owner stopped renewing is claimable
+	// again exactly when its lease expires, by any owner.
+	t.Run("RescueExpired", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		b.insertJobs(t, topJob("job-1"))
+		b.claim(t, "worker-dead", t0, time.Minute, 1)
+		if got := b.claim(t, "worker-b", t0.Add(time.Minute-time.Millisecond), time.Minute, 10); len(got) != 0 {
+			t.Fatalf("claim before the lease expired = %v", jobIDs(got))
+		}
+		got := b.claim(t, "worker-b", t0.Add(time.Minute+time.Millisecond), time.Minute, 10)
+		wantClaimed(t, "claim after the lease expired", got, 2, topJob("job-1"))
+	})
+
+	t.Run("ReleaseOwner", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
 		jobs := batch("batch-1", 1)
 		b.insertJobs(t, append(jobs, topJob("job-1"), topJob("job-2"), topJob("job-done"))...)
 		claimedJobs, oldLeases := b.claimAll(t, "worker-a", t0)
 		b.finish(t, claimedJobs["job-done"], oldLeases["job-done"], ecs.JobSuccess, t0.Add(time.Second))
+		b.insertJobs(t, topJob("job-other"))
+		other := b.claim(t, "worker-b", t0, time.Hour, 10)
 		b.insertJobs(t, topJob("job-new"))
 
-		n, err := b.s.JobLeaseReleaseAll(b.ctx)
-		wantNoErr(t, "JobLeaseReleaseAll", err)
+		n, err := b.s.JobLeaseReleaseOwner(b.ctx, "worker-a")
+		wantNoErr(t, "JobLeaseReleaseOwner", err)
 		if n != 3 {
-			t.Fatalf("JobLeaseReleaseAll released %d leases, want 3 (job-1, job-2 and the sub-job)", n)
+			t.Fatalf("JobLeaseReleaseOwner released %d leases, want 3 (job-1, job-2 and the sub-job)", n)
 		}
-		// Claimable at once, at the same instant the leases were taken.
-		got, newLeases := b.claimAll(t, "worker-b", t0)
+		n, err = b.s.JobLeaseReleaseOwner(b.ctx, "worker-z")
+		wantNoErr(t, "JobLeaseReleaseOwner of an owner without jobs", err)
+		if n != 0 {
+			t.Fatalf("JobLeaseReleaseOwner(worker-z) released %d leases, want 0", n)
+		}
+		// Claimable at once, at the same instant the leases were taken;
+		// worker-b's job keeps its lease.
+		got, newLeases := b.claimAll(t, "worker-a", t0)
 		wantIDs := []string{subID("batch-1", 0), "job-1", "job-2", "job-new"}
 		if ids := slices.Sorted(maps.Keys(got)); !slices.Equal(ids, wantIDs) {
-			t.Fatalf("claim after JobLeaseReleaseAll = %v, want %v", ids, wantIDs)
+			t.Fatalf("claim after JobLeaseReleaseOwner = %v, want %v", ids, wantIDs)
 		}
 		for id, l := range newLeases {
 			want := 2
@@ -516,6 +593,9 @@ func testJobLease(t *testing.T, open opener) {
 				t.Fatalf("%s claimed with attempt %d, want %d", id, l.Attempt, want)
 			}
 		}
+		o := other[0]
+		o.Status, o.End = ecs.JobSuccess, t0.Add(time.Second)
+		wantNoErr(t, "JobUpdate of the other owner's job", b.updateJob(o, leaseOf("worker-b", other[0])))
 		stale := claimedJobs["job-1"]
 		stale.Status = ecs.JobSuccess
 		wantErr(t, "JobUpdate with a lease taken before the release", b.updateJob(stale, oldLeases["job-1"]), ecs.ErrFenced)
@@ -523,7 +603,62 @@ func testJobLease(t *testing.T, open opener) {
 			t.Fatalf("batch after release and re-claim = %s, want RUNNING", p.Status)
 		}
 		if d := b.getJob(t, projA, "job-done"); d.Status != ecs.JobSuccess {
-			t.Fatalf("finished job after JobLeaseReleaseAll = %s, want SUCCESS", d.Status)
+			t.Fatalf("finished job after JobLeaseReleaseOwner = %s, want SUCCESS", d.Status)
+		}
+	})
+}
+
+func testJobRetry(t *testing.T, open opener) {
+	t.Run("RecordAndWait", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		b.insertJobs(t, topJob("job-1"))
+		c := b.claim(t, "worker-a", t0, time.Hour, 1)
+		l := leaseOf("worker-a", c[0])
+		n, err := b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: l, Error: "disk I/O error", RunAt: t0.Add(10 * time.Second)})
+		wantNoErr(t, "JobRetry", err)
+		if n != 1 {
+			t.Fatalf("JobRetry = %d errors, want 1", n)
+		}
+		j := b.getJob(t, projA, "job-1")
+		if j.Status != ecs.JobRunning || j.Errors != 1 || j.LastError != "disk I/O error" || j.ErrorCode != "" || j.FailReason != "" {
+			t.Fatalf("job after JobRetry = %s errors %d %q code %q reason %q; want RUNNING, 1, the cause, no code or reason",
+				j.Status, j.Errors, j.LastError, j.ErrorCode, j.FailReason)
+		}
+		// The lease is released, but the job waits for its retry time.
+		if got := b.claim(t, "worker-b", t0.Add(10*time.Second-time.Millisecond), time.Hour, 10); len(got) != 0 {
+			t.Fatalf("claim before the retry time = %v", jobIDs(got))
+		}
+		got := b.claim(t, "worker-b", t0.Add(10*time.Second), time.Hour, 10)
+		if len(got) != 1 || got[0].Attempts != 2 || got[0].Errors != 1 || got[0].LastError != "disk I/O error" {
+			t.Fatalf("claim at the retry time = %+v, want job-1, attempt 2, 1 error", got)
+		}
+		// The earlier run's lease is fenced off; the new run records its own.
+		_, err = b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: l, Error: "late", RunAt: t0})
+		wantErr(t, "JobRetry under a lost lease", err, ecs.ErrFenced)
+		n, err = b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: leaseOf("worker-b", got[0]), Error: "timeout",
+			RunAt: t0.Add(10 * time.Second)})
+		wantNoErr(t, "JobRetry", err)
+		if n != 2 {
+			t.Fatalf("second JobRetry = %d errors, want 2", n)
+		}
+		if j := b.getJob(t, projA, "job-1"); j.LastError != "timeout" || j.Errors != 2 {
+			t.Fatalf("job after the second JobRetry: errors %d %q, want 2 \"timeout\"", j.Errors, j.LastError)
+		}
+	})
+
+	t.Run("Fenced", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		b.insertJobs(t, topJob("job-1"), topJob("job-init"))
+		c := b.claim(t, "worker-a", t0, time.Hour, 1)
+		b.finish(t, c[0], leaseOf("worker-a", c[0]), ecs.JobSuccess, t0.Add(time.Second))
+		_, err := b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: leaseOf("worker-a", c[0]), Error: "x", RunAt: t0})
+		wantErr(t, "JobRetry of a finished job", err, ecs.ErrFenced)
+		_, err = b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-init", Error: "x", RunAt: t0})
+		wantErr(t, "JobRetry without a lease", err, ecs.ErrFenced)
+		if j := b.getJob(t, projA, "job-1"); j.Status != ecs.JobSuccess || j.Errors != 0 {
+			t.Fatalf("finished job after a fenced JobRetry = %s with %d errors", j.Status, j.Errors)
 		}
 	})
 }

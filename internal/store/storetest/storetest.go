@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobUpdate", testJobUpdate},
 		{"JobFold", testJobFold},
 		{"JobLease", testJobLease},
+		{"JobRetry", testJobRetry},
 		{"JobDeleteFinished", testJobDeleteFinished},
 		{"Write", testWrite},
 	}
@@ -311,10 +312,10 @@ func testCredential(t *testing.T, open opener) {
 		if list, err := b.s.CredentialList(b.ctx); err != nil || len(list) != 0 {
 			t.Fatalf("CredentialList of an empty store = %v, %v; want none", list, err)
 		}
-		wantNoErr(t, "CredentialInsert", b.s.CredentialInsert(b.ctx, cred))
+		wantNoErr(t, "CredentialInsert", b.insertCred(cred))
 		other := cred
 		other.AccessKey, other.SealedSecret, other.ProjectID = "HPUAKOTHER", []byte("sealed-2"), projB
-		wantNoErr(t, "CredentialInsert", b.s.CredentialInsert(b.ctx, other))
+		wantNoErr(t, "CredentialInsert", b.insertCred(other))
 
 		for _, c := range []store.SealedCredential{cred, other} {
 			got, err := b.s.CredentialGet(b.ctx, c.AccessKey)
@@ -334,10 +335,10 @@ func testCredential(t *testing.T, open opener) {
 	t.Run("Conflict", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		wantNoErr(t, "CredentialInsert", b.s.CredentialInsert(b.ctx, cred))
+		wantNoErr(t, "CredentialInsert", b.insertCred(cred))
 		dup := cred
 		dup.SealedSecret, dup.UserID = []byte("another secret"), userB
-		wantErr(t, "CredentialInsert of a taken access key", b.s.CredentialInsert(b.ctx, dup), ecs.ErrConflict)
+		wantErr(t, "CredentialInsert of a taken access key", b.insertCred(dup), ecs.ErrConflict)
 		got, err := b.s.CredentialGet(b.ctx, cred.AccessKey)
 		wantNoErr(t, "CredentialGet", err)
 		wantEqual(t, "credential after a conflicting insert", got, cred)
@@ -351,19 +352,48 @@ func testCredential(t *testing.T, open opener) {
 	t.Run("GetMissing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		wantNoErr(t, "CredentialInsert", b.s.CredentialInsert(b.ctx, cred))
+		wantNoErr(t, "CredentialInsert", b.insertCred(cred))
 		_, err := b.s.CredentialGet(b.ctx, "HPUAKMISSING")
 		wantErr(t, "CredentialGet of a missing key", err, ecs.ErrNotFound)
 	})
+}
+
+// insertCred runs Tx.CredentialInsert in a Write and returns its error.
+func (b *bundle) insertCred(c store.SealedCredential) error {
+	return b.writeErr(func(tx store.Tx) error { return tx.CredentialInsert(b.ctx, c) })
+}
+
+// insertProject runs Tx.ProjectInsert in a Write and returns its error.
+func (b *bundle) insertProject(id, name string, created time.Time) error {
+	return b.writeErr(func(tx store.Tx) error { return tx.ProjectInsert(b.ctx, id, name, created) })
 }
 
 func testProject(t *testing.T, open opener) {
 	t.Run("InsertConflict", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		wantNoErr(t, "ProjectInsert", b.s.ProjectInsert(b.ctx, projA, "cn-north-4", t0))
-		wantNoErr(t, "ProjectInsert of another project", b.s.ProjectInsert(b.ctx, projB, "cn-north-4", t0))
-		wantErr(t, "ProjectInsert of a taken id", b.s.ProjectInsert(b.ctx, projA, "other", t0), ecs.ErrConflict)
+		wantNoErr(t, "ProjectInsert", b.insertProject(projA, "cn-north-4", t0))
+		wantNoErr(t, "ProjectInsert of another project", b.insertProject(projB, "cn-north-4", t0))
+		wantErr(t, "ProjectInsert of a taken id", b.insertProject(projA, "other", t0), ecs.ErrConflict)
+	})
+
+	// A project and its first credential are made in one transaction: a
+	// credential that cannot be stored leaves no project behind.
+	t.Run("WithCredentialAtomic", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		cred := store.SealedCredential{AccessKey: "HPUAKTAKEN", SealedSecret: []byte("s"), ProjectID: projA, UserID: userA, Created: t0}
+		wantNoErr(t, "CredentialInsert", b.insertCred(cred))
+		dup := cred
+		dup.ProjectID = projB
+		err := b.writeErr(func(tx store.Tx) error {
+			if err := tx.ProjectInsert(b.ctx, projB, "cn-north-4", t0); err != nil {
+				return err
+			}
+			return tx.CredentialInsert(b.ctx, dup)
+		})
+		wantErr(t, "project with a taken access key", err, ecs.ErrConflict)
+		wantNoErr(t, "ProjectInsert after the rolled-back one", b.insertProject(projB, "cn-north-4", t0))
 	})
 }
 

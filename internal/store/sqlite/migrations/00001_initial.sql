@@ -1,8 +1,5 @@
-package sqlite
-
-// schema is applied at open; every statement is idempotent. Times are unix
-// milliseconds (0 for unset). user_version tracks the schema revision.
-const schema = `
+-- +goose Up
+-- The schema of the issue-3 release (user_version 1). Times are unix milliseconds (0 for unset).
 CREATE TABLE IF NOT EXISTS projects (
 	id TEXT PRIMARY KEY,
 	name TEXT NOT NULL,
@@ -121,4 +118,3 @@ CREATE INDEX IF NOT EXISTS jobs_parent ON jobs(parent_id) WHERE parent_id != '';
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(end_time) WHERE parent_id = '' AND status IN ('SUCCESS', 'FAIL');
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(lease_owner) WHERE status = 'RUNNING';
 PRAGMA user_version = 1;
-`
