@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/api"
@@ -80,9 +81,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 		return nil, err
 	}
 	d.onClose(func() { ln.Close() })
-	d.ln, d.endpoint = ln, "http://"+ln.Addr().String()
+	d.ln, d.endpoint = ln, endpoint(ln.Addr().(*net.TCPAddr), tlsConfig)
 	if tlsConfig != nil {
-		d.ln, d.endpoint = tls.NewListener(ln, tlsConfig), "https://"+ln.Addr().String()
+		d.ln = tls.NewListener(ln, tlsConfig)
 	}
 
 	dir, created, err := datadir.Create(cfg.DataDir)
@@ -137,6 +138,28 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return d, nil
+}
+
+// endpoint is the URL clients reach the daemon at, for credentials.json.
+// On every interface (0.0.0.0, ::) it names the certificate's first name
+// with TLS (what clients can verify), else the loopback: a URL that works
+// on this host.
+func endpoint(addr *net.TCPAddr, tlsConfig *tls.Config) string {
+	scheme, host := "http", addr.IP.String()
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+		if tlsConfig != nil {
+			if leaf := tlsConfig.Certificates[0].Leaf; leaf != nil && len(leaf.DNSNames) > 0 {
+				host = leaf.DNSNames[0]
+			} else if leaf != nil && len(leaf.IPAddresses) > 0 {
+				host = leaf.IPAddresses[0].String()
+			}
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
 // bootstrapCredentials makes the first project and access key on the

@@ -255,3 +255,43 @@ func TestCredentialsAdd(t *testing.T) {
 		t.Errorf("a call signed with the new credential: %v", err)
 	}
 }
+
+func TestEndpoint(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile := selfSigned(t) // names localhost, then 127.0.0.1
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+	for _, tt := range []struct {
+		ip   string
+		tls  *tls.Config
+		want string
+	}{
+		{"127.0.0.1", nil, "http://127.0.0.1:8080"},
+		{"::1", nil, "http://[::1]:8080"},
+		{"0.0.0.0", nil, "http://127.0.0.1:8080"},
+		{"::", nil, "http://127.0.0.1:8080"},
+		{"192.0.2.7", withTLS, "https://192.0.2.7:8080"},
+		{"::", withTLS, "https://localhost:8080"},
+	} {
+		if got := endpoint(&net.TCPAddr{IP: net.ParseIP(tt.ip), Port: 8080}, tt.tls); got != tt.want {
+			t.Errorf("endpoint(%s, TLS %v) = %s, want %s", tt.ip, tt.tls != nil, got, tt.want)
+		}
+	}
+}
+
+// Plain HTTP off the loopback is refused before anything is made.
+func TestRefusePlainHTTPOffLoopback(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	code, _, errOut := ecsd(t, map[string]string{"ECS_LISTEN": "0.0.0.0:0"}, "--data-dir", dir)
+	if code != 2 || !strings.Contains(errOut, "ECS_LISTEN 0.0.0.0:0 is reachable from other machines") ||
+		!strings.Contains(errOut, "--insecure-http") || !strings.Contains(errOut, "--tls-cert") {
+		t.Errorf("ECS_LISTEN=0.0.0.0:0 without TLS: exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused start made the data dir: %v", err)
+	}
+}
