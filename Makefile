@@ -1,7 +1,11 @@
 # Two commands matter (see README): `make run` and `make test`.
 GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# One data dir per driver (a data dir belongs to the driver it was first
+# started with): run-sim uses ./data (ecsctl's default credentials path is
+# ./data/credentials.json), run uses ./data-qemu.
 DATA_DIR ?= ./data
+QEMU_DATA_DIR ?= ./data-qemu
 
 .PHONY: run run-sim test deps test-unit test-sdk lint test-vm bench build
 
@@ -15,7 +19,7 @@ run-sim: build
 
 # Real VMs: installs QEMU if missing, builds and imports the test image.
 run:
-	./scripts/run.sh
+	ECS_DATA_DIR=$(QEMU_DATA_DIR) ./scripts/run.sh
 
 # The default test run (what CI runs): lint, unit and integration tests, and
 # the official-SDK suite against a real ecsd.

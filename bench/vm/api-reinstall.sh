@@ -74,7 +74,13 @@ done
 	machine_info | sed 's/^/# /'
 } >"$OUTF"
 
-ctl image import --name "bench-$LABEL" --file "$IMAGE" --kernel "$KERNEL" --initrd "$INITRD" >/dev/null
+# Image import is an operator command since issue 7 (older revisions had an
+# API route for it, which ecsctl called).
+if "$W/ecsd" help 2>/dev/null | grep -q "image import"; then
+	"$W/ecsd" image import --data-dir "$W/data" --name "bench-$LABEL" --kernel "$KERNEL" --initrd "$INITRD" "$IMAGE" >/dev/null
+else
+	ctl image import --name "bench-$LABEL" --file "$IMAGE" --kernel "$KERNEL" --initrd "$INITRD" >/dev/null
+fi
 IMG=$(ctl -o json image list | jq -r --arg n "bench-$LABEL" '.[] | select(.name == $n) | .id')
 ctl keypair create benchkey --out "$W/benchkey.pem" >/dev/null
 chmod 600 "$W/benchkey.pem"

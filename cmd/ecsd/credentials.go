@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
 	"time"
 
+	"github.com/ecsproject/ecsd/client"
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/datadir"
 	"github.com/ecsproject/ecsd/internal/store/sqlite"
@@ -44,13 +47,15 @@ func credentialsAddCommand(fs *flagSet) runFunc {
 		if err != nil {
 			return err
 		}
+		caCert := ""
 		if endpoint == "" {
 			if first, ok, err := dir.ReadCredentials(); ok && err == nil {
-				endpoint = first.Endpoint
+				endpoint, caCert = first.Endpoint, first.CACert
 			}
 		}
-		_, err = out.Write(datadir.Credentials{AccessKey: c.AccessKey, SecretKey: c.SecretKey, ProjectID: c.ProjectID,
-			UserID: c.UserID, Endpoint: endpoint}.JSON())
+		b, _ := json.MarshalIndent(client.CredentialsFile{AccessKey: c.AccessKey, SecretKey: c.SecretKey,
+			ProjectID: c.ProjectID, UserID: c.UserID, Endpoint: endpoint, CACert: caCert}, "", "  ")
+		_, err = fmt.Fprintf(out, "%s\n", b)
 		return err
 	}
 }

@@ -10,8 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
+	"github.com/ecsproject/ecsd/client"
 	"github.com/ecsproject/ecsd/internal/api"
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/compute"
@@ -81,9 +84,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 		return nil, err
 	}
 	d.onClose(func() { ln.Close() })
-	d.ln, d.endpoint = ln, "http://"+ln.Addr().String()
+	d.ln, d.endpoint = ln, endpoint(ln.Addr().(*net.TCPAddr), tlsConfig)
 	if tlsConfig != nil {
-		d.ln, d.endpoint = tls.NewListener(ln, tlsConfig), "https://"+ln.Addr().String()
+		d.ln = tls.NewListener(ln, tlsConfig)
 	}
 
 	dir, created, err := datadir.Create(cfg.DataDir)
@@ -135,7 +138,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 			return nil, fmt.Errorf("seed images: %w", err)
 		}
 	}
-	if err := bootstrapCredentials(ctx, d.svc, dir, d.endpoint); err != nil {
+	caCert := ""
+	if cfg.TLS() {
+		// Clients trust the served certificate itself (self-signed or
+		// not): ecsctl then needs no --ca-cert.
+		if caCert, err = filepath.Abs(cfg.TLSCert); err != nil {
+			return nil, err
+		}
+	}
+	if err := bootstrapCredentials(ctx, d.svc, dir, d.endpoint, caCert); err != nil {
 		return nil, err
 	}
 	d.srv = &http.Server{Handler: api.New(api.Config{Service: d.svc, Logger: log}),
@@ -144,18 +155,41 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	return d, nil
 }
 
+// endpoint is the URL clients reach the daemon at, for credentials.json.
+// On every interface (0.0.0.0, ::) it names the certificate's first name
+// with TLS (what clients can verify), else the loopback: a URL that works
+// on this host.
+func endpoint(addr *net.TCPAddr, tlsConfig *tls.Config) string {
+	scheme, host := "http", addr.IP.String()
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+		if tlsConfig != nil {
+			if leaf := tlsConfig.Certificates[0].Leaf; leaf != nil && len(leaf.DNSNames) > 0 {
+				host = leaf.DNSNames[0]
+			} else if leaf != nil && len(leaf.IPAddresses) > 0 {
+				host = leaf.IPAddresses[0].String()
+			}
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+}
+
 // bootstrapCredentials makes the first project and access key on the
 // first start and writes them to credentials.json; later starts update
-// the endpoint in it (another address, TLS turned on or off).
-func bootstrapCredentials(ctx context.Context, svc *cloud.Service, dir datadir.Dir, endpoint string) error {
+// the endpoint in it (another address, TLS turned on or off) and the CA
+// file clients trust for it.
+func bootstrapCredentials(ctx context.Context, svc *cloud.Service, dir datadir.Dir, endpoint, caCert string) error {
 	c, made, err := svc.FirstCredential(ctx)
 	if err != nil {
 		return err
 	}
 	if !made {
-		return dir.SetCredentialsEndpoint(endpoint)
+		return dir.SetCredentialsEndpoint(endpoint, caCert)
 	}
-	return dir.WriteCredentials(datadir.Credentials{AccessKey: c.AccessKey, SecretKey: c.SecretKey,
+	return dir.WriteCredentials(client.CredentialsFile{CACert: caCert, AccessKey: c.AccessKey, SecretKey: c.SecretKey,
 		ProjectID: c.ProjectID, UserID: c.UserID, Endpoint: endpoint})
 }
 

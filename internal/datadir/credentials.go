@@ -1,58 +1,40 @@
 package datadir
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
+
+	"github.com/ecsproject/ecsd/client"
 )
 
-// Credentials is the content of credentials.json: an access key with its
-// project and user, and the endpoint to reach the daemon at.
-type Credentials struct {
-	AccessKey string `json:"access_key"`
-	SecretKey string `json:"secret_key"`
-	ProjectID string `json:"project_id"`
-	UserID    string `json:"user_id"`
-	Endpoint  string `json:"endpoint"`
-}
-
-// JSON returns c as indented JSON with a final newline.
-func (c Credentials) JSON() []byte {
-	b, _ := json.MarshalIndent(c, "", "  ") // plain strings cannot fail
-	return append(b, '\n')
-}
-
-// ReadCredentials reads credentials.json; ok is false when it does not
-// exist.
-func (d Dir) ReadCredentials() (c Credentials, ok bool, err error) {
-	b, err := os.ReadFile(d.CredentialsPath())
+// ReadCredentials reads credentials.json (format: client.CredentialsFile);
+// ok is false when it does not exist.
+func (d Dir) ReadCredentials() (c client.CredentialsFile, ok bool, err error) {
+	c, err = client.ReadCredentialsFile(d.CredentialsPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, false, nil
 	}
 	if err != nil {
 		return c, false, err
 	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return c, false, fmt.Errorf("%s: %w", d.CredentialsPath(), err)
-	}
 	return c, true, nil
 }
 
 // WriteCredentials replaces credentials.json (mode 0600) with c.
-func (d Dir) WriteCredentials(c Credentials) error {
-	return writeFile(d.CredentialsPath(), c.JSON(), 0o600)
+func (d Dir) WriteCredentials(c client.CredentialsFile) error {
+	return client.WriteCredentialsFile(d.CredentialsPath(), c)
 }
 
 // SetCredentialsEndpoint rewrites the endpoint of credentials.json when it
-// differs (a restart on another address, or with TLS turned on or off). A
-// missing or unreadable file is left alone: the operator moved it away.
-func (d Dir) SetCredentialsEndpoint(endpoint string) error {
+// differs (a restart on another address, or with TLS turned on or off),
+// and the CA file that clients should trust for it (caCert: the served
+// certificate when TLS is on, else ""). A missing or unreadable file is
+// left alone: the operator moved it away.
+func (d Dir) SetCredentialsEndpoint(endpoint, caCert string) error {
 	c, ok, err := d.ReadCredentials()
-	if !ok || err != nil || c.Endpoint == endpoint {
+	if !ok || err != nil || (c.Endpoint == endpoint && c.CACert == caCert) {
 		return nil
 	}
-	c.Endpoint = endpoint
+	c.Endpoint, c.CACert = endpoint, caCert
 	return d.WriteCredentials(c)
 }

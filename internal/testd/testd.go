@@ -40,7 +40,6 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/client"
-	"github.com/ecsproject/ecsd/internal/datadir"
 )
 
 // Config says how to run ecsd.
@@ -408,7 +407,7 @@ func (d *Daemon) AddCredential(ctx context.Context) (client.Config, error) {
 	if err != nil {
 		return client.Config{}, fmt.Errorf("ecsd credentials add: %v\nstdout: %s\nstderr: %s", err, out, stderr.String())
 	}
-	var c datadir.Credentials // the printed JSON is credentials.json's format
+	var c client.CredentialsFile // the printed JSON is credentials.json's format
 	if err := json.Unmarshal(out, &c); err != nil || c.AccessKey == "" || c.SecretKey == "" || c.ProjectID == "" {
 		return client.Config{}, fmt.Errorf("ecsd credentials add printed no complete credential (%v):\n%s", err, out)
 	}

@@ -406,16 +406,23 @@ func (e *qemuEnv) killGuests(t *testing.T) {
 	}
 }
 
-// importImage imports the test image with the signed import API and
-// checks what IMS then shows.
+// importImage imports the test image with the operator command (ecsd
+// image import, beside the running daemon) and checks what it prints.
 func (e *qemuEnv) importImage(t *testing.T) string {
 	t.Helper()
-	body := fmt.Sprintf(`{"name":"e2e-busybox","file":%q,"kernel":%q,"initrd":%q}`,
-		filepath.Join(e.imageDir, "disk.qcow2"), filepath.Join(e.imageDir, "vmlinux"), filepath.Join(e.imageDir, "initrd.img"))
+	bin, err := testd.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t0 := time.Now()
-	r := e.tn.raw(t, rawReq{method: "POST", path: "/v2/cloudimages/import", body: []byte(body)})
-	if r.status != 200 {
-		t.Fatalf("image import: HTTP %d %s", r.status, r.body)
+	cmd := exec.Command(bin, "image", "import", "--data-dir", e.dir, "--name", "e2e-busybox",
+		"--kernel", filepath.Join(e.imageDir, "vmlinux"), "--initrd", filepath.Join(e.imageDir, "initrd.img"),
+		filepath.Join(e.imageDir, "disk.qcow2"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ecsd image import: %v: %s", err, stderr.Bytes())
 	}
 	t.Logf("timing: image import %v", since(t0))
 	var img struct {
@@ -424,8 +431,8 @@ func (e *qemuEnv) importImage(t *testing.T) string {
 		OSType string `json:"__os_type"`
 		Inject string `json:"__ecsd_credential_injection"`
 	}
-	if err := json.Unmarshal(r.body, &img); err != nil || img.ID == "" {
-		t.Fatalf("image import answered %s (%v); want the image with an id", r.body, err)
+	if err := json.Unmarshal(out, &img); err != nil || img.ID == "" {
+		t.Fatalf("image import printed %s (%v); want the image with an id", out, err)
 	}
 	if img.Status != "active" || img.OSType != "Linux" || img.Inject != "supported" {
 		t.Errorf("imported image: status %q __os_type %q injection %q; want active, Linux, supported", img.Status, img.OSType, img.Inject)

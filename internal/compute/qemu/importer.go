@@ -17,7 +17,9 @@ import (
 // cleans the directory, so it is safe beside a daemon running on the same
 // Dir (every import has a new id, and its own scratch space). It is what
 // the operator command `ecsd image import` runs; the copy, the checks and
-// the inspection are the driver's own (Driver.ImportImage).
+// the inspection are the driver's own (Driver.ImportImage). A daemon that
+// starts during an import cleans the scratch and temporary files of the
+// directory, which fails that import (nothing is recorded; import again).
 type Importer struct {
 	d *Driver
 }

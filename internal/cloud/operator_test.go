@@ -1,0 +1,116 @@
+package cloud_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/secret"
+	"github.com/ecsproject/ecsd/internal/store/sqlite"
+)
+
+// operatorService is a Service as the operator commands make one: a
+// store and no driver.
+func operatorService(t *testing.T) *cloud.Service {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(dir, "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	box, err := secret.LoadOrCreate(filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cloud.New(cloud.Config{Store: st, Box: box})
+}
+
+func TestFirstCredential(t *testing.T) {
+	t.Parallel()
+	svc := operatorService(t)
+	ctx := context.Background()
+	c, made, err := svc.FirstCredential(ctx)
+	if err != nil || !made || c.AccessKey == "" || c.SecretKey == "" {
+		t.Fatalf("first call: %+v made=%v err=%v", c, made, err)
+	}
+	if sk, ok := svc.LookupSecret(ctx, c.AccessKey); !ok || sk != c.SecretKey {
+		t.Errorf("the first credential is not usable")
+	}
+	if c2, made, err := svc.FirstCredential(ctx); err != nil || made || c2.AccessKey != "" {
+		t.Errorf("second call: %+v made=%v err=%v, want nothing made", c2, made, err)
+	}
+}
+
+func TestImportImageRules(t *testing.T) {
+	t.Parallel()
+	inspected := func(osType, version string) func(context.Context, string) (ecs.Image, error) {
+		return func(_ context.Context, id string) (ecs.Image, error) {
+			return ecs.Image{ID: id, Status: "active", DiskFormat: "raw", OSType: osType, OSVersion: version,
+				File: "/images/" + id + ".raw"}, nil
+		}
+	}
+	tests := []struct {
+		name, imgName, osType string
+		found, version        string // what inspection found
+		wantErr               string
+		wantOS, wantPlatform  string
+	}{
+		{"inspected", "Debian", "", "Linux", "Debian 12", "", "Linux", ""},
+		{"agreeing OS type", "Debian", "linux", "Linux", "Debian 12", "", "Linux", ""},
+		{"OS type fills in", "Win", "Windows", "", "", "", "Windows", "Windows"},
+		{"Linux fills in", "Other", "LINUX", "", "", "", "Linux", "Other"},
+		{"contradiction", "Debian", "Windows", "Linux", "Debian 12", "holds Linux (Debian 12), not Windows", "", ""},
+		{"bad OS type", "x", "Plan9", "", "", `OS type "Plan9" is not Linux or Windows`, "", ""},
+		{"no name", " ", "", "Linux", "", "needs a name", "", ""},
+		{"long name", strings.Repeat("n", 129), "", "Linux", "", "longer than 128", "", ""},
+		{"control character", "a\nb", "", "Linux", "", "control character", "", ""},
+	}
+	for _, tt := range tests {
+		svc := operatorService(t)
+		ctx := context.Background()
+		imported, discarded := false, false
+		imp := inspected(tt.found, tt.version)
+		img, err := svc.ImportImage(ctx, cloud.ImportImageInput{Name: tt.imgName, OSType: tt.osType,
+			Import: func(ctx context.Context, id string) (ecs.Image, error) {
+				imported = true
+				return imp(ctx, id)
+			},
+			Discard: func(ecs.Image) { discarded = true },
+		})
+		imgs, lerr := svc.ListImages(ctx)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: %v, want %q", tt.name, err, tt.wantErr)
+			}
+			if len(imgs) != 0 || (imported && !discarded) {
+				t.Errorf("%s: refused, yet %d images recorded (imported %v, discarded %v)", tt.name, len(imgs), imported, discarded)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if img.Name != tt.imgName || img.OSType != tt.wantOS || (tt.wantPlatform != "" && img.Platform != tt.wantPlatform) {
+			t.Errorf("%s: %+v", tt.name, img)
+		}
+		if len(imgs) != 1 || imgs[0].ID != img.ID || discarded {
+			t.Errorf("%s: catalog %+v, discarded %v", tt.name, imgs, discarded)
+		}
+	}
+	// A failed Import records nothing.
+	svc := operatorService(t)
+	boom := errors.New("image file x does not exist")
+	if _, err := svc.ImportImage(context.Background(), cloud.ImportImageInput{Name: "x",
+		Import: func(context.Context, string) (ecs.Image, error) { return ecs.Image{}, boom }}); !errors.Is(err, boom) {
+		t.Errorf("failed import: %v", err)
+	}
+}
