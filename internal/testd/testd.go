@@ -411,7 +411,35 @@ func (d *Daemon) AddCredential(ctx context.Context) (client.Config, error) {
 	if err := json.Unmarshal(out, &c); err != nil || c.AccessKey == "" || c.SecretKey == "" || c.ProjectID == "" {
 		return client.Config{}, fmt.Errorf("ecsd credentials add printed no complete credential (%v):\n%s", err, out)
 	}
-	return client.Config{Endpoint: c.Endpoint, AccessKey: c.AccessKey, SecretKey: c.SecretKey, ProjectID: c.ProjectID, UserID: c.UserID}, nil
+	cfg := client.Config{Endpoint: c.Endpoint, AccessKey: c.AccessKey, SecretKey: c.SecretKey, ProjectID: c.ProjectID, UserID: c.UserID}
+	return cfg, d.waitKey(ctx, cfg)
+}
+
+// waitKey waits until a running daemon accepts a new key: it learns of
+// keys added by another process within a second (see internal/keyring).
+func (d *Daemon) waitKey(ctx context.Context, cfg client.Config) error {
+	if d.proc == nil || d.addr == "" {
+		return nil // never started: it reads the key when it starts
+	}
+	select {
+	case <-d.proc.done:
+		return nil // not running
+	default:
+	}
+	cfg.Endpoint = d.Endpoint()
+	cfg.HTTPClient = d.HTTPClient()
+	c := client.New(cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.ListFlavors(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the daemon does not accept the new key %s: %w", cfg.AccessKey, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // LogPath is the log file of the last process started.
