@@ -73,6 +73,14 @@ type Config struct {
 	// StopTimeout is how long a graceful stop waits for the guest to power
 	// off before it quits QEMU (default 10s).
 	StopTimeout time.Duration
+	// User is the unprivileged user QEMU drops to (-runas) when the driver
+	// runs as root; default "ecsd-qemu", created by New as a system user
+	// (no home, no login shell) when missing. Not root: QEMU runs as the
+	// driver's own user and User is not used.
+	User string
+	// SerialLogMax caps a server's serial log, in bytes (default 4 MiB,
+	// at least 4 KiB): it keeps the last output of the guest's console.
+	SerialLogMax int64
 }
 
 // Driver is the QEMU compute driver. Its methods are safe for concurrent
@@ -81,6 +89,7 @@ type Driver struct {
 	cfg   Config
 	accel string
 	bins  binaries
+	runas string // the user QEMU drops to; "" for none
 
 	locks keyedMutex
 	qsd   *storageDaemon
@@ -126,12 +135,18 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
 	}
+	if cfg.SerialLogMax <= 0 {
+		cfg.SerialLogMax = defaultSerialLogMax
+	}
 	d := &Driver{cfg: cfg, servers: map[string]*server{}, closed: make(chan struct{})}
 	d.qsd = &storageDaemon{d: d}
 	if d.bins, err = findBinaries(cfg); err != nil {
 		return nil, err
 	}
 	if d.accel, err = chooseAccel(cfg.Accel); err != nil {
+		return nil, err
+	}
+	if d.runas, err = qemuUser(ctx, cfg.User); err != nil {
 		return nil, err
 	}
 	for _, sub := range []string{"", imagesDir, disksDir, serversDir, runDir} {
