@@ -74,6 +74,7 @@ type Config struct {
 	LogLevel     string
 	Synchronous  string
 	QEMUAccel    string
+	QEMUUser     string
 }
 
 func env(name, def string) string {
@@ -116,6 +117,7 @@ func parseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", env("ECS_LOG_LEVEL", "info"), "debug, info, warn or error (env ECS_LOG_LEVEL)")
 	fs.StringVar(&c.Synchronous, "sqlite-synchronous", env("ECS_SQLITE_SYNCHRONOUS", "NORMAL"), "SQLite synchronous mode: NORMAL or FULL (env ECS_SQLITE_SYNCHRONOUS)")
 	fs.StringVar(&c.QEMUAccel, "qemu-accel", env("ECS_QEMU_ACCEL", "tcg"), "qemu: accelerator tcg, kvm or auto (env ECS_QEMU_ACCEL)")
+	fs.StringVar(&c.QEMUUser, "qemu-user", env("ECS_QEMU_USER", "ecsd-qemu"), "qemu: unprivileged user QEMU runs as when ecsd is root, created if missing (env ECS_QEMU_USER)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -12,7 +12,7 @@ import (
 
 // openQEMU opens the QEMU driver, state under <data-dir>/qemu.
 func openQEMU(ctx context.Context, cfg Config) (compute.Driver, imageImporter, error) {
-	d, err := qemu.New(ctx, qemu.Config{Dir: filepath.Join(cfg.DataDir, "qemu"), Accel: cfg.QEMUAccel})
+	d, err := qemu.New(ctx, qemu.Config{Dir: filepath.Join(cfg.DataDir, "qemu"), Accel: cfg.QEMUAccel, User: cfg.QEMUUser})
 	if err != nil {
 		return nil, nil, err
 	}
