@@ -24,9 +24,16 @@
 //   - A server is a qemu-system-x86_64 process: TCG unless configured
 //     otherwise, user-mode networking isolated with restrict=on whose only
 //     way in is a forward of 127.0.0.1:<AccessPort> to the guest's port 22,
-//     a QMP socket, and a serial log (SerialLog). Servers are definitions
-//     under <Dir>/servers/<id>/ (server.json, plus qemu.pid, qmp.sock,
-//     serial.log and qemu.log while or after it runs).
+//     a QMP socket, and a serial log (SerialLog) that never holds more than
+//     Config.SerialLogMax bytes whatever the guest prints. Servers are
+//     definitions under <Dir>/servers/<id>/ (server.json, plus qemu.pid,
+//     qmp.sock, serial.sock, serial.log and qemu.log while or after it
+//     runs).
+//   - QEMU is sandboxed (sandbox.go): a seccomp filter (-sandbox) and, when
+//     the driver runs as root, the unprivileged user Config.User (-runas),
+//     to which QEMU drops once it has opened its disks, kernel and sockets;
+//     it can then open no file of <Dir>, and later files reach it only as
+//     descriptors passed over QMP.
 //   - Guests outlive the daemon: QEMU runs in its own process group, so
 //     neither a signal to ecsd's group nor ecsd's death stops it, and New
 //     reattaches to the guests still running (pidfile checked against the
