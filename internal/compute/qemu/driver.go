@@ -106,6 +106,7 @@ type Driver struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
+	serialWG  sync.WaitGroup // serial log readers
 }
 
 type binaries struct {
@@ -261,12 +262,14 @@ func (d *Driver) Name() string { return "qemu" }
 // Accel returns the accelerator servers run with ("tcg" or "kvm").
 func (d *Driver) Accel() string { return d.accel }
 
-// Close stops the driver's watchers and its storage daemon. Running guests
-// keep running; a new driver on the same Dir reattaches to them.
+// Close stops the driver's watchers, serial log readers and storage daemon.
+// Running guests keep running; a new driver on the same Dir reattaches to
+// them.
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
 		d.qsd.stop()
+		d.serialWG.Wait()
 	})
 	return nil
 }

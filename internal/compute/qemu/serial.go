@@ -137,7 +137,7 @@ func copySerial(log *ringLog, src io.Reader) {
 
 // attachSerial connects to the serial socket in dir and copies it into
 // serial.log (emptied first when truncate) until QEMU closes it or the
-// driver is closed; done is closed then. The caller must close done
+// driver is closed (Close waits for it); done is closed then. The caller must close done
 // itself when attachSerial fails.
 func (d *Driver) attachSerial(ctx context.Context, dir string, truncate bool, done chan struct{}) error {
 	conn, err := dialUnix(ctx, filepath.Join(dir, serialSock))
@@ -150,6 +150,7 @@ func (d *Driver) attachSerial(ctx context.Context, dir string, truncate bool, do
 		return err
 	}
 	copied := make(chan struct{})
+	d.serialWG.Add(1)
 	go func() {
 		select {
 		case <-d.closed:
@@ -158,6 +159,7 @@ func (d *Driver) attachSerial(ctx context.Context, dir string, truncate bool, do
 		}
 	}()
 	go func() {
+		defer d.serialWG.Done()
 		copySerial(log, conn)
 		close(copied)
 		conn.Close()
