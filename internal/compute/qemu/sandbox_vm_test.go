@@ -198,3 +198,32 @@ func TestSerialLogCap(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStartFailure checks that a QEMU that exits at start (here: its
+// kernel is missing) is reported at once with QEMU's reason, before any
+// serial console is connected.
+func TestStartFailure(t *testing.T) {
+	img := importedTestImage(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	d, err := New(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.CreateDisk(ctx, compute.DiskSpec{ID: "vol-x", Image: img}); err != nil {
+		t.Fatal(err)
+	}
+	bad := img
+	bad.Kernel = filepath.Join(t.TempDir(), "missing-vmlinux")
+	if _, err := d.CreateServer(ctx, compute.ServerSpec{ID: "x", Image: bad, DiskID: "vol-x"}); err != nil {
+		t.Fatal(err)
+	}
+	err = d.StartServer(ctx, "x")
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "exited at start") {
+		t.Fatalf("StartServer with a missing kernel: %v (ctx %v), want QEMU's exit reported", err, ctx.Err())
+	}
+	if ps, _ := d.PowerState(ctx, "x"); ps != compute.PowerStopped {
+		t.Errorf("PowerState after a failed start = %v, want stopped", ps)
+	}
+}

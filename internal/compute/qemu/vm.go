@@ -37,21 +37,30 @@ type server struct {
 	proc *vmProc // the QEMU process last started or reattached; nil if none
 }
 
-func (s *server) running() bool { return s.proc != nil && !s.proc.exited() }
+func (s *server) running() bool { return s.proc != nil && !s.proc.stopped() }
 
 // vmProc is a QEMU process: a child of this driver, or one reattached after
 // a restart (then watched through /proc, since it cannot be waited for).
 type vmProc struct {
 	pid    int
-	done   chan struct{} // closed when the process has exited and serial is closed
-	serial chan struct{} // closed when the serial log has all the console's output
+	exit   chan struct{} // closed when the process has exited
+	serial chan struct{} // closed when the serial log has all the console's output, or will have none
+	done   chan struct{} // closed when both are
 }
 
 func newVMProc(pid int) *vmProc {
-	return &vmProc{pid: pid, done: make(chan struct{}), serial: make(chan struct{})}
+	return &vmProc{pid: pid, exit: make(chan struct{}), serial: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (p *vmProc) exited() bool {
+// markExited records that the process has exited; done follows once the
+// serial log has the console's last output.
+func (p *vmProc) markExited() {
+	close(p.exit)
+	<-p.serial
+	close(p.done)
+}
+
+func (p *vmProc) stopped() bool {
 	select {
 	case <-p.done:
 		return true
@@ -475,7 +484,7 @@ func (d *Driver) qemuArgs(rec serverRecord) []string {
 
 // startVM starts s's QEMU unless it runs, and waits until QMP reports the
 // machine running. The caller holds s's lock.
-func (d *Driver) startVM(ctx context.Context, s *server) error {
+func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 	d.mu.Lock()
 	running, rec := s.running(), s.rec
 	d.mu.Unlock()
@@ -512,16 +521,24 @@ func (d *Driver) startVM(ctx context.Context, s *server) error {
 	p := newVMProc(cmd.Process.Pid)
 	go func() {
 		cmd.Wait()
-		<-p.serial
-		close(p.done)
+		p.markExited()
 	}()
 	d.mu.Lock()
 	s.proc = p
 	d.mu.Unlock()
+	// A start that fails (or is cancelled) leaves no QEMU behind, not even
+	// one paused before its guest ran, and returns once the server reads
+	// stopped.
 	serial := false
 	defer func() {
+		if err != nil {
+			cmd.Process.Kill() // safe once reaped, unlike a kill(2) of the pid
+		}
 		if !serial {
 			close(p.serial)
+		}
+		if err != nil {
+			<-p.done
 		}
 	}()
 
@@ -534,12 +551,10 @@ func (d *Driver) startVM(ctx context.Context, s *server) error {
 		switch {
 		case st == "prelaunch" && !serial:
 			if err := d.attachSerial(ctx, dir, true, p.serial); err != nil {
-				syscall.Kill(p.pid, syscall.SIGKILL)
 				return fmt.Errorf("serial console: %w", err)
 			}
 			serial = true
 			if _, err := qmpRun(ctx, sock, "cont", nil); err != nil {
-				syscall.Kill(p.pid, syscall.SIGKILL)
 				return fmt.Errorf("qmp cont: %w", err)
 			}
 		case st == "running":
@@ -553,7 +568,7 @@ func (d *Driver) startVM(ctx context.Context, s *server) error {
 // or an error if QEMU has exited or ctx is done.
 func (d *Driver) vmStatus(ctx context.Context, p *vmProc, dir, sock string) (string, error) {
 	select {
-	case <-p.done:
+	case <-p.exit:
 		b, _ := os.ReadFile(filepath.Join(dir, qemuLog))
 		return "", fmt.Errorf("qemu exited at start: %s", lastLines(string(b), 3))
 	case <-ctx.Done():
@@ -576,7 +591,7 @@ func (d *Driver) stopVM(ctx context.Context, s *server, hard bool) error {
 	d.mu.Lock()
 	p := s.proc
 	d.mu.Unlock()
-	if p == nil || p.exited() {
+	if p == nil || p.stopped() {
 		return nil
 	}
 	sock := filepath.Join(d.serverDir(s.rec.ID), qmpSock)
@@ -688,8 +703,7 @@ func (d *Driver) reattach(ctx context.Context, dir, id string) *vmProc {
 				return
 			case <-t.C:
 				if !processAlive(pid) || startTime(pid) != start {
-					<-p.serial
-					close(p.done)
+					p.markExited()
 					return
 				}
 			}
