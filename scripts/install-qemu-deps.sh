@@ -29,6 +29,13 @@ want mke2fs e2fsprogs
 want xz xz-utils
 want fusermount3 fuse3
 
+# The unprivileged user QEMU drops to when ecsd runs as root (ecsd
+# --qemu-user; ecsd also creates it at start when it is missing).
+if [ "$(id -u)" = 0 ] && ! getent passwd ecsd-qemu >/dev/null 2>&1 && command -v useradd >/dev/null 2>&1; then
+	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ecsd-qemu
+	echo "install-qemu-deps: created user ecsd-qemu"
+fi
+
 if [ -z "$need" ]; then
 	echo "install-qemu-deps: all present"
 	exit 0

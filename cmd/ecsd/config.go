@@ -24,6 +24,7 @@ type Config struct {
 	LogLevel     string
 	Synchronous  string
 	QEMUAccel    string
+	QEMUUser     string
 	TLSCert      string
 	TLSKey       string
 	InsecureHTTP bool
@@ -50,6 +51,7 @@ func serveFlags(fs *flagSet, c *Config) {
 	fs.stringVar(&c.LogLevel, "log-level", "ECS_LOG_LEVEL", "info", "`LEVEL`: debug, info, warn or error")
 	fs.stringVar(&c.Synchronous, "sqlite-synchronous", "ECS_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous `MODE`: NORMAL or FULL")
 	fs.stringVar(&c.QEMUAccel, "qemu-accel", "ECS_QEMU_ACCEL", "tcg", "qemu: `ACCEL`erator tcg, kvm or auto")
+	fs.stringVar(&c.QEMUUser, "qemu-user", "ECS_QEMU_USER", "ecsd-qemu", "qemu: the unprivileged `USER` QEMU drops to when ecsd runs as root (created if missing)")
 }
 
 // parseServe parses the command line of ecsd serve, with the environment

@@ -24,9 +24,16 @@
 //   - A server is a qemu-system-x86_64 process: TCG unless configured
 //     otherwise, user-mode networking isolated with restrict=on whose only
 //     way in is a forward of 127.0.0.1:<AccessPort> to the guest's port 22,
-//     a QMP socket, and a serial log (SerialLog). Servers are definitions
-//     under <Dir>/servers/<id>/ (server.json, plus qemu.pid, qmp.sock,
-//     serial.log and qemu.log while or after it runs).
+//     a QMP socket, and a serial log (SerialLog) that never holds more than
+//     Config.SerialLogMax bytes whatever the guest prints. Servers are
+//     definitions under <Dir>/servers/<id>/ (server.json, plus qemu.pid,
+//     qmp.sock, serial.sock, serial.log and qemu.log while or after it
+//     runs).
+//   - QEMU is sandboxed (sandbox.go): a seccomp filter (-sandbox) and, when
+//     the driver runs as root, the unprivileged user Config.User (-runas),
+//     to which QEMU drops once it has opened its disks, kernel and sockets;
+//     it can then open no file of <Dir>, and later files reach it only as
+//     descriptors passed over QMP.
 //   - Guests outlive the daemon: QEMU runs in its own process group, so
 //     neither a signal to ecsd's group nor ecsd's death stops it, and New
 //     reattaches to the guests still running (pidfile checked against the
@@ -73,6 +80,14 @@ type Config struct {
 	// StopTimeout is how long a graceful stop waits for the guest to power
 	// off before it quits QEMU (default 10s).
 	StopTimeout time.Duration
+	// User is the unprivileged user QEMU drops to (-runas) when the driver
+	// runs as root; default "ecsd-qemu", created by New as a system user
+	// (no home, no login shell) when missing. Not root: QEMU runs as the
+	// driver's own user and User is not used.
+	User string
+	// SerialLogMax caps a server's serial log, in bytes (default 4 MiB,
+	// at least 4 KiB): it keeps the last output of the guest's console.
+	SerialLogMax int64
 }
 
 // Driver is the QEMU compute driver. Its methods are safe for concurrent
@@ -81,6 +96,7 @@ type Driver struct {
 	cfg   Config
 	accel string
 	bins  binaries
+	runas string // the user QEMU drops to; "" for none
 
 	locks keyedMutex
 	qsd   *storageDaemon
@@ -90,6 +106,7 @@ type Driver struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
+	serialWG  sync.WaitGroup // serial log readers
 }
 
 type binaries struct {
@@ -126,12 +143,18 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
 	}
+	if cfg.SerialLogMax <= 0 {
+		cfg.SerialLogMax = defaultSerialLogMax
+	}
 	d := &Driver{cfg: cfg, servers: map[string]*server{}, closed: make(chan struct{})}
 	d.qsd = &storageDaemon{d: d}
 	if d.bins, err = findBinaries(cfg); err != nil {
 		return nil, err
 	}
 	if d.accel, err = chooseAccel(cfg.Accel); err != nil {
+		return nil, err
+	}
+	if d.runas, err = qemuUser(ctx, cfg.User); err != nil {
 		return nil, err
 	}
 	for _, sub := range []string{"", imagesDir, disksDir, serversDir, runDir} {
@@ -239,12 +262,14 @@ func (d *Driver) Name() string { return "qemu" }
 // Accel returns the accelerator servers run with ("tcg" or "kvm").
 func (d *Driver) Accel() string { return d.accel }
 
-// Close stops the driver's watchers and its storage daemon. Running guests
-// keep running; a new driver on the same Dir reattaches to them.
+// Close stops the driver's watchers, serial log readers and storage daemon.
+// Running guests keep running; a new driver on the same Dir reattaches to
+// them.
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
 		d.qsd.stop()
+		d.serialWG.Wait()
 	})
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -98,6 +99,12 @@ func (q *qmpConn) deadline(ctx context.Context) error {
 
 // execute runs one command and returns its "return" value.
 func (q *qmpConn) execute(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
+	return q.executeFile(ctx, nil, cmd, args)
+}
+
+// executeFile runs one command and passes f (when not nil) with it as
+// ancillary data (SCM_RIGHTS), as QEMU's getfd and add-fd expect.
+func (q *qmpConn) executeFile(ctx context.Context, f *os.File, cmd string, args any) (json.RawMessage, error) {
 	if err := q.deadline(ctx); err != nil {
 		return nil, err
 	}
@@ -109,7 +116,17 @@ func (q *qmpConn) execute(ctx context.Context, cmd string, args any) (json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	if _, err := q.c.Write(append(b, '\n')); err != nil {
+	b = append(b, '\n')
+	if f == nil {
+		_, err = q.c.Write(b)
+	} else {
+		uc, ok := q.c.(*net.UnixConn)
+		if !ok {
+			return nil, errors.New("qmp: file descriptors pass over unix sockets only")
+		}
+		_, _, err = uc.WriteMsgUnix(b, syscall.UnixRights(int(f.Fd())), nil)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for {
@@ -142,6 +159,17 @@ func (q *qmpConn) execute(ctx context.Context, cmd string, args any) (json.RawMe
 		}
 		return nil, errors.New("qmp: reply without return or error")
 	}
+}
+
+// addFD passes f, opened by ecsd, to QEMU in fd set fdset: QEMU then opens
+// it as "/dev/fdset/<fdset>" (a blockdev-add's filename, for one), with the
+// access mode f was opened with. This is how a QEMU that dropped its
+// privileges gets a file it cannot open itself (hot-plugged volumes,
+// seeds); a socket goes the same way with getfd. The fd set lives until
+// its fds are closed by QEMU (remove-fd) or QEMU exits.
+func (q *qmpConn) addFD(ctx context.Context, fdset int, f *os.File) error {
+	_, err := q.executeFile(ctx, f, "add-fd", map[string]any{"fdset-id": fdset})
+	return err
 }
 
 // waitEvent waits for an event named name whose data match says is the one.

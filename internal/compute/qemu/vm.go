@@ -37,16 +37,30 @@ type server struct {
 	proc *vmProc // the QEMU process last started or reattached; nil if none
 }
 
-func (s *server) running() bool { return s.proc != nil && !s.proc.exited() }
+func (s *server) running() bool { return s.proc != nil && !s.proc.stopped() }
 
 // vmProc is a QEMU process: a child of this driver, or one reattached after
 // a restart (then watched through /proc, since it cannot be waited for).
 type vmProc struct {
-	pid  int
-	done chan struct{} // closed when the process has exited
+	pid    int
+	exit   chan struct{} // closed when the process has exited
+	serial chan struct{} // closed when the serial log has all the console's output, or will have none
+	done   chan struct{} // closed when both are
 }
 
-func (p *vmProc) exited() bool {
+func newVMProc(pid int) *vmProc {
+	return &vmProc{pid: pid, exit: make(chan struct{}), serial: make(chan struct{}), done: make(chan struct{})}
+}
+
+// markExited records that the process has exited; done follows once the
+// serial log has the console's last output.
+func (p *vmProc) markExited() {
+	close(p.exit)
+	<-p.serial
+	close(p.done)
+}
+
+func (p *vmProc) stopped() bool {
 	select {
 	case <-p.done:
 		return true
@@ -59,6 +73,7 @@ const (
 	serverFile = "server.json"
 	pidFile    = "qemu.pid"
 	qmpSock    = "qmp.sock"
+	serialSock = "serial.sock"
 	serialFile = "serial.log"
 	qemuLog    = "qemu.log"
 )
@@ -66,7 +81,8 @@ const (
 func (d *Driver) serverDir(id string) string { return filepath.Join(d.cfg.Dir, serversDir, id) }
 
 // SerialLog returns the path of the file that receives the serial console
-// of server id's current (or last) boot.
+// of server id's current (or last) boot: its last Config.SerialLogMax bytes
+// at most, without what the guest printed while no driver ran.
 func (d *Driver) SerialLog(id string) string { return filepath.Join(d.serverDir(id), serialFile) }
 
 // AccessPort returns the host port forwarded to server id's SSH port.
@@ -428,12 +444,14 @@ func (d *Driver) PowerState(ctx context.Context, serverID string) (compute.Power
 }
 
 // qemuArgs is the command line of a server's QEMU. Paths relative to the
-// server's directory (its working directory) keep the QMP socket path
-// short.
+// server's directory (its working directory) keep the socket paths short.
+// QEMU opens all of them at start-up, before it drops privileges (-runas).
+// The machine starts paused (-S): startVM connects the serial log first.
 func (d *Driver) qemuArgs(rec serverRecord) []string {
 	args := []string{
 		"-name", "ecsd-" + rec.ID,
-		"-no-user-config", "-nodefaults", "-display", "none", "-no-reboot",
+		"-no-user-config", "-nodefaults", "-display", "none", "-no-reboot", "-S",
+		"-sandbox", sandboxArg(d.runas != ""),
 		"-M", "pc", "-m", strconv.Itoa(rec.RAMMB), "-smp", strconv.Itoa(rec.VCPUs),
 		"-accel", d.accel,
 	}
@@ -453,16 +471,20 @@ func (d *Driver) qemuArgs(rec serverRecord) []string {
 		"-netdev", "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(rec.Port)+"-:22",
 		"-device", "virtio-net-pci,netdev=n0",
 		"-device", "virtio-rng-pci",
-		"-serial", "file:"+serialFile,
+		"-chardev", "socket,id=serial0,path="+serialSock+",server=on,wait=off",
+		"-serial", "chardev:serial0",
 		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
 		"-pidfile", pidFile,
 	)
+	if d.runas != "" {
+		args = append(args, "-runas", d.runas)
+	}
 	return args
 }
 
 // startVM starts s's QEMU unless it runs, and waits until QMP reports the
 // machine running. The caller holds s's lock.
-func (d *Driver) startVM(ctx context.Context, s *server) error {
+func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 	d.mu.Lock()
 	running, rec := s.running(), s.rec
 	d.mu.Unlock()
@@ -476,8 +498,10 @@ func (d *Driver) startVM(ctx context.Context, s *server) error {
 		return fmt.Errorf("system disk %s: %w", rec.DiskID, err)
 	}
 	dir := d.serverDir(rec.ID)
-	os.Remove(filepath.Join(dir, pidFile))
-	os.Remove(filepath.Join(dir, qmpSock))
+	// A QEMU that dropped privileges cannot remove these when it exits.
+	for _, f := range []string{pidFile, qmpSock, serialSock} {
+		os.Remove(filepath.Join(dir, f))
+	}
 	logf, err := os.OpenFile(filepath.Join(dir, qemuLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -494,35 +518,72 @@ func (d *Driver) startVM(ctx context.Context, s *server) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	p := &vmProc{pid: cmd.Process.Pid, done: make(chan struct{})}
+	p := newVMProc(cmd.Process.Pid)
 	go func() {
 		cmd.Wait()
-		close(p.done)
+		p.markExited()
 	}()
 	d.mu.Lock()
 	s.proc = p
 	d.mu.Unlock()
+	// A start that fails (or is cancelled) leaves no QEMU behind, not even
+	// one paused before its guest ran, and returns once the server reads
+	// stopped.
+	serial := false
+	defer func() {
+		if err != nil {
+			cmd.Process.Kill() // safe once reaped, unlike a kill(2) of the pid
+		}
+		if !serial {
+			close(p.serial)
+		}
+		if err != nil {
+			<-p.done
+		}
+	}()
 
 	sock := filepath.Join(dir, qmpSock)
 	for {
-		select {
-		case <-p.done:
-			b, _ := os.ReadFile(filepath.Join(dir, qemuLog))
-			return fmt.Errorf("qemu exited at start: %s", lastLines(string(b), 3))
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
+		st, err := d.vmStatus(ctx, p, dir, sock)
+		if err != nil {
+			return err
 		}
-		if out, err := qmpRun(ctx, sock, "query-status", nil); err == nil {
-			var st struct {
-				Status string `json:"status"`
+		switch {
+		case st == "prelaunch" && !serial:
+			if err := d.attachSerial(ctx, dir, true, p.serial); err != nil {
+				return fmt.Errorf("serial console: %w", err)
 			}
-			if json.Unmarshal(out, &st) == nil && st.Status == "running" {
-				return nil
+			serial = true
+			if _, err := qmpRun(ctx, sock, "cont", nil); err != nil {
+				return fmt.Errorf("qmp cont: %w", err)
 			}
+		case st == "running":
+			return nil
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// vmStatus returns the status QMP reports ("" while QMP does not answer),
+// or an error if QEMU has exited or ctx is done.
+func (d *Driver) vmStatus(ctx context.Context, p *vmProc, dir, sock string) (string, error) {
+	select {
+	case <-p.exit:
+		b, _ := os.ReadFile(filepath.Join(dir, qemuLog))
+		return "", fmt.Errorf("qemu exited at start: %s", lastLines(string(b), 3))
+	case <-ctx.Done():
+		return "", ctx.Err()
+	default:
+	}
+	out, err := qmpRun(ctx, sock, "query-status", nil)
+	if err != nil {
+		return "", nil
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	json.Unmarshal(out, &st)
+	return st.Status, nil
 }
 
 // stopVM stops s's QEMU if it runs. The caller holds s's lock.
@@ -530,7 +591,7 @@ func (d *Driver) stopVM(ctx context.Context, s *server, hard bool) error {
 	d.mu.Lock()
 	p := s.proc
 	d.mu.Unlock()
-	if p == nil || p.exited() {
+	if p == nil || p.stopped() {
 		return nil
 	}
 	sock := filepath.Join(d.serverDir(s.rec.ID), qmpSock)
@@ -628,8 +689,11 @@ func (d *Driver) reattach(ctx context.Context, dir, id string) *vmProc {
 	// stopVM can still kill it); QMP is only a sanity check here.
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	qmpRun(qctx, filepath.Join(dir, qmpSock), "query-status", nil)
+	p := newVMProc(pid)
+	if err := d.attachSerial(qctx, dir, false, p.serial); err != nil {
+		close(p.serial) // the console's output is lost, not the guest
+	}
 	cancel()
-	p := &vmProc{pid: pid, done: make(chan struct{})}
 	go func() {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
@@ -639,7 +703,7 @@ func (d *Driver) reattach(ctx context.Context, dir, id string) *vmProc {
 				return
 			case <-t.C:
 				if !processAlive(pid) || startTime(pid) != start {
-					close(p.done)
+					p.markExited()
 					return
 				}
 			}
