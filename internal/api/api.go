@@ -175,14 +175,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", sw.status), slog.Duration("latency", time.Since(start)),
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("code", string(ecs.CodeOf(err))))
+		code := ecs.CodeOf(err)
+		attrs = append(attrs, slog.String("code", code.Wire), slog.String("kind", code.Kind.String()))
 		var e *ecs.Error
 		if errors.As(err, &e) && e.Cause != nil {
 			attrs = append(attrs, slog.String("cause", e.Cause.Error()))
 		} else if e == nil {
 			attrs = append(attrs, slog.String("cause", err.Error()))
 		}
-		if sw.status >= 500 && ecs.CodeOf(err) != ecs.CodeTaskRunning {
+		if sw.status >= 500 && code != ecs.CodeTaskRunning {
 			level = slog.LevelError
 		}
 	}

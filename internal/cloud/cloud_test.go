@@ -137,7 +137,7 @@ func str(s string) *string { return &s }
 
 func code(err error) ecs.Code {
 	if err == nil {
-		return ""
+		return ecs.Code{}
 	}
 	return ecs.CodeOf(err)
 }

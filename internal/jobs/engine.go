@@ -183,7 +183,7 @@ func (e *Engine) run(ctx context.Context, j ecs.Job) {
 	log := e.cfg.Logger.With("job_id", j.ID, "job_type", j.Type, "attempt", j.Attempts)
 	if !ok {
 		log.Error("no handler for job type; failing it")
-		j.Status, j.ErrorCode, j.FailReason, j.End = ecs.JobFail, string(ecs.CodeTaskFailed), "unknown job type", time.Now()
+		j.Status, j.ErrorCode, j.FailReason, j.End = ecs.JobFail, ecs.CodeTaskFailed.Wire, "unknown job type", time.Now()
 		lease := store.Lease{Owner: e.cfg.Owner, Attempt: j.Attempts}
 		if err := e.cfg.Store.Write(ctx, func(tx store.Tx) error { return tx.JobUpdate(ctx, &j, lease) }); err != nil {
 			log.Error("failing job", "err", err)
