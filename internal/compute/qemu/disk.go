@@ -109,9 +109,7 @@ func (d *Driver) DeleteDisk(ctx context.Context, diskID string) error {
 	}
 	unlock := d.locks.lock("disk:" + diskID)
 	defer unlock()
-	v := d.diskView(diskID)
-	v.Exists = true // a missing file is removed below without error
-	if _, err := compute.CheckDeleteDisk(v); err != nil {
+	if done, err := compute.CheckDeleteDisk(d.diskView(diskID)); done || err != nil {
 		return opError(op, err)
 	}
 	if err := ctx.Err(); err != nil {
