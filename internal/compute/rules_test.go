@@ -51,7 +51,9 @@ func TestRules(t *testing.T) {
 		{"reboot a missing server", func() (bool, error) { return noDone(CheckReboot(missing)) }, false, ecs.ErrNotFound},
 		{"a plain password", func() (bool, error) { return noDone(CheckCredentials(Credentials{PasswordHash: "Plain-passw0rd"})) }, false, ecs.ErrInvalid},
 		{"a hash with ':'", func() (bool, error) { return noDone(CheckCredentials(Credentials{PasswordHash: "$6$salt$ha:sh"})) }, false, ecs.ErrInvalid},
-		{"a key, no hash", func() (bool, error) { return noDone(CheckCredentials(Credentials{AuthorizedKeys: "ssh-ed25519 AAAA k"})) }, false, 0},
+		{"a key, no hash", func() (bool, error) {
+			return noDone(CheckCredentials(Credentials{AuthorizedKeys: "ssh-ed25519 AAAA k"}))
+		}, false, 0},
 		{"a bad id", func() (bool, error) { return noDone(CheckIDs("server", "s1", "disk", "../d1")) }, false, ecs.ErrInvalid},
 	}
 	for _, tt := range tests {
