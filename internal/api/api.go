@@ -166,7 +166,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", sw.status), slog.Duration("latency", time.Since(start)),
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("code", string(ecs.CodeOf(err))))
+		code := ecs.CodeOf(err)
+		attrs = append(attrs, slog.String("code", code.Wire), slog.String("kind", code.Kind.String()))
 		var e *ecs.Error
 		var rej *aksk.Rejection
 		if errors.As(err, &rej) {
@@ -177,7 +178,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else if e == nil {
 			attrs = append(attrs, slog.String("cause", err.Error()))
 		}
-		if sw.status >= 500 && ecs.CodeOf(err) != ecs.CodeTaskRunning {
+		if sw.status >= 500 && code != ecs.CodeTaskRunning {
 			level = slog.LevelError
 		}
 	}
@@ -191,11 +192,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
-	rt, wrongMethod, pid, params := match(h.table, r.Method, split(r.URL.Path))
+	rt, _, pid, params := match(h.table, r.Method, split(r.URL.Path))
 	if rt == nil {
-		if wrongMethod {
-			return ecs.Errorf(ecs.CodeMethodNotAllowed, "The method %s is not allowed for this API.", r.Method)
-		}
+		// The API gateway knows an API by its method and path together: a
+		// path served for other methods only is an API that does not
+		// exist, as an unknown path is.
 		return ecs.Errorf(ecs.CodeResourceNotFound, "The API does not exist or has not been published in the environment.")
 	}
 	body, err := readBody(r)

@@ -127,7 +127,7 @@ func TestRoutingAndAuth(t *testing.T) {
 	}{
 		{"healthz unauthenticated", "GET", "/healthz", false, 200, ""},
 		{"unknown route", "GET", "/v1/x/nothing", false, 404, "APIGW.0101"},
-		{"wrong method", "DELETE", p + "/cloudservers/detail", true, 405, "APIGW.0101"},
+		{"wrong method", "DELETE", p + "/cloudservers/detail", true, 404, "APIGW.0101"},
 		{"unsigned", "GET", p + "/cloudservers/detail", false, 401, "APIGW.0301"},
 		{"signed list", "GET", p + "/cloudservers/detail", true, 200, ""},
 		{"other project in path", "GET", "/v1/0123456789abcdef0123456789abcdef/cloudservers/detail", true, 400, "Ecs.0023"},

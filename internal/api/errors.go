@@ -3,74 +3,66 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
-// errorEntry is how one error kind goes on the wire.
-type errorEntry struct {
-	status int
-	// code is the wire code when it differs from the kind's own string.
-	code string
+// This file is the only place where errors meet HTTP: an *ecs.Error is sent
+// with the Huawei code of its ecs.Code, and the HTTP status of the code's
+// kind unless Huawei's error table gives that code another one.
+
+// kindStatus is the HTTP status of each error kind.
+var kindStatus = map[ecs.Kind]int{
+	ecs.ErrInvalid:      http.StatusBadRequest,
+	ecs.ErrNotFound:     http.StatusNotFound,
+	ecs.ErrConflict:     http.StatusConflict,
+	ecs.ErrBadState:     http.StatusConflict,
+	ecs.ErrBusy:         http.StatusConflict,
+	ecs.ErrLocked:       http.StatusConflict,
+	ecs.ErrUnauthorized: http.StatusUnauthorized,
+	ecs.ErrTooLarge:     http.StatusRequestEntityTooLarge,
+	ecs.ErrNotAllowed:   http.StatusMethodNotAllowed,
+	// Huawei answers a failed operation (Ecs.0002 task submission, the
+	// Ecs.02xx job failures) with 400 and the code saying which.
+	ecs.ErrFailed:   http.StatusBadRequest,
+	ecs.ErrInternal: http.StatusInternalServerError,
 }
 
-// errorTable maps every error kind to its HTTP status. It is the only place
-// where kinds meet HTTP. Kinds not listed answer 500 Common.0001.
-var errorTable = map[ecs.Code]errorEntry{
-	ecs.CodeInvalidParam:           {status: http.StatusBadRequest},
-	ecs.CodeEmptyBody:              {status: http.StatusBadRequest},
-	ecs.CodePasswordComplexity:     {status: http.StatusBadRequest},
-	ecs.CodeKeypairNotFound:        {status: http.StatusBadRequest},
-	ecs.CodeKeypairMissing:         {status: http.StatusNotFound, code: "Ecs.0314"},
-	ecs.CodeKeypairExists:          {status: http.StatusConflict, code: "Ecs.0314"},
-	ecs.CodeBadState:               {status: http.StatusBadRequest},
-	ecs.CodeSystemDiskAbnormal:     {status: http.StatusBadRequest},
-	ecs.CodeNoSystemDisk:           {status: http.StatusBadRequest},
-	ecs.CodeLocked:                 {status: http.StatusBadRequest},
-	ecs.CodeTaskRunning:            {status: http.StatusNotImplemented},
-	ecs.CodeServerNotFound:         {status: http.StatusNotFound},
-	ecs.CodeImageNotFound:          {status: http.StatusBadRequest},
-	ecs.CodeImageNotActive:         {status: http.StatusBadRequest},
-	ecs.CodeImageAttributes:        {status: http.StatusBadRequest},
-	ecs.CodeFlavorNotFound:         {status: http.StatusBadRequest},
-	ecs.CodeProjectMismatch:        {status: http.StatusBadRequest},
-	ecs.CodeTooManyServers:         {status: http.StatusBadRequest},
-	ecs.CodeNameTooLong:            {status: http.StatusBadRequest},
-	ecs.CodeNameInvalid:            {status: http.StatusBadRequest},
-	ecs.CodeJobNotFound:            {status: http.StatusBadRequest},
-	ecs.CodeSubmitFailed:           {status: http.StatusBadRequest},
-	ecs.CodeBodyTooLarge:           {status: http.StatusRequestEntityTooLarge, code: "Ecs.0005"},
-	ecs.CodeSystem:                 {status: http.StatusInternalServerError},
-	ecs.CodeAuth:                   {status: http.StatusUnauthorized},
-	ecs.CodeResourceNotFound:       {status: http.StatusNotFound, code: "APIGW.0101"},
-	ecs.CodeMethodNotAllowed:       {status: http.StatusMethodNotAllowed, code: "APIGW.0101"},
-	ecs.CodeCreateSystemDiskFailed: {status: http.StatusBadRequest},
+// statusOverrides are the codes whose status in Huawei's error table
+// (../shared/reference/ecs-error-codes.txt) is not their kind's.
+var statusOverrides = map[ecs.Code]int{
+	ecs.CodeBadState:     http.StatusBadRequest,
+	ecs.CodeNoSystemDisk: http.StatusBadRequest,
+	ecs.CodeLocked:       http.StatusBadRequest,
+	ecs.CodeTaskRunning:  http.StatusNotImplemented,
+	ecs.CodeJobNotFound:  http.StatusBadRequest,
 }
 
-// gatewayKinds answer in the API gateway's body shape
-// ({"error_code","error_msg","request_id"}) rather than the ECS one.
-var gatewayKinds = map[ecs.Code]bool{
-	ecs.CodeAuth:             true,
-	ecs.CodeResourceNotFound: true,
-	ecs.CodeMethodNotAllowed: true,
+// systemMessage is what a client is told of an internal error.
+const systemMessage = "A system exception occurred. Try again later or contact customer service."
+
+// statusOf returns the HTTP status of code; ok is false for a code of no
+// known kind.
+func statusOf(code ecs.Code) (status int, ok bool) {
+	if s, ok := statusOverrides[code]; ok {
+		return s, true
+	}
+	s, ok := kindStatus[code.Kind]
+	return s, ok
 }
 
-// wireError returns the status, wire code and client message for err.
+// wireError returns the status, wire code and client message for err, and
+// whether it goes in the API gateway's body shape
+// ({"error_code","error_msg","request_id"}: the APIGW codes) rather than
+// the ECS one. Anything but an *ecs.Error of a known, non-internal kind is
+// a 500 Common.0001 with a fixed message.
 func wireError(err error) (status int, code, message string, gateway bool) {
-	kind := ecs.CodeOf(err)
-	e, ok := errorTable[kind]
-	if !ok {
-		return http.StatusInternalServerError, string(ecs.CodeSystem),
-			"A system exception occurred. Try again later or contact customer service.", false
+	c := ecs.CodeOf(err)
+	status, ok := statusOf(c)
+	var e *ecs.Error
+	if !ok || c.Kind == ecs.ErrInternal || !errors.As(err, &e) {
+		return http.StatusInternalServerError, ecs.CodeSystem.Wire, systemMessage, false
 	}
-	code = string(kind)
-	if e.code != "" {
-		code = e.code
-	}
-	message = "A system exception occurred. Try again later or contact customer service."
-	var ee *ecs.Error
-	if kind != ecs.CodeSystem && errors.As(err, &ee) {
-		message = ee.Message
-	}
-	return e.status, code, message, gatewayKinds[kind]
+	return status, c.Wire, e.Message, strings.HasPrefix(c.Wire, "APIGW.")
 }

@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/ecs"
@@ -154,7 +156,7 @@ func str(s string) *string { return &s }
 
 func code(err error) ecs.Code {
 	if err == nil {
-		return ""
+		return ecs.Code{}
 	}
 	return ecs.CodeOf(err)
 }
@@ -495,30 +497,81 @@ func TestInterruptedJobResumesAndStaleRunIsFenced(t *testing.T) {
 	}
 }
 
-// renamed is the simulator under another driver's name.
-type renamed struct{ *sim.Driver }
+// withCaps is the simulator under another name and with other
+// capabilities.
+type withCaps struct {
+	*sim.Driver
+	name string
+	caps compute.Capabilities
+}
 
-func (renamed) Name() string { return "qemu" }
+func (d withCaps) Name() string                       { return d.name }
+func (d withCaps) Capabilities() compute.Capabilities { return d.caps }
 
+// What a driver can do decides, not its name.
 func TestCatalogImagesOnlyForTheSimulator(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	tests := []struct {
+		name string
+		caps compute.Capabilities
+		want ecs.Code
+	}{
+		{"qemu", compute.Capabilities{}, ecs.CodeImageAttributes},
+		{"sim", compute.Capabilities{}, ecs.CodeImageAttributes},
+		{"qemu", compute.Capabilities{FilelessImages: true}, ecs.Code{}},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		ctx := context.Background()
+		st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		box, _ := secret.LoadOrCreate(filepath.Join(dir, "key"))
+		drv, _ := sim.New(sim.Config{Dir: filepath.Join(dir, "sim")})
+		svc := cloud.New(cloud.Config{Store: st, Driver: withCaps{drv, tt.name, tt.caps}, Box: box,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err := svc.SeedImages(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cred, _ := svc.NewCredential(ctx, "p")
+		_, _, err = svc.CreateServers(ctx, cloud.Caller{ProjectID: cred.ProjectID, UserID: cred.UserID}, cloud.CreateInput{Name: "n",
+			ImageRef: linuxImage, FlavorRef: "s6.small.1", VPCID: "v", SubnetIDs: []string{"s"}, VolumeType: "SSD"})
+		if code(err) != tt.want {
+			t.Errorf("create from a file-less image on driver %q with %+v: %v, want %v", tt.name, tt.caps, err, tt.want)
+		}
+	}
+}
+
+// An id that fails ecs.ValidID is answered as an unknown one.
+func TestMalformedIDs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sim.Config{})
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "db")})
-	if err != nil {
-		t.Fatal(err)
+	srv := b.server(t, linuxImage, false)
+	for _, id := range []string{"../x", "a b", ".", "-rf", "x,y", strings.Repeat("a", ecs.MaxIDLen+1)} {
+		if _, err := b.svc.GetServer(ctx, b.caller, id); code(err) != ecs.CodeServerNotFound {
+			t.Errorf("GetServer(%q): %v", id, err)
+		}
+		if _, err := b.svc.GetJob(ctx, b.caller, id); code(err) != ecs.CodeJobNotFound {
+			t.Errorf("GetJob(%q): %v", id, err)
+		}
+		if _, err := b.svc.GetImage(ctx, id); code(err) != ecs.CodeImageNotFound {
+			t.Errorf("GetImage(%q): %v", id, err)
+		}
+		if _, err := b.svc.ServerAction(ctx, b.caller, cloud.ActionStop, []string{srv.ID, id}, false); code(err) != ecs.CodeServerNotFound {
+			t.Errorf("ServerAction(%q): %v", id, err)
+		}
+		if _, err := b.svc.DeleteServers(ctx, b.caller, []string{id}); code(err) != ecs.CodeServerNotFound {
+			t.Errorf("DeleteServers(%q): %v", id, err)
+		}
+		if _, err := b.svc.Reinstall(ctx, b.caller, id, cloud.ReinstallInput{KeyName: str("k")}); code(err) != ecs.CodeServerNotFound {
+			t.Errorf("Reinstall(%q): %v", id, err)
+		}
 	}
-	defer st.Close()
-	box, _ := secret.LoadOrCreate(filepath.Join(dir, "key"))
-	drv, _ := sim.New(sim.Config{Dir: filepath.Join(dir, "sim")})
-	svc := cloud.New(cloud.Config{Store: st, Driver: renamed{drv}, Box: box, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := svc.SeedImages(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cred, _ := svc.NewCredential(ctx, "p")
-	_, _, err = svc.CreateServers(ctx, cloud.Caller{ProjectID: cred.ProjectID, UserID: cred.UserID}, cloud.CreateInput{Name: "n",
-		ImageRef: linuxImage, FlavorRef: "s6.small.1", VPCID: "v", SubnetIDs: []string{"s"}, VolumeType: "SSD"})
-	if code(err) != ecs.CodeImageAttributes {
-		t.Fatalf("create from a file-less image on a real driver: %v", err)
+	// The valid server named beside them was left alone.
+	if after, _ := b.svc.GetServer(ctx, b.caller, srv.ID); after.TaskState != ecs.TaskNone || after.Status() != "ACTIVE" {
+		t.Fatalf("server after refused batches: %s %q", after.Status(), after.TaskState)
 	}
 }

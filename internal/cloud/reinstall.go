@@ -90,10 +90,7 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 	jobID := newJobID()
 	now := time.Now().UTC()
 	err := s.store.Write(ctx, func(tx store.Tx) error {
-		srv, err := tx.ServerGet(ctx, c.ProjectID, serverID)
-		if errors.Is(err, ecs.ErrNotFound) {
-			return serverNotFound(serverID)
-		}
+		srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, serverID)
 		if err != nil {
 			return err
 		}

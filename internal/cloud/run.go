@@ -152,11 +152,11 @@ func (jr *jobRun) fail(ctx context.Context, cause error, change func(tx store.Tx
 	jr.log.Warn("job failed", "code", code, "reason", reason, "err", cause)
 	jr.job.Status = ecs.JobFail
 	jr.job.End = time.Now().UTC()
-	jr.job.ErrorCode, jr.job.FailReason = string(code), reason
+	jr.job.ErrorCode, jr.job.FailReason = code.Wire, reason
 	return jr.commit(ctx, func(tx store.Tx, srv *ecs.Server) error {
 		srv.TaskState = ecs.TaskNone
 		srv.TaskJobID = ""
-		srv.Fault = string(code) + ": " + reason
+		srv.Fault = code.Wire + ": " + reason
 		if change != nil {
 			return change(tx, srv)
 		}

@@ -108,7 +108,7 @@ func TestTransientStoreErrorsGiveUp(t *testing.T) {
 		t.Fatalf("create: %s with %d sub-jobs, want FAIL with 1", j.Status, len(j.SubJobs))
 	}
 	sj := j.SubJobs[0]
-	if sj.ErrorCode != string(ecs.CodeTaskFailed) || sj.FailReason != jobs.ReasonTooManyErrors {
+	if sj.ErrorCode != ecs.CodeTaskFailed.Wire || sj.FailReason != jobs.ReasonTooManyErrors {
 		t.Fatalf("sub-job failed with %s %q, want %s %q", sj.ErrorCode, sj.FailReason, ecs.CodeTaskFailed, jobs.ReasonTooManyErrors)
 	}
 	if ff.hits.Load() != 3 {

@@ -388,10 +388,7 @@ func (s *Service) batch(ctx context.Context, c Caller, parentType, subType strin
 			return err
 		}
 		for _, id := range ids {
-			srv, err := tx.ServerGet(ctx, c.ProjectID, id)
-			if errors.Is(err, ecs.ErrNotFound) {
-				return serverNotFound(id)
-			}
+			srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, id)
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -353,19 +354,24 @@ func (s *Service) AddImage(ctx context.Context, img ecs.Image) error {
 }
 
 // runnable refuses an image the driver cannot make disks from: the
-// simulator's built-in catalog images have no file, so only the simulator
-// can use them (a data dir first run with --driver sim keeps them).
+// simulator's built-in catalog images have no file, so only a driver with
+// the FilelessImages capability (the simulator) can use them (a data dir
+// first run with --driver sim keeps them).
 func (s *Service) runnable(img ecs.Image) error {
-	if img.File == "" && s.drv != nil && s.drv.Name() != "sim" {
+	if img.File == "" && s.drv != nil && !s.drv.Capabilities().FilelessImages {
 		return ecs.Errorf(ecs.CodeImageAttributes, "The image has no disk file: it can only be used with the simulator.")
 	}
 	return nil
 }
 
-// image returns a catalog image, from memory after the first read.
+// image returns a catalog image, from memory after the first read. An id
+// that fails ecs.ValidID is not found, without a read.
 func (s *Service) image(ctx context.Context, id string) (ecs.Image, error) {
 	if v, ok := s.images.Load(id); ok {
 		return v.(ecs.Image), nil
+	}
+	if !ecs.ValidID(id) {
+		return ecs.Image{}, fmt.Errorf("image %q: %w", safeID(id), ecs.ErrNotFound)
 	}
 	img, err := s.store.ImageGet(ctx, id)
 	if err != nil {
@@ -400,14 +406,28 @@ func (s *Service) GetImage(ctx context.Context, id string) (ecs.Image, error) {
 
 // GetServer returns a server of the caller's project.
 func (s *Service) GetServer(ctx context.Context, c Caller, id string) (ecs.Server, error) {
-	srv, err := s.store.ServerGet(ctx, c.ProjectID, id)
+	srv, err := lookupServer(ctx, s.store.ServerGet, c.ProjectID, id)
+	var e *ecs.Error
+	if err != nil && !errors.As(err, &e) {
+		return srv, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the ECS.")
+	}
+	return srv, err
+}
+
+// lookupServer reads server id of a project with get (of the store or of a
+// transaction). An unknown server, and an id that fails ecs.ValidID (there
+// is no such server: it is not read), is a CodeServerNotFound *ecs.Error;
+// other errors are the store's.
+func lookupServer(ctx context.Context, get func(ctx context.Context, projectID, id string) (ecs.Server, error),
+	projectID, id string) (ecs.Server, error) {
+	if !ecs.ValidID(id) {
+		return ecs.Server{}, serverNotFound(id)
+	}
+	srv, err := get(ctx, projectID, id)
 	if errors.Is(err, ecs.ErrNotFound) {
 		return srv, serverNotFound(id)
 	}
-	if err != nil {
-		return srv, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the ECS.")
-	}
-	return srv, nil
+	return srv, err
 }
 
 func serverNotFound(id string) error {
@@ -426,7 +446,11 @@ func (s *Service) ListServers(ctx context.Context, c Caller, p store.ServerListP
 
 // GetJob returns a job of the caller's project with its sub-jobs.
 func (s *Service) GetJob(ctx context.Context, c Caller, id string) (ecs.Job, error) {
-	j, err := s.store.JobGet(ctx, c.ProjectID, id)
+	var j ecs.Job
+	err := fmt.Errorf("job: %w", ecs.ErrNotFound)
+	if ecs.ValidID(id) {
+		j, err = s.store.JobGet(ctx, c.ProjectID, id)
+	}
 	if errors.Is(err, ecs.ErrNotFound) {
 		return j, ecs.Errorf(ecs.CodeJobNotFound, "Failed to query system tasks: job %s does not exist.", safeID(id))
 	}

@@ -13,6 +13,10 @@
 //     the server id.
 //   - Credentials arrive hashed (a $6$ SHA-512 crypt hash) or as a public
 //     key; a driver never sees a plain password.
+//   - The rules of attaching, detaching, deleting and powering (rules.go)
+//     are the same for every driver, and so are the kinds of the errors
+//     that refuse a call (ecs.ErrNotFound, ecs.ErrBadState,
+//     ecs.ErrConflict, ecs.ErrInvalid); ids follow ecs.ValidID.
 package compute
 
 import (
@@ -76,10 +80,21 @@ type ServerInfo struct {
 	AccessPort int
 }
 
+// Capabilities say what a driver can do beyond the contract, so that the
+// service refuses up front what the driver would fail in a job.
+type Capabilities struct {
+	// FilelessImages: the driver makes disks from catalog images that have
+	// no disk file (ecs.Image.File is ""), as the simulator does.
+	FilelessImages bool
+}
+
 // Driver runs servers and holds their disks.
 type Driver interface {
-	// Name is the driver's name as given to --driver.
+	// Name is the driver's name as given to --driver. It is for logs and
+	// messages: what a driver can do is in its Capabilities.
 	Name() string
+	// Capabilities says what the driver can do.
+	Capabilities() Capabilities
 
 	// CreateDisk creates disk spec.ID from spec.Image.
 	CreateDisk(ctx context.Context, spec DiskSpec) error
@@ -120,9 +135,9 @@ type Driver interface {
 	Close() error
 }
 
-// ErrNotFound is returned (wrapped) by drivers for a disk or server they do
-// not know, where the operation needs it to exist.
-var ErrNotFound = errors.New("compute: not found")
+// ErrNotFound is ecs.ErrNotFound, returned (wrapped) by drivers for a disk
+// or server they do not know, where the operation needs it to exist.
+var ErrNotFound error = ecs.ErrNotFound
 
 // ErrInjected is returned (wrapped) by package faulty for a fault that was
 // asked for in its configuration.

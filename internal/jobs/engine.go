@@ -281,7 +281,7 @@ func (e *Engine) run(ctx, rctx context.Context, j ecs.Job) {
 	h, ok := e.cfg.Handlers[j.Type]
 	if !ok {
 		log.Error("no handler for job type; failing it")
-		j.Status, j.ErrorCode, j.FailReason, j.End = ecs.JobFail, string(ecs.CodeTaskFailed), "unknown job type", time.Now()
+		j.Status, j.ErrorCode, j.FailReason, j.End = ecs.JobFail, ecs.CodeTaskFailed.Wire, "unknown job type", time.Now()
 		if err := e.cfg.Store.Write(rctx, func(tx store.Tx) error { return tx.JobUpdate(rctx, &j, lease) }); err != nil {
 			log.Error("failing job", "err", err)
 		}

@@ -136,7 +136,7 @@ func TestGiveUpAfterMaxErrors(t *testing.T) {
 			if r.GiveUp != "" {
 				runs = append(runs, r.GiveUp)
 				j := r.Job
-				j.Status, j.ErrorCode, j.FailReason, j.End = ecs.JobFail, string(ecs.CodeTaskFailed), r.GiveUp, time.Now()
+				j.Status, j.ErrorCode, j.FailReason, j.End = ecs.JobFail, ecs.CodeTaskFailed.Wire, r.GiveUp, time.Now()
 				return st.Write(ctx, func(tx store.Tx) error { return tx.JobUpdate(ctx, &j, r.Lease) })
 			}
 			runs = append(runs, "work")
@@ -146,7 +146,7 @@ func TestGiveUpAfterMaxErrors(t *testing.T) {
 	run(t, e)
 	e.Notify()
 	j := waitStatus(t, st, id, ecs.JobFail)
-	if j.FailReason != jobs.ReasonTooManyErrors || j.ErrorCode != string(ecs.CodeTaskFailed) {
+	if j.FailReason != jobs.ReasonTooManyErrors || j.ErrorCode != ecs.CodeTaskFailed.Wire {
 		t.Fatalf("job failed with %q %q, want %s %q", j.ErrorCode, j.FailReason, ecs.CodeTaskFailed, jobs.ReasonTooManyErrors)
 	}
 	if strings.Contains(j.FailReason, "qmp") || strings.Contains(j.FailReason, "/run") {

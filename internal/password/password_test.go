@@ -298,7 +298,7 @@ func FuzzValidate(f *testing.F) {
 
 func pieceOfFixedText(s string) bool {
 	for _, m := range []string{msgLength, msgCharset, msgClasses, msgWinUser, msgWinReverse, msgWinRun} {
-		if strings.Contains(string(ecs.CodePasswordComplexity)+": "+m, s) {
+		if strings.Contains(ecs.CodePasswordComplexity.Wire+": "+m, s) {
 			return true
 		}
 	}

@@ -12,14 +12,17 @@
 //   - Every method may be called twice: deleting what is missing, starting
 //     a running server, stopping a stopped one, attaching the attached disk
 //     and detaching a disk that is not attached all succeed.
-//   - A call about a disk or server the driver does not know wraps
-//     compute.ErrNotFound (deletes excepted); PowerState reports
+//   - A call about a disk or server the driver does not know is refused
+//     with ecs.ErrNotFound (deletes excepted); PowerState reports
 //     compute.PowerMissing for it, without error.
 //   - A running server's disk cannot be attached, detached or given
-//     credentials; a stopped server cannot be rebooted nor started without a
-//     system disk; a server has at most one system disk, and a disk belongs
-//     to at most one server; an attached disk cannot be deleted. Each of
-//     these is an error and changes nothing.
+//     credentials, and a stopped server cannot be rebooted nor started
+//     without a system disk: ecs.ErrBadState. A server has at most one
+//     system disk, a disk belongs to at most one server, and an attached
+//     disk cannot be deleted: ecs.ErrConflict. An id that fails
+//     ecs.ValidID, or a password hash that is not a $6$ crypt hash:
+//     ecs.ErrInvalid. Each refusal has exactly that kind (no other kind's
+//     sentinel matches it) and changes nothing.
 //   - DeleteServer stops a running server and keeps its disk.
 //   - A call with a cancelled ctx returns ctx.Err() and does nothing.
 //   - The reinstall sequence (stop, create disk, apply credentials, detach
@@ -32,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,6 +88,8 @@ var tests = []struct {
 	{"CreateServerTwice", testCreateServerTwice},
 	{"CreateServerWithMissingDisk", testCreateServerMissingDisk},
 	{"CreateServerWithDiskInUse", testCreateServerDiskInUse},
+	{"CreateServerAgainWithOtherDisk", testCreateServerOtherDisk},
+	{"InvalidArguments", testInvalid},
 	{"RebootStoppedServerFails", testRebootStopped},
 	{"RunningServerRefusesDiskChanges", testRunningRefuses},
 	{"DeleteAttachedDiskFails", testDeleteAttached},
@@ -166,18 +172,37 @@ func (s *suite) ok(err error, format string, args ...any) {
 	}
 }
 
-func (s *suite) fails(err error, format string, args ...any) {
+// refused checks that err is a refusal of exactly kind: errors.Is matches
+// kind and no other kind.
+func (s *suite) refused(err error, kind ecs.Kind, format string, args ...any) {
 	s.t.Helper()
+	what := fmt.Sprintf(format, args...)
 	if err == nil {
-		s.t.Fatalf("%s: succeeded, want an error", fmt.Sprintf(format, args...))
+		s.t.Fatalf("%s: succeeded, want an error of kind %s", what, kind)
+	}
+	if !errors.Is(err, kind) {
+		s.t.Fatalf("%s: got error %v, want one of kind %s", what, err, kind)
+	}
+	for _, k := range ecs.Kinds() {
+		if k != kind && errors.Is(err, k) {
+			s.t.Fatalf("%s: got error %v of kinds %s and %s, want only %s", what, err, kind, k, kind)
+		}
 	}
 }
 
 func (s *suite) notFound(err error, format string, args ...any) {
 	s.t.Helper()
-	if !errors.Is(err, compute.ErrNotFound) {
-		s.t.Fatalf("%s: got error %v, want one wrapping compute.ErrNotFound", fmt.Sprintf(format, args...), err)
-	}
+	s.refused(err, ecs.ErrNotFound, format, args...)
+}
+
+func (s *suite) badState(err error, format string, args ...any) {
+	s.t.Helper()
+	s.refused(err, ecs.ErrBadState, format, args...)
+}
+
+func (s *suite) conflict(err error, format string, args ...any) {
+	s.t.Helper()
+	s.refused(err, ecs.ErrConflict, format, args...)
 }
 
 func (s *suite) createDisk(id string) {
@@ -236,7 +261,7 @@ func (s *suite) creds(diskID string, want compute.Credentials) {
 // deleted.
 func (s *suite) attached(diskID string) {
 	s.t.Helper()
-	s.fails(s.d.DeleteDisk(s.ctx, diskID), "DeleteDisk(%s) of an attached disk", diskID)
+	s.conflict(s.d.DeleteDisk(s.ctx, diskID), "DeleteDisk(%s) of an attached disk", diskID)
 }
 
 func (s *suite) gone(diskID string) {
@@ -342,7 +367,7 @@ func testUnknown(s *suite) {
 
 	s.ok(s.d.DetachDisk(s.ctx, "s1", "d1"), "DetachDisk")
 	s.notFound(s.d.AttachDisk(s.ctx, "s1", "nope"), "AttachDisk(unknown disk)")
-	s.fails(s.d.StartServer(s.ctx, "s1"), "StartServer without a disk after a failed attach")
+	s.badState(s.d.StartServer(s.ctx, "s1"), "StartServer without a disk after a failed attach")
 }
 
 func testPowerCycle(s *suite) {
@@ -392,27 +417,80 @@ func testCreateServerDiskInUse(s *suite) {
 	s.createServer("s1", "d1", oldCreds)
 	s.track("s2")
 	_, err := s.d.CreateServer(s.ctx, s.serverSpec("s2", "d1"))
-	s.fails(err, "CreateServer with a disk attached to another server")
+	s.conflict(err, "CreateServer with a disk attached to another server")
 	s.power("s2", compute.PowerMissing)
 	// s1 still owns its disk.
 	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
 	s.power("s1", compute.PowerRunning)
 }
 
+func testCreateServerOtherDisk(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.createDisk("d2")
+	_, err := s.d.CreateServer(s.ctx, s.serverSpec("s1", "d2"))
+	s.conflict(err, "CreateServer of an existing server with another disk")
+	s.attached("d1")
+	s.ok(s.d.DeleteDisk(s.ctx, "d2"), "DeleteDisk(d2), never attached")
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
+	s.power("s1", compute.PowerRunning)
+}
+
+// testInvalid: ids that fail ecs.ValidID, and a password hash that is not a
+// $6$ crypt hash, are refused with ecs.ErrInvalid and change nothing.
+func testInvalid(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	for _, id := range []string{"", ".", "..", "../d1", "a/b", "-x", ".hidden", "a b", "a,b", "d1\x00", "é", strings.Repeat("x", ecs.MaxIDLen+1)} {
+		calls := []struct {
+			name string
+			call func() error
+		}{
+			{"CreateDisk", func() error { return s.d.CreateDisk(s.ctx, compute.DiskSpec{ID: id, Image: s.f.Image, SizeGB: s.size}) }},
+			{"DeleteDisk", func() error { return s.d.DeleteDisk(s.ctx, id) }},
+			{"ApplyCredentials", func() error { return s.d.ApplyCredentials(s.ctx, id, newCreds) }},
+			{"ReadCredentials", func() error { _, err := s.d.ReadCredentials(s.ctx, id); return err }},
+			{"CreateServer(id)", func() error { _, err := s.d.CreateServer(s.ctx, s.serverSpec(id, "d1")); return err }},
+			{"CreateServer(disk)", func() error { _, err := s.d.CreateServer(s.ctx, s.serverSpec("s2", id)); return err }},
+			{"DeleteServer", func() error { return s.d.DeleteServer(s.ctx, id) }},
+			{"AttachDisk(server)", func() error { return s.d.AttachDisk(s.ctx, id, "d1") }},
+			{"AttachDisk(disk)", func() error { return s.d.AttachDisk(s.ctx, "s1", id) }},
+			{"DetachDisk(server)", func() error { return s.d.DetachDisk(s.ctx, id, "d1") }},
+			{"DetachDisk(disk)", func() error { return s.d.DetachDisk(s.ctx, "s1", id) }},
+			{"StartServer", func() error { return s.d.StartServer(s.ctx, id) }},
+			{"StopServer", func() error { return s.d.StopServer(s.ctx, id, true) }},
+			{"RebootServer", func() error { return s.d.RebootServer(s.ctx, id, true) }},
+			{"PowerState", func() error { _, err := s.d.PowerState(s.ctx, id); return err }},
+		}
+		for _, c := range calls {
+			s.refused(c.call(), ecs.ErrInvalid, "%s(%q)", c.name, id)
+		}
+	}
+	for _, hash := range []string{"Plain-passw0rd", "$1$md5$hash", "$6$salt$ha:sh", "$6$salt$hash\nroot::0:", "$6$salt$a b", "$6$"} {
+		s.refused(s.d.ApplyCredentials(s.ctx, "d1", compute.Credentials{PasswordHash: hash}), ecs.ErrInvalid,
+			"ApplyCredentials(hash %q)", hash)
+	}
+	// Nothing changed.
+	s.power("s1", compute.PowerStopped)
+	s.power("s2", compute.PowerMissing)
+	s.creds("d1", oldCreds)
+	s.attached("d1")
+}
+
 func testRebootStopped(s *suite) {
 	s.createServer("s1", "d1", oldCreds)
-	s.fails(s.d.RebootServer(s.ctx, "s1", false), "RebootServer of a stopped server")
-	s.fails(s.d.RebootServer(s.ctx, "s1", true), "hard RebootServer of a stopped server")
+	s.badState(s.d.RebootServer(s.ctx, "s1", false), "RebootServer of a stopped server")
+	s.badState(s.d.RebootServer(s.ctx, "s1", true), "hard RebootServer of a stopped server")
 	s.power("s1", compute.PowerStopped)
 }
 
 func testRunningRefuses(s *suite) {
 	s.runningServer("s1", "d1", oldCreds)
 	s.createDisk("d2")
-	s.fails(s.d.ApplyCredentials(s.ctx, "d1", newCreds), "ApplyCredentials on the disk of a running server")
-	s.fails(s.d.DetachDisk(s.ctx, "s1", "d1"), "DetachDisk from a running server")
-	s.fails(s.d.AttachDisk(s.ctx, "s1", "d2"), "AttachDisk to a running server")
-	s.fails(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk of a running server's disk")
+	s.badState(s.d.ApplyCredentials(s.ctx, "d1", newCreds), "ApplyCredentials on the disk of a running server")
+	s.badState(s.d.CreateDisk(s.ctx, compute.DiskSpec{ID: "d1", Image: s.f.Image, SizeGB: s.size}),
+		"CreateDisk replacing the disk of a running server")
+	s.badState(s.d.DetachDisk(s.ctx, "s1", "d1"), "DetachDisk from a running server")
+	s.badState(s.d.AttachDisk(s.ctx, "s1", "d2"), "AttachDisk to a running server")
+	s.conflict(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk of a running server's disk")
 	s.power("s1", compute.PowerRunning)
 
 	// Nothing changed: the server still boots from d1 with the old
@@ -427,7 +505,7 @@ func testRunningRefuses(s *suite) {
 
 func testDeleteAttached(s *suite) {
 	s.createServer("s1", "d1", oldCreds)
-	s.fails(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk of a stopped server's disk")
+	s.conflict(s.d.DeleteDisk(s.ctx, "d1"), "DeleteDisk of a stopped server's disk")
 	s.creds("d1", oldCreds)
 	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
 	s.power("s1", compute.PowerRunning)
@@ -436,7 +514,7 @@ func testDeleteAttached(s *suite) {
 func testStartWithoutDisk(s *suite) {
 	s.createServer("s1", "d1", oldCreds)
 	s.ok(s.d.DetachDisk(s.ctx, "s1", "d1"), "DetachDisk")
-	s.fails(s.d.StartServer(s.ctx, "s1"), "StartServer without a system disk")
+	s.badState(s.d.StartServer(s.ctx, "s1"), "StartServer without a system disk")
 	s.power("s1", compute.PowerStopped)
 }
 
@@ -467,7 +545,7 @@ func testDetachAttach(s *suite) {
 func testAttachSecondDisk(s *suite) {
 	s.createServer("s1", "d1", oldCreds)
 	s.createDisk("d2")
-	s.fails(s.d.AttachDisk(s.ctx, "s1", "d2"), "AttachDisk of a second system disk")
+	s.conflict(s.d.AttachDisk(s.ctx, "s1", "d2"), "AttachDisk of a second system disk")
 	s.attached("d1")
 	s.ok(s.d.DeleteDisk(s.ctx, "d2"), "DeleteDisk(d2), never attached")
 }
@@ -476,8 +554,8 @@ func testAttachOtherServersDisk(s *suite) {
 	s.createServer("s1", "d1", oldCreds)
 	s.createServer("s2", "d2", newCreds)
 	s.ok(s.d.DetachDisk(s.ctx, "s2", "d2"), "DetachDisk(s2, d2)")
-	s.fails(s.d.AttachDisk(s.ctx, "s2", "d1"), "AttachDisk of a disk attached to another server")
-	s.fails(s.d.StartServer(s.ctx, "s2"), "StartServer(s2) with no disk")
+	s.conflict(s.d.AttachDisk(s.ctx, "s2", "d1"), "AttachDisk of a disk attached to another server")
+	s.badState(s.d.StartServer(s.ctx, "s2"), "StartServer(s2) with no disk")
 	s.ok(s.d.DetachDisk(s.ctx, "s2", "d1"), "DetachDisk(s2, d1) of another server's disk")
 	s.attached("d1") // still s1's
 	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer(s1)")

@@ -33,8 +33,9 @@ func (s *spy) got() []string {
 	return slices.Clone(s.calls)
 }
 
-func (s *spy) Name() string { return "spy" }
-func (s *spy) Close() error { return nil }
+func (s *spy) Name() string                       { return "spy" }
+func (s *spy) Capabilities() compute.Capabilities { return compute.Capabilities{} }
+func (s *spy) Close() error                       { return nil }
 func (s *spy) CreateDisk(context.Context, compute.DiskSpec) error {
 	return s.record(OpCreateDisk)
 }

@@ -32,19 +32,14 @@ func (d *Driver) ApplyCredentials(ctx context.Context, diskID string, c compute.
 	if err := checkIDs(op, "disk", diskID); err != nil {
 		return err
 	}
-	if c.PasswordHash != "" {
-		if err := validHash(c.PasswordHash); err != nil {
-			return fmt.Errorf("qemu: %s: %w", op, err)
-		}
+	if err := compute.CheckCredentials(c); err != nil {
+		return opError(op, err)
 	}
 	unlock := d.locks.lock("disk:" + diskID)
 	defer unlock()
 	file := d.diskPath(diskID)
-	if _, err := os.Stat(file); err != nil {
-		return notFound(op, "disk", diskID)
-	}
-	if sid, running := d.diskUser(diskID); running {
-		return conflict(op, "disk %s is the system disk of running server %s", diskID, sid)
+	if err := compute.CheckDiskWrite(d.diskView(diskID), true); err != nil {
+		return opError(op, err)
 	}
 	if c == (compute.Credentials{}) {
 		return nil

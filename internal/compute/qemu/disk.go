@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
 func (d *Driver) diskPath(id string) string {
@@ -29,6 +30,15 @@ func (d *Driver) diskUser(diskID string) (serverID string, running bool) {
 	return "", false
 }
 
+// diskView is what the rules need to know about disk diskID, whose lock the
+// caller holds.
+func (d *Driver) diskView(diskID string) compute.DiskView {
+	_, err := os.Stat(d.diskPath(diskID))
+	v := compute.DiskView{ID: diskID, Exists: err == nil}
+	v.ServerID, v.Running = d.diskUser(diskID)
+	return v
+}
+
 // CreateDisk creates disk spec.ID as a qcow2 overlay on spec.Image.File,
 // replacing the disk if it exists (its attachment is kept) unless a running
 // server uses it. The disk is as large as the image, or spec.SizeGB GiB
@@ -44,22 +54,22 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 	}
 	img := spec.Image
 	if !filepath.IsAbs(img.File) {
-		return fmt.Errorf("qemu: %s: image %s has no file in the image store", op, img.ID)
+		return invalid(op, "image %s has no file in the image store", img.ID)
 	}
 	format := img.DiskFormat
 	if format == "" {
 		format = "qcow2"
 	}
 	if format != "qcow2" && format != "raw" {
-		return fmt.Errorf("qemu: %s: image format %q is not qcow2 or raw", op, format)
+		return invalid(op, "image format %q is not qcow2 or raw", format)
 	}
 	if _, err := os.Stat(img.File); err != nil {
 		return fmt.Errorf("qemu: %s: image %s: %w", op, img.ID, err)
 	}
 	unlock := d.locks.lock("disk:" + spec.ID)
 	defer unlock()
-	if sid, running := d.diskUser(spec.ID); running {
-		return conflict(op, "disk %s is the system disk of running server %s", spec.ID, sid)
+	if err := compute.CheckDiskWrite(d.diskView(spec.ID), false); err != nil {
+		return opError(op, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -99,8 +109,8 @@ func (d *Driver) DeleteDisk(ctx context.Context, diskID string) error {
 	}
 	unlock := d.locks.lock("disk:" + diskID)
 	defer unlock()
-	if sid, _ := d.diskUser(diskID); sid != "" {
-		return conflict(op, "disk %s is attached to server %s", diskID, sid)
+	if done, err := compute.CheckDeleteDisk(d.diskView(diskID)); done || err != nil {
+		return opError(op, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -126,7 +136,7 @@ func (d *Driver) CollectGarbage(ctx context.Context, keep func(diskID string) bo
 	var removed []string
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".qcow2")
-		if !ok || validID("disk", id) != nil || keep(id) {
+		if !ok || !ecs.ValidID(id) || keep(id) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

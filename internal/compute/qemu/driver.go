@@ -4,10 +4,12 @@
 //
 // It promises:
 //   - The compute.Driver contract, checked by compute/computetest, with the
-//     same rules as the simulator: a broken rule (changing the disk of a
-//     running server, deleting an attached disk, ...) wraps ecs.ErrConflict,
-//     an unknown disk or server wraps compute.ErrNotFound, and a cancelled
-//     ctx makes a call return ctx.Err() before it changes anything.
+//     same rules as the simulator (compute's Check functions): a refusal
+//     wraps the kind the rule gives (ecs.ErrBadState for the disk of a
+//     running server, ecs.ErrConflict for deleting an attached disk,
+//     ecs.ErrNotFound for an unknown disk or server, ecs.ErrInvalid for a
+//     bad id or hash), and a cancelled ctx makes a call return ctx.Err()
+//     before it changes anything.
 //   - Images (ImportImage) are copied into <Dir>/images, made read-only and
 //     never written again. A system disk is a qcow2 overlay on its image
 //     (<Dir>/disks/<id>.qcow2): creating one costs the same whatever the
@@ -259,6 +261,9 @@ func cpuHasVirt(cpuinfo string) bool {
 // Name returns "qemu".
 func (d *Driver) Name() string { return "qemu" }
 
+// Capabilities: disks are overlays on image files, so an image needs one.
+func (d *Driver) Capabilities() compute.Capabilities { return compute.Capabilities{} }
+
 // Accel returns the accelerator servers run with ("tcg" or "kvm").
 func (d *Driver) Accel() string { return d.accel }
 
@@ -280,17 +285,20 @@ func notFound(op, kind, id string) error {
 	return fmt.Errorf("qemu: %s: %s %s: %w", op, kind, id, compute.ErrNotFound)
 }
 
-func conflict(op, format string, args ...any) error {
-	return fmt.Errorf("qemu: %s: %s: %w", op, fmt.Sprintf(format, args...), ecs.ErrConflict)
+// opError prefixes a refusal with the driver and the operation.
+func opError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("qemu: %s: %w", op, err)
 }
 
-func checkIDs(op string, kindIDs ...string) error {
-	for i := 0; i+1 < len(kindIDs); i += 2 {
-		if err := validID(kindIDs[i], kindIDs[i+1]); err != nil {
-			return fmt.Errorf("qemu: %s: %w", op, err)
-		}
-	}
-	return nil
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("qemu: %s: %s: %w", op, fmt.Sprintf(format, args...), ecs.ErrInvalid)
+}
+
+func checkIDs(op string, whatIDs ...string) error {
+	return opError(op, compute.CheckIDs(whatIDs...))
 }
 
 // keyedMutex is a set of mutexes named by strings ("disk:d1",

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/ecsproject/ecsd/internal/compute"
 )
 
 // Parsers and editors for the guest files the driver reads and writes. Their
@@ -15,18 +17,13 @@ import (
 // errNoRootEntry means a shadow or passwd file has no line for root.
 var errNoRootEntry = errors.New("no entry for root")
 
-// validHash reports whether h can be written as a shadow hash field.
+// validHash reports whether h can be written as a shadow hash field: the
+// rule of compute.CheckCredentials, and not empty.
 func validHash(h string) error {
 	if h == "" {
 		return errors.New("empty password hash")
 	}
-	if strings.ContainsAny(h, ":\n\r\x00") {
-		return errors.New("password hash contains ':', a newline or NUL")
-	}
-	if !strings.HasPrefix(h, "$6$") {
-		return errors.New("password hash is not a $6$ SHA-512 crypt hash")
-	}
-	return nil
+	return compute.CheckCredentials(compute.Credentials{PasswordHash: h})
 }
 
 // setRootHash returns shadow with root's password hash (field 2) set to hash
@@ -218,17 +215,4 @@ func parseDebugfsStat(out string) (inodeStat, error) {
 		}
 	}
 	return s, nil
-}
-
-// validID reports whether id can name a file in the driver's directories.
-func validID(kind, id string) error {
-	if id == "" || len(id) > 128 || id[0] == '.' || id[0] == '-' {
-		return fmt.Errorf("invalid %s id %q", kind, id)
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("invalid %s id %q", kind, id)
-		}
-	}
-	return nil
 }

@@ -164,17 +164,12 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (com
 	if err := ctx.Err(); err != nil {
 		return compute.ServerInfo{}, err
 	}
-	if s != nil {
-		if s.rec.DiskID != spec.DiskID {
-			return compute.ServerInfo{}, conflict(op, "server %s exists with system disk %q", spec.ID, s.rec.DiskID)
-		}
+	done, err := compute.CheckCreateServer(d.serverView(spec.ID, s), d.diskView(spec.DiskID))
+	if err != nil {
+		return compute.ServerInfo{}, opError(op, err)
+	}
+	if done {
 		return compute.ServerInfo{AccessPort: s.rec.Port}, nil
-	}
-	if _, err := os.Stat(d.diskPath(spec.DiskID)); err != nil {
-		return compute.ServerInfo{}, notFound(op, "disk", spec.DiskID)
-	}
-	if sid, _ := d.diskUser(spec.DiskID); sid != "" {
-		return compute.ServerInfo{}, conflict(op, "disk %s is attached to server %s", spec.DiskID, sid)
 	}
 	rec := serverRecord{
 		ID: spec.ID, Name: spec.Name, VCPUs: max(spec.VCPUs, 1), RAMMB: spec.RAMMB, DiskID: spec.DiskID,
@@ -298,26 +293,8 @@ func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s == nil {
-		return notFound(op, "server", serverID)
-	}
-	d.mu.Lock()
-	running, cur := s.running(), s.rec.DiskID
-	d.mu.Unlock()
-	switch {
-	case running:
-		return conflict(op, "server %s is running", serverID)
-	case cur == diskID:
-		return nil
-	}
-	if _, err := os.Stat(d.diskPath(diskID)); err != nil {
-		return notFound(op, "disk", diskID)
-	}
-	if cur != "" {
-		return conflict(op, "server %s already has system disk %s", serverID, cur)
-	}
-	if sid, _ := d.diskUser(diskID); sid != "" {
-		return conflict(op, "disk %s is attached to server %s", diskID, sid)
+	if done, err := compute.CheckAttach(d.serverView(serverID, s), d.diskView(diskID)); done || err != nil {
+		return opError(op, err)
 	}
 	return d.setDisk(s, diskID)
 }
@@ -337,19 +314,21 @@ func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s == nil {
-		return notFound(op, "server", serverID)
-	}
-	d.mu.Lock()
-	running, cur := s.running(), s.rec.DiskID
-	d.mu.Unlock()
-	switch {
-	case running:
-		return conflict(op, "server %s is running", serverID)
-	case cur != diskID:
-		return nil
+	if done, err := compute.CheckDetach(d.serverView(serverID, s), diskID); done || err != nil {
+		return opError(op, err)
 	}
 	return d.setDisk(s, "")
+}
+
+// serverView is what the rules need to know about server id (s, nil when
+// it does not exist), whose lock the caller holds.
+func (d *Driver) serverView(id string, s *server) compute.ServerView {
+	if s == nil {
+		return compute.ServerView{ID: id}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return compute.ServerView{ID: id, Exists: true, Running: s.running(), DiskID: s.rec.DiskID}
 }
 
 func (d *Driver) setDisk(s *server, diskID string) error {
@@ -376,6 +355,9 @@ func (d *Driver) StartServer(ctx context.Context, serverID string) error {
 		return err
 	}
 	defer unlock()
+	if done, err := compute.CheckStart(d.serverView(serverID, s)); done || err != nil {
+		return opError(op, err)
+	}
 	if err := d.startVM(ctx, s); err != nil {
 		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
 	}
@@ -408,11 +390,8 @@ func (d *Driver) RebootServer(ctx context.Context, serverID string, hard bool) e
 		return err
 	}
 	defer unlock()
-	d.mu.Lock()
-	running := s.running()
-	d.mu.Unlock()
-	if !running {
-		return conflict(op, "server %s is not running", serverID)
+	if err := compute.CheckReboot(d.serverView(serverID, s)); err != nil {
+		return opError(op, err)
 	}
 	if err := d.stopVM(ctx, s, hard); err != nil {
 		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
@@ -491,8 +470,8 @@ func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 	if running {
 		return nil
 	}
-	if rec.DiskID == "" {
-		return conflict("start", "server %s has no system disk", rec.ID)
+	if _, err := compute.CheckStart(compute.ServerView{ID: rec.ID, Exists: true, DiskID: rec.DiskID}); err != nil {
+		return err
 	}
 	if _, err := os.Stat(d.diskPath(rec.DiskID)); err != nil {
 		return fmt.Errorf("system disk %s: %w", rec.DiskID, err)
@@ -645,7 +624,7 @@ func (d *Driver) loadServers(ctx context.Context) error {
 	for _, e := range entries {
 		id := e.Name()
 		dir := filepath.Join(root, id)
-		if !e.IsDir() || validID("server", id) != nil {
+		if !e.IsDir() || compute.CheckIDs("server", id) != nil {
 			continue
 		}
 		removeTemps(dir)

@@ -4,11 +4,13 @@
 //
 // It promises:
 //   - The compute.Driver contract, checked by compute/computetest, and the
-//     rules a real driver enforces, reported as errors rather than
-//     accepted: a server's disk can only be attached, detached or given
-//     credentials while the server is stopped; a server starts only with a
-//     system disk; an attached disk cannot be deleted. A broken rule wraps
-//     ecs.ErrConflict; an unknown disk or server wraps compute.ErrNotFound.
+//     rules a real driver enforces (compute's Check functions, shared with
+//     the QEMU driver), reported as errors rather than accepted: a server's
+//     disk can only be attached, detached or given credentials while the
+//     server is stopped; a server starts only with a system disk; an
+//     attached disk cannot be deleted. Refusals wrap the kinds those rules
+//     give (ecs.ErrBadState, ecs.ErrConflict, ecs.ErrNotFound,
+//     ecs.ErrInvalid).
 //   - Durable, inspectable state: one JSON file per disk
 //     (<dir>/disks/<id>.json, see DiskState) and per server
 //     (<dir>/servers/<id>.json, see ServerState), replaced atomically, mode
@@ -22,9 +24,9 @@
 //   - Calls on different disks and servers run in parallel.
 //
 // Beyond the contract it refuses, as errors that change nothing, what a
-// real driver could not do safely: ids outside [A-Za-z0-9._-] (they name
-// files) and a password hash that is not a crypt hash ("$id$...", no ':'),
-// so a plain password never reaches a disk. One driver owns a directory at
+// real driver could not do safely: ids that fail ecs.ValidID (they name
+// files) and a password hash that is not a $6$ crypt hash
+// (compute.CheckCredentials), so a plain password never reaches a disk. One driver owns a directory at
 // a time; running two on the same directory is not supported.
 package sim
 
@@ -90,6 +92,11 @@ func New(cfg Config) (*Driver, error) {
 // Name returns "sim".
 func (d *Driver) Name() string { return "sim" }
 
+// Capabilities: the simulator makes disks from file-less catalog images.
+func (d *Driver) Capabilities() compute.Capabilities {
+	return compute.Capabilities{FilelessImages: true}
+}
+
 // Close does nothing: every call has written its state before returning.
 func (d *Driver) Close() error { return nil }
 
@@ -114,21 +121,20 @@ func (d *Driver) begin(ctx context.Context, op string) error {
 	return nil
 }
 
-func checkIDs(op string, kindIDs ...string) error {
-	for i := 0; i < len(kindIDs); i += 2 {
-		if !validID(kindIDs[i+1]) {
-			return fmt.Errorf("sim: %s: invalid %s id %q", op, kindIDs[i], kindIDs[i+1])
-		}
+func checkIDs(op string, whatIDs ...string) error {
+	return opError(op, compute.CheckIDs(whatIDs...))
+}
+
+// opError prefixes a refusal with the driver and the operation.
+func opError(op string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("sim: %s: %w", op, err)
 }
 
-func notFound(op, kind, id string) error {
-	return fmt.Errorf("sim: %s: %s %s: %w", op, kind, id, compute.ErrNotFound)
-}
-
-func conflict(op, format string, args ...any) error {
-	return fmt.Errorf("sim: %s: %s: %w", op, fmt.Sprintf(format, args...), ecs.ErrConflict)
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("sim: %s: %s: %w", op, fmt.Sprintf(format, args...), ecs.ErrInvalid)
 }
 
 // diskLock holds a disk and, when the disk is attached, its server.
@@ -166,9 +172,24 @@ func (l diskLock) unlock() {
 	}
 }
 
-// running reports whether the disk is the system disk of a running server.
-func (l diskLock) running() bool {
-	return l.srv != nil && l.srv.st.Power == PowerRunning
+// view is what the rules need to know about the locked disk.
+func (l diskLock) view() compute.DiskView {
+	v := compute.DiskView{ID: l.id, Exists: l.disk.live}
+	if l.srv != nil {
+		v.ServerID, v.Running = l.sid, l.srv.st.Power == PowerRunning
+	}
+	return v
+}
+
+// diskView is what the rules need to know about a disk whose lock the caller
+// holds along with that of the server it names, if any.
+func diskView(disk *object[DiskState]) compute.DiskView {
+	return compute.DiskView{ID: disk.st.ID, Exists: disk.live, ServerID: disk.st.AttachedTo}
+}
+
+// serverView is what the rules need to know about a locked server.
+func serverView(id string, srv *object[ServerState]) compute.ServerView {
+	return compute.ServerView{ID: id, Exists: srv.live, Running: srv.live && srv.st.Power == PowerRunning, DiskID: srv.st.DiskID}
 }
 
 // CreateDisk creates disk spec.ID, or replaces it with a fresh one (its
@@ -179,10 +200,10 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 		return err
 	}
 	if spec.Image.ID == "" {
-		return fmt.Errorf("sim: %s %s: no image id", op, spec.ID)
+		return invalid(op, "disk %s: no image id", spec.ID)
 	}
 	if spec.SizeGB < 0 {
-		return fmt.Errorf("sim: %s %s: size %d GB is negative", op, spec.ID, spec.SizeGB)
+		return invalid(op, "disk %s: size %d GB is negative", spec.ID, spec.SizeGB)
 	}
 	if err := d.begin(ctx, op); err != nil {
 		return err
@@ -193,8 +214,8 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if l.running() {
-		return conflict(op, "disk %s is the system disk of running server %s", spec.ID, l.sid)
+	if err := compute.CheckDiskWrite(l.view(), false); err != nil {
+		return opError(op, err)
 	}
 	next := DiskState{
 		ID:         spec.ID,
@@ -224,11 +245,10 @@ func (d *Driver) DeleteDisk(ctx context.Context, diskID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !disk.live {
-		return nil
-	}
-	if disk.st.AttachedTo != "" {
-		return conflict(op, "disk %s is attached to server %s", diskID, disk.st.AttachedTo)
+	v := diskView(disk)
+	v.ID = diskID
+	if done, err := compute.CheckDeleteDisk(v); done || err != nil {
+		return opError(op, err)
 	}
 	if err := d.removeFile(d.diskPath(diskID)); err != nil {
 		return err
@@ -237,23 +257,9 @@ func (d *Driver) DeleteDisk(ctx context.Context, diskID string) error {
 	return nil
 }
 
-// validHash reports whether h can be written as a shadow password field
-// and looks like a crypt hash ("$id$..."), not a plain password.
-func validHash(h string) bool {
-	if len(h) < 2 || h[0] != '$' {
-		return false
-	}
-	for _, c := range []byte(h) {
-		if c <= ' ' || c > '~' || c == ':' {
-			return false
-		}
-	}
-	return true
-}
-
 // ApplyCredentials sets the fields of c that are not empty on the disk. The
 // disk must exist and not be the system disk of a running server. A
-// PasswordHash must be a crypt hash ("$6$..."): a plain password is refused.
+// PasswordHash must be a $6$ crypt hash: a plain password is refused.
 //
 // Verifying by reading back, as the contract asks, is the rename of one
 // file here: it lands whole or not at all.
@@ -262,8 +268,8 @@ func (d *Driver) ApplyCredentials(ctx context.Context, diskID string, c compute.
 	if err := checkIDs(op, "disk", diskID); err != nil {
 		return err
 	}
-	if c.PasswordHash != "" && !validHash(c.PasswordHash) {
-		return fmt.Errorf("sim: %s %s: the password hash is not a crypt hash", op, diskID)
+	if err := compute.CheckCredentials(c); err != nil {
+		return opError(op, err)
 	}
 	if err := d.begin(ctx, op); err != nil {
 		return err
@@ -274,11 +280,8 @@ func (d *Driver) ApplyCredentials(ctx context.Context, diskID string, c compute.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !disk.live {
-		return notFound(op, "disk", diskID)
-	}
-	if l.running() {
-		return conflict(op, "disk %s is the system disk of running server %s", diskID, l.sid)
+	if err := compute.CheckDiskWrite(l.view(), true); err != nil {
+		return opError(op, err)
 	}
 	next := disk.st
 	if c.PasswordHash != "" {
@@ -308,7 +311,7 @@ func (d *Driver) ReadCredentials(ctx context.Context, diskID string) (compute.Cr
 	}
 	st, ok := d.disks.get(diskID)
 	if !ok {
-		return compute.Credentials{}, notFound(op, "disk", diskID)
+		return compute.Credentials{}, opError(op, fmt.Errorf("disk %s: %w", diskID, compute.ErrNotFound))
 	}
 	return compute.Credentials{PasswordHash: st.PasswordHash, AuthorizedKeys: st.AuthorizedKeys}, nil
 }
@@ -336,17 +339,10 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (com
 	if err := ctx.Err(); err != nil {
 		return compute.ServerInfo{}, err
 	}
-	if srv.live {
-		if srv.st.DiskID != spec.DiskID {
-			return compute.ServerInfo{}, conflict(op, "server %s exists with system disk %q", spec.ID, srv.st.DiskID)
-		}
-		return compute.ServerInfo{}, nil
-	}
-	if !disk.live {
-		return compute.ServerInfo{}, notFound(op, "disk", spec.DiskID)
-	}
-	if disk.st.AttachedTo != "" {
-		return compute.ServerInfo{}, conflict(op, "disk %s is attached to server %s", spec.DiskID, disk.st.AttachedTo)
+	dv := diskView(disk)
+	dv.ID = spec.DiskID
+	if done, err := compute.CheckCreateServer(serverView(spec.ID, srv), dv); done || err != nil {
+		return compute.ServerInfo{}, opError(op, err)
 	}
 	next := ServerState{ID: spec.ID, Name: spec.Name, DiskID: spec.DiskID, Power: PowerStopped}
 	if err := d.writeJSON(d.serverPath(spec.ID), next); err != nil {
@@ -412,19 +408,10 @@ func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	switch {
-	case !srv.live:
-		return notFound(op, "server", serverID)
-	case srv.st.Power == PowerRunning:
-		return conflict(op, "server %s is running", serverID)
-	case srv.st.DiskID == diskID:
-		return nil
-	case !disk.live:
-		return notFound(op, "disk", diskID)
-	case srv.st.DiskID != "":
-		return conflict(op, "server %s already has system disk %s", serverID, srv.st.DiskID)
-	case disk.st.AttachedTo != "":
-		return conflict(op, "disk %s is attached to server %s", diskID, disk.st.AttachedTo)
+	dv := diskView(disk)
+	dv.ID = diskID
+	if done, err := compute.CheckAttach(serverView(serverID, srv), dv); done || err != nil {
+		return opError(op, err)
 	}
 	next := srv.st
 	next.DiskID = diskID
@@ -450,13 +437,8 @@ func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	switch {
-	case !srv.live:
-		return notFound(op, "server", serverID)
-	case srv.st.Power == PowerRunning:
-		return conflict(op, "server %s is running", serverID)
-	case srv.st.DiskID != diskID:
-		return nil
+	if done, err := compute.CheckDetach(serverView(serverID, srv), diskID); done || err != nil {
+		return opError(op, err)
 	}
 	disk := d.disks.lock(diskID)
 	defer d.disks.unlock(diskID, disk)
@@ -469,9 +451,11 @@ func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error 
 	return d.mirror(disk, "")
 }
 
-// setPower is the body of the power calls: change computes the next state
-// from the current one, or returns nil when there is nothing to do.
-func (d *Driver) setPower(ctx context.Context, op, serverID string, change func(st ServerState) (*ServerState, error)) error {
+// setPower is the body of the power calls: rule (compute's) says whether
+// there is something to do, and change makes the next state from the
+// current one.
+func (d *Driver) setPower(ctx context.Context, op, serverID string, rule func(compute.ServerView) (bool, error),
+	change func(st *ServerState)) error {
 	if err := checkIDs(op, "server", serverID); err != nil {
 		return err
 	}
@@ -483,57 +467,41 @@ func (d *Driver) setPower(ctx context.Context, op, serverID string, change func(
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !srv.live {
-		return notFound(op, "server", serverID)
+	if done, err := rule(serverView(serverID, srv)); done || err != nil {
+		return opError(op, err)
 	}
-	next, err := change(srv.st)
-	if err != nil || next == nil {
+	next := srv.st
+	change(&next)
+	if err := d.writeJSON(d.serverPath(serverID), next); err != nil {
 		return err
 	}
-	if err := d.writeJSON(d.serverPath(serverID), *next); err != nil {
-		return err
-	}
-	srv.st = *next
+	srv.st = next
 	return nil
 }
 
 // StartServer boots a server from its system disk; a running server is
 // already started.
 func (d *Driver) StartServer(ctx context.Context, serverID string) error {
-	return d.setPower(ctx, OpStart, serverID, func(st ServerState) (*ServerState, error) {
-		switch {
-		case st.Power == PowerRunning:
-			return nil, nil
-		case st.DiskID == "":
-			return nil, conflict(OpStart, "server %s has no system disk", serverID)
-		}
+	return d.setPower(ctx, OpStart, serverID, compute.CheckStart, func(st *ServerState) {
 		st.Power = PowerRunning
 		st.Boots++
-		return &st, nil
 	})
 }
 
 // StopServer stops a server, at once whatever hard says; a stopped server
 // is already stopped.
 func (d *Driver) StopServer(ctx context.Context, serverID string, hard bool) error {
-	return d.setPower(ctx, OpStop, serverID, func(st ServerState) (*ServerState, error) {
-		if st.Power == PowerStopped {
-			return nil, nil
-		}
+	return d.setPower(ctx, OpStop, serverID, compute.CheckStop, func(st *ServerState) {
 		st.Power = PowerStopped
-		return &st, nil
 	})
 }
 
 // RebootServer reboots a running server, counting a boot; a stopped server
 // cannot be rebooted.
 func (d *Driver) RebootServer(ctx context.Context, serverID string, hard bool) error {
-	return d.setPower(ctx, OpReboot, serverID, func(st ServerState) (*ServerState, error) {
-		if st.Power != PowerRunning {
-			return nil, conflict(OpReboot, "server %s is not running", serverID)
-		}
+	rule := func(v compute.ServerView) (bool, error) { return false, compute.CheckReboot(v) }
+	return d.setPower(ctx, OpReboot, serverID, rule, func(st *ServerState) {
 		st.Boots++
-		return &st, nil
 	})
 }
 

@@ -402,29 +402,30 @@ func TestErrorKinds(t *testing.T) {
 	t.Parallel()
 	d := newDriver(t, Config{Dir: world(t)})
 	ctx := t.Context()
-	conflicts := []struct {
+	refusals := []struct {
 		name string
 		err  error
+		kind ecs.Kind
 	}{
-		{"DeleteDisk attached", d.DeleteDisk(ctx, "d1")},
-		{"ApplyCredentials running", d.ApplyCredentials(ctx, "d4", creds)},
-		{"CreateDisk over a running server's disk", d.CreateDisk(ctx, compute.DiskSpec{ID: "d4", Image: image})},
-		{"AttachDisk running", d.AttachDisk(ctx, "s4", "d2")},
-		{"DetachDisk running", d.DetachDisk(ctx, "s4", "d4")},
-		{"AttachDisk second disk", d.AttachDisk(ctx, "s1", "d2")},
-		{"AttachDisk other server's disk", d.AttachDisk(ctx, "s3", "d1")},
-		{"StartServer without disk", d.StartServer(ctx, "s3")},
-		{"RebootServer stopped", d.RebootServer(ctx, "s1", false)},
-		{"CreateServer disk in use", func() error { _, err := d.CreateServer(ctx, compute.ServerSpec{ID: "s5", DiskID: "d1"}); return err }()},
-		{"CreateServer again with another disk", func() error { _, err := d.CreateServer(ctx, compute.ServerSpec{ID: "s1", DiskID: "d2"}); return err }()},
+		{"DeleteDisk attached", d.DeleteDisk(ctx, "d1"), ecs.ErrConflict},
+		{"ApplyCredentials running", d.ApplyCredentials(ctx, "d4", creds), ecs.ErrBadState},
+		{"CreateDisk over a running server's disk", d.CreateDisk(ctx, compute.DiskSpec{ID: "d4", Image: image}), ecs.ErrBadState},
+		{"AttachDisk running", d.AttachDisk(ctx, "s4", "d2"), ecs.ErrBadState},
+		{"DetachDisk running", d.DetachDisk(ctx, "s4", "d4"), ecs.ErrBadState},
+		{"AttachDisk second disk", d.AttachDisk(ctx, "s1", "d2"), ecs.ErrConflict},
+		{"AttachDisk other server's disk", d.AttachDisk(ctx, "s3", "d1"), ecs.ErrConflict},
+		{"StartServer without disk", d.StartServer(ctx, "s3"), ecs.ErrBadState},
+		{"RebootServer stopped", d.RebootServer(ctx, "s1", false), ecs.ErrBadState},
+		{"CreateServer disk in use", func() error { _, err := d.CreateServer(ctx, compute.ServerSpec{ID: "s5", DiskID: "d1"}); return err }(), ecs.ErrConflict},
+		{"CreateServer again with another disk", func() error { _, err := d.CreateServer(ctx, compute.ServerSpec{ID: "s1", DiskID: "d2"}); return err }(), ecs.ErrConflict},
+		{"AttachDisk of a missing disk", d.AttachDisk(ctx, "s3", "d8"), ecs.ErrNotFound},
+		{"CreateDisk without an image", d.CreateDisk(ctx, compute.DiskSpec{ID: "d9"}), ecs.ErrInvalid},
+		{"CreateDisk of -1 GB", d.CreateDisk(ctx, compute.DiskSpec{ID: "d9", Image: image, SizeGB: -1}), ecs.ErrInvalid},
 	}
-	for _, c := range conflicts {
-		if !errors.Is(c.err, ecs.ErrConflict) || errors.Is(c.err, compute.ErrNotFound) {
-			t.Errorf("%s: got %v, want an error wrapping ecs.ErrConflict", c.name, c.err)
+	for _, c := range refusals {
+		if got := ecs.KindOf(c.err); got != c.kind || !errors.Is(c.err, c.kind) {
+			t.Errorf("%s: got %v (%s), want an error of kind %s", c.name, c.err, got, c.kind)
 		}
-	}
-	if err := d.AttachDisk(ctx, "s3", "d8"); !errors.Is(err, compute.ErrNotFound) {
-		t.Errorf("AttachDisk of a missing disk: got %v, want ErrNotFound", err)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
 // DiskState is a simulated disk, as stored in <dir>/disks/<id>.json.
@@ -162,22 +164,6 @@ func removeFile(path string) error {
 	return nil
 }
 
-// validID reports whether id can name a state file: 1 to 200 characters out
-// of [A-Za-z0-9._-], not starting with a dot.
-func validID(id string) bool {
-	if id == "" || len(id) > 200 || id[0] == '.' {
-		return false
-	}
-	for _, c := range []byte(id) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // load reads the state directory, creating it when missing, and makes the
 // disks' AttachedTo agree with the servers' DiskID (a daemon killed between
 // the two writes of an attach or detach leaves them apart).
@@ -278,7 +264,7 @@ func loadDir(dir string, fn func(id string, data []byte) error) error {
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
-		if !validID(id) {
+		if !ecs.ValidID(id) {
 			return fmt.Errorf("sim: state file %s: %q is not a valid id", path, id)
 		}
 		data, err := os.ReadFile(path)

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
@@ -129,10 +128,6 @@ func b2i(b bool) int {
 
 func notFound(what, id string) error {
 	return fmt.Errorf("%s %q: %w", what, id, ecs.ErrNotFound)
-}
-
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 // Write runs fn in an immediate write transaction.

@@ -156,7 +156,7 @@ func testJobClaim(t *testing.T, open opener) {
 		lone := topJob("job-1")
 		done, failed := topJob("job-done"), topJob("job-failed")
 		done.Status, done.End = ecs.JobSuccess, t0
-		failed.Status, failed.End, failed.ErrorCode = ecs.JobFail, t0, string(ecs.CodeTaskFailed)
+		failed.Status, failed.End, failed.ErrorCode = ecs.JobFail, t0, ecs.CodeTaskFailed.Wire
 		b.insertJobs(t, append(jobs, lone, done, failed)...)
 
 		got := b.claim(t, "worker-a", t0, time.Minute, 100)
@@ -303,7 +303,7 @@ func testJobUpdate(t *testing.T, open opener) {
 		wantNoErr(t, "JobUpdate", b.updateJob(j, lease))
 		wantEqual(t, "JobGet after JobUpdate", b.getJob(t, projA, j.ID), j)
 
-		j.Status, j.Step, j.ErrorCode, j.FailReason = ecs.JobFail, 3, string(ecs.CodeSystemDiskAbnormal), "disk gone"
+		j.Status, j.Step, j.ErrorCode, j.FailReason = ecs.JobFail, 3, ecs.CodeSystemDiskAbnormal.Wire, "disk gone"
 		j.End = t0.Add(time.Minute + 333*time.Millisecond)
 		wantNoErr(t, "JobUpdate to FAIL", b.updateJob(j, lease))
 		wantEqual(t, "JobGet after JobUpdate to FAIL", b.getJob(t, projA, j.ID), j)

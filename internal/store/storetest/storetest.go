@@ -199,7 +199,7 @@ func (b *bundle) finish(t *testing.T, j ecs.Job, lease store.Lease, status strin
 	t.Helper()
 	j.Status, j.End = status, end
 	if status == ecs.JobFail {
-		j.ErrorCode, j.FailReason = string(ecs.CodeTaskFailed), "it broke"
+		j.ErrorCode, j.FailReason = ecs.CodeTaskFailed.Wire, "it broke"
 	}
 	if err := b.updateJob(j, lease); err != nil {
 		t.Fatalf("JobUpdate(%s -> %s): %v", j.ID, status, err)
