@@ -123,7 +123,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 		{"DELETE", "/v1/{project_id}/cloudservers/action"},
 	} {
 		r := tn.raw(t, rawReq{method: c.method, path: c.path})
-		wantGatewayOrECSErr(t, r, 405)
+		wantGatewayOrECSErr(t, r, 404)
 	}
 }
 
