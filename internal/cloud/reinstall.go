@@ -110,6 +110,9 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 		if err := reinstallAllowed(&srv, in); err != nil {
 			return err
 		}
+		if err := s.hostGate().check(ctx, tx, &srv); err != nil {
+			return err
+		}
 		p.OldVolumeID = srv.SystemVolumeID
 		p.Restart = srv.VMState == ecs.VMActive
 		params, err := json.Marshal(p)
@@ -123,7 +126,7 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 			return err
 		}
 		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobReinstallOS, Status: ecs.JobInit,
-			ServerID: srv.ID, Runnable: true, Params: params, Created: now})
+			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now})
 	})
 	if err != nil {
 		return "", submitError(err)
@@ -241,6 +244,9 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 	if err != nil {
 		return failStep(ecs.CodeImageNotFound, "The image does not exist.", err)
 	}
+	if img, err = s.localImage(ctx, img); err != nil {
+		return err
+	}
 	// The new disk keeps the old one's size and type.
 	size, volType := diskSize(img), "SSD"
 	if ov, err := s.store.VolumeGet(ctx, p.OldVolumeID); err == nil {
@@ -251,7 +257,7 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 	}, func(tx store.Tx, srv *ecs.Server) error {
 		srv.TaskState = ecs.TaskRebuildSpawning
 		return tx.VolumeUpsert(ctx, &ecs.Volume{ID: p.NewVolumeID, ProjectID: srv.ProjectID, ImageID: img.ID,
-			SizeGB: size, VolumeType: volType, Status: "available", Created: time.Now().UTC()})
+			SizeGB: size, VolumeType: volType, Status: "available", Host: srv.Host, Created: time.Now().UTC()})
 	})
 	if err != nil {
 		return err
