@@ -53,23 +53,28 @@ func (p *placement) place(ctx context.Context, tx store.Tx, id string) (string, 
 }
 
 // hostGate refuses operations on the servers of a down host, reading the
-// hosts once per transaction.
+// hosts (with list: a transaction's or the store's) once.
 type hostGate struct {
 	s     *Service
+	list  func(ctx context.Context) ([]store.Host, error)
 	hosts map[string]store.Host
 	now   time.Time
 }
 
-func (s *Service) hostGate() *hostGate { return &hostGate{s: s, now: time.Now().UTC()} }
+func (s *Service) hostGate(list func(ctx context.Context) ([]store.Host, error)) *hostGate {
+	return &hostGate{s: s, list: list, now: time.Now().UTC()}
+}
 
 // check returns a CodeHostDown error if srv's host is down. A server of no
-// host (a release before hosts, not adopted) is not refused.
-func (g *hostGate) check(ctx context.Context, tx store.Tx, srv *ecs.Server) error {
+// host (a release before hosts, not adopted) is not refused. It is checked
+// before the server's state: a down host's server may show a task that
+// cannot end until its host is back.
+func (g *hostGate) check(ctx context.Context, srv *ecs.Server) error {
 	if srv.Host == "" {
 		return nil
 	}
 	if g.hosts == nil {
-		list, err := tx.HostList(ctx)
+		list, err := g.list(ctx)
 		if err != nil {
 			return err
 		}

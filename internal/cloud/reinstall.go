@@ -79,6 +79,9 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 		if err := password.Validate(*in.AdminPass, strings.EqualFold(img.OSType, "Windows")); err != nil {
 			return "", err
 		}
+		if err := s.hostGate(s.store.HostList).check(ctx, &srv); err != nil {
+			return "", submitError(err)
+		}
 		if err := reinstallAllowed(&srv, in); err != nil {
 			return "", err
 		}
@@ -107,10 +110,10 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 			}
 			p.KeyName, p.PublicKey = kp.Name, kp.PublicKey
 		}
-		if err := reinstallAllowed(&srv, in); err != nil {
+		if err := s.hostGate(tx.HostList).check(ctx, &srv); err != nil {
 			return err
 		}
-		if err := s.hostGate().check(ctx, tx, &srv); err != nil {
+		if err := reinstallAllowed(&srv, in); err != nil {
 			return err
 		}
 		p.OldVolumeID = srv.SystemVolumeID

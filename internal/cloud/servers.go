@@ -400,16 +400,16 @@ func (s *Service) batch(ctx context.Context, c Caller, parentType, subType strin
 		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: parentType, Created: now}); err != nil {
 			return err
 		}
-		gate := s.hostGate()
+		gate := s.hostGate(tx.HostList)
 		for _, id := range ids {
 			srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, id)
 			if err != nil {
 				return err
 			}
-			if err := check(&srv); err != nil {
+			if err := gate.check(ctx, &srv); err != nil {
 				return err
 			}
-			if err := gate.check(ctx, tx, &srv); err != nil {
+			if err := check(&srv); err != nil {
 				return err
 			}
 			sub := newJobID()
