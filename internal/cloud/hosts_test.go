@@ -165,7 +165,7 @@ func TestDownHostRefusesOperations(t *testing.T) {
 	}
 	pass := "Other-Pass123"
 	ops := map[string]func() error{
-		"stop": func() error { _, err := b.svc.ServerAction(ctx, b.caller, cloud.ActionStop, far, false); return err },
+		"stop":   func() error { _, err := b.svc.ServerAction(ctx, b.caller, cloud.ActionStop, far, false); return err },
 		"delete": func() error { _, err := b.svc.DeleteServers(ctx, b.caller, far); return err },
 		"batch with a server of an up host": func() error {
 			_, err := b.svc.ServerAction(ctx, b.caller, cloud.ActionStart, []string{srv.ID, far[0]}, false)
