@@ -337,3 +337,17 @@ func BenchmarkWriteSubmit(b *testing.B) {
 		}
 	}
 }
+
+// Processes sharing one database file: the suite's checks that span
+// several Store values.
+func TestConformanceShared(t *testing.T) {
+	t.Parallel()
+	storetest.RunShared(t, func(t *testing.T, n int) []store.Store {
+		path := filepath.Join(t.TempDir(), "ecsd.db")
+		out := make([]store.Store, n)
+		for i := range out {
+			out[i] = openAt(t, path)
+		}
+		return out
+	})
+}
