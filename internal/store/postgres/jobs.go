@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -153,82 +152,48 @@ func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error
 }
 
 // JobClaim takes the leases of up to limit runnable jobs, skipping the rows
-// other claimers hold, and tallies the parents of newly started sub-jobs,
-// in one transaction.
+// other claimers hold, and tallies the parents of newly started sub-jobs.
+// It is one statement (so one round trip and one atomic change): the
+// claim and the tallies are data-modifying parts of one query. Claimed
+// jobs are runnable and parents are not, so the two never touch the same
+// row. Two claimers that lock parents in opposite orders deadlock; the
+// loser is run again, as a Write would be.
 func (s *Store) JobClaim(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	var out []ecs.Job
-	err := s.Write(ctx, func(stx store.Tx) error {
-		q := stx.(*tx).q
-		out = out[:0]
-		rows, err := q.Query(ctx, `WITH picked AS (
-				SELECT seq FROM jobs WHERE runnable AND status IN ('INIT','RUNNING') AND lease_expires < $1 AND run_at <= $1
-				ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+	for run := 1; ; run++ {
+		out, err := s.claimOnce(ctx, owner, now, leaseUntil, limit)
+		if err == nil || !retryable(err) || run == maxWriteRuns || ctx.Err() != nil {
+			return out, err
+		}
+	}
+}
+
+func (s *Store) claimOnce(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error) {
+	rows, err := s.pool.Query(ctx, `WITH picked AS (
+			SELECT seq FROM jobs WHERE runnable AND status IN ('INIT','RUNNING') AND lease_expires < $1 AND run_at <= $1
+			ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
+		claimed AS (
 			UPDATE jobs j SET status = 'RUNNING', lease_owner = $3, lease_expires = $4, attempts = j.attempts + 1,
 				begin_time = CASE WHEN j.begin_time = 0 THEN $1 ELSE j.begin_time END
 			FROM picked WHERE j.seq = picked.seq
-			RETURNING `+prefixed("j.", jobCols)+`, j.seq`, ms(now), limit, owner, ms(leaseUntil))
-		if err != nil {
-			return err
-		}
-		seqs := map[string]int64{}
-		for rows.Next() {
-			var seq int64
-			j, err := scanJob(rows, &seq)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			seqs[j.ID] = seq
-			out = append(out, j)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		slices.SortFunc(out, func(a, b ecs.Job) int { return int(seqs[a.ID] - seqs[b.ID]) })
-		return tallyStarted(ctx, q, out, now)
-	})
+			RETURNING `+prefixed("j.", jobCols)+`, j.seq),
+		started AS (
+			SELECT parent_id, count(*) AS n FROM claimed WHERE parent_id <> '' AND attempts = 1 GROUP BY parent_id),
+		tallied AS (
+			UPDATE jobs p SET sub_started = p.sub_started + started.n,
+				status = CASE WHEN p.status = 'INIT' THEN 'RUNNING' ELSE p.status END,
+				begin_time = CASE WHEN p.begin_time = 0 THEN $1 ELSE p.begin_time END
+			FROM started WHERE p.id = started.parent_id)
+		SELECT * FROM claimed ORDER BY seq`, ms(now), limit, owner, ms(leaseUntil))
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
-}
-
-// tallyStarted counts the first claims of sub-jobs into their parents,
-// which show RUNNING from their first sub-job's start. Parents are locked in
-// id order, so that two claimers never wait for each other in a cycle.
-func tallyStarted(ctx context.Context, q querier, claimed []ecs.Job, now time.Time) error {
-	started := map[string]int{}
-	for _, j := range claimed {
-		if j.ParentID != "" && j.Attempts == 1 {
-			started[j.ParentID]++
-		}
-	}
-	if len(started) == 0 {
-		return nil
-	}
-	ids := make([]string, 0, len(started))
-	counts := make([]int32, 0, len(started))
-	for id := range started {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		counts = append(counts, int32(started[id]))
-	}
-	if len(ids) > 1 {
-		if _, err := q.Exec(ctx, `SELECT 1 FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids); err != nil {
-			return err
-		}
-	}
-	_, err := q.Exec(ctx, `UPDATE jobs SET sub_started = sub_started + c.n,
-			status = CASE WHEN status = 'INIT' THEN 'RUNNING' ELSE status END,
-			begin_time = CASE WHEN begin_time = 0 THEN $1 ELSE begin_time END
-		FROM unnest($2::text[], $3::int[]) AS c(id, n) WHERE jobs.id = c.id`, ms(now), ids, counts)
-	return err
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ecs.Job, error) {
+		var seq int64
+		return scanJob(r, &seq)
+	})
 }
 
 func (s *Store) JobLeaseRenew(ctx context.Context, runs []store.Lease, leaseUntil time.Time) ([]string, error) {

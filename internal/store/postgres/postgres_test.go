@@ -281,3 +281,9 @@ func TestJobRetryCleansCause(t *testing.T) {
 		t.Fatalf("last error = %q, %v", got.LastError, err)
 	}
 }
+
+// Benchmarks: the bodies are storetest's, shared with store/sqlite.
+
+func BenchmarkJobClaim(b *testing.B)    { storetest.BenchJobClaim(b, openTemp(b)) }
+func BenchmarkWriteSubmit(b *testing.B) { storetest.BenchWriteSubmit(b, openTemp(b)) }
+func BenchmarkServerGet(b *testing.B)   { storetest.BenchServerGet(b, openTemp(b)) }
