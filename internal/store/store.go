@@ -127,6 +127,13 @@ type Reader interface {
 
 // Tx is a write transaction. Every method acts inside it.
 type Tx interface {
+	// Lock takes the lock named key until the transaction ends: Writes
+	// (of any process on the database) that take the same key run one
+	// after another, so that a check of rows that may not exist yet (is
+	// there a credential? a host of this name?) and the insert it decides
+	// are not raced by another Write doing the same.
+	Lock(ctx context.Context, key string) error
+
 	// ProjectInsert records a project.
 	ProjectInsert(ctx context.Context, projectID, name string, created time.Time) error
 	// CredentialInsert stores an access key with its sealed secret.

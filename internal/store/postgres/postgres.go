@@ -28,6 +28,8 @@
 //     on any number of nodes never wait for each other and never get the
 //     same job; the claim and the tally of the claimed sub-jobs' parents
 //     commit together.
+//   - Tx.Lock is a transaction-level advisory lock: it serialises Writes on
+//     rows that do not exist yet, which row locks cannot.
 //   - A unique-key clash is found by its SQLSTATE (23505), never by its text.
 //     PostgreSQL aborts a transaction at its first failed statement: after a
 //     Tx method returns an error, fn must return an error too (if it does
@@ -218,6 +220,14 @@ type tx struct {
 	// jobInserted is set once the transaction inserted a runnable job: its
 	// commit notifies the listeners.
 	jobInserted bool
+}
+
+// Lock takes a transaction-level advisory lock on a 64-bit hash of key
+// (in a namespace of its own); PostgreSQL releases it at commit or
+// rollback.
+func (t *tx) Lock(ctx context.Context, key string) error {
+	_, err := t.q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "ecsd.lock:"+key)
+	return err
 }
 
 // ---- credentials, projects, images

@@ -19,7 +19,7 @@ import (
 // claimers spread over the Stores never get the same job; that
 // read-check-update Writes spread over the Stores never interleave (no
 // lost update, and of many concurrent submits for one server exactly one
-// wins).
+// wins); that Tx.Lock serialises Writes of every Store.
 func RunShared(t *testing.T, open func(t *testing.T, n int) []store.Store) {
 	tests := []struct {
 		name string
@@ -29,6 +29,7 @@ func RunShared(t *testing.T, open func(t *testing.T, n int) []store.Store) {
 		{"ClaimDisjoint", testSharedClaim},
 		{"Serialised", testSharedSerialised},
 		{"OneWinner", testSharedOneWinner},
+		{"Lock", func(t *testing.T, open func(t *testing.T, n int) []store.Store) { lockedGetOrInsert(t, open(t, 3), 30) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
