@@ -8,7 +8,7 @@
 #       Idempotent: a second run installs nothing and does not touch apt.
 #   scripts/postgres.sh start [--owner PID] [--no-fsync]
 #       Install if needed, then make and start a throwaway cluster: a fresh
-#       directory under ${TMPDIR:-/tmp} (data, log and socket), trust
+#       directory under $TMPDIR or /tmp (data, log and socket), trust
 #       authentication for the superuser "ecs", listening on 127.0.0.1 on a
 #       free port. Prints, one per line, shell assignments:
 #           ECS_PG_DIR=/tmp/ecsd-pg.XXXXXX
@@ -78,9 +78,19 @@ stop() {
 	rm -rf "$dir"
 }
 
+# base prints where clusters live: $TMPDIR, or /tmp when the cluster's
+# user could not reach $TMPDIR (root's own, say).
+base() {
+	b=${TMPDIR:-/tmp}
+	if [ "$(id -u)" = 0 ] && ! su postgres -s /bin/sh -c "test -x '$b'" 2>/dev/null; then
+		b=/tmp
+	fi
+	echo "$b"
+}
+
 # reap stops the clusters of owners that died.
 reap() {
-	for d in "${TMPDIR:-/tmp}"/ecsd-pg.*; do
+	for d in "$(base)"/ecsd-pg.*; do
 		[ -f "$d/owner" ] || continue
 		pid=$(cat "$d/owner")
 		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
@@ -112,7 +122,7 @@ start() {
 	install
 	reap
 	bin=$(bindir)
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/ecsd-pg.XXXXXX")
+	dir=$(mktemp -d "$(base)/ecsd-pg.XXXXXX")
 	chmod 0755 "$dir"
 	if [ -n "$owner" ]; then
 		echo "$owner" >"$dir/owner"
