@@ -51,6 +51,9 @@ func (t *tx) JobInsert(ctx context.Context, j *ecs.Job) error {
 }
 
 func getJob(ctx context.Context, q querier, id string) (ecs.Job, error) {
+	if unstorable(id) {
+		return ecs.Job{}, notFound("job", id)
+	}
 	j, err := scanJob(q.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+forUpdate, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return j, notFound("job", id)
@@ -65,7 +68,7 @@ func (t *tx) JobGetByID(ctx context.Context, id string) (ecs.Job, error) {
 // JobGet reads the job and its sub-jobs in one statement, so that they come
 // from one snapshot: a batch never shows a status its sub-jobs contradict.
 func (s *Store) JobGet(ctx context.Context, projectID, id string) (ecs.Job, error) {
-	if projectID == "" {
+	if projectID == "" || unstorable(projectID, id) {
 		return ecs.Job{}, notFound("job", id)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+jobCols+`, true, seq FROM jobs WHERE id = $1 AND project_id = $2

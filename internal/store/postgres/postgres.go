@@ -35,7 +35,10 @@
 //     Tx method returns an error, fn must return an error too (if it does
 //     not, the commit fails and Write still returns one).
 //   - Times are unix milliseconds in BIGINT columns, as in SQLite; job params
-//     are BYTEA (kept byte for byte), server metadata JSONB.
+//     are BYTEA (kept byte for byte), server metadata JSON in TEXT.
+//   - PostgreSQL's TEXT cannot hold NUL bytes or invalid UTF-8, which SQLite
+//     keeps: a lookup by such a key finds nothing (ecs.ErrNotFound, as no
+//     row can have it) instead of failing.
 //   - A Write that inserted a runnable job sends a notification on channel
 //     ecsd_jobs as it commits (pg_notify is transactional: a rolled-back
 //     Write sends none). JobListen (store.JobNotifier) delivers them to a
@@ -52,6 +55,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -243,6 +247,9 @@ func (t *tx) CredentialInsert(ctx context.Context, c store.SealedCredential) err
 
 func (s *Store) CredentialGet(ctx context.Context, ak string) (store.SealedCredential, error) {
 	var c store.SealedCredential
+	if unstorable(ak) {
+		return c, notFound("credential", ak)
+	}
 	var created int64
 	err := s.pool.QueryRow(ctx, `SELECT access_key, secret_sealed, project_id, user_id, created FROM credentials WHERE access_key = $1`, ak).
 		Scan(&c.AccessKey, &c.SealedSecret, &c.ProjectID, &c.UserID, &created)
@@ -306,6 +313,9 @@ func scanImage(sc pgx.Row) (ecs.Image, error) {
 }
 
 func (s *Store) ImageGet(ctx context.Context, id string) (ecs.Image, error) {
+	if unstorable(id) {
+		return ecs.Image{}, notFound("image", id)
+	}
 	i, err := scanImage(s.pool.QueryRow(ctx, `SELECT `+imageCols+` FROM images WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return i, notFound("image", id)
@@ -363,6 +373,9 @@ func serverArgs(s *ecs.Server) []any {
 // getServer reads a server, of any project when projectID is "". lock is
 // "" or a locking clause.
 func getServer(ctx context.Context, q querier, projectID, id, lock string) (ecs.Server, error) {
+	if unstorable(projectID, id) {
+		return ecs.Server{}, notFound("server", id)
+	}
 	var row pgx.Row
 	if projectID == "" {
 		row = q.QueryRow(ctx, `SELECT `+serverCols+` FROM servers WHERE id = $1`+lock, id)
@@ -389,6 +402,9 @@ func (s *Store) ServerGet(ctx context.Context, projectID, id string) (ecs.Server
 }
 
 func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs.Server, int, error) {
+	if unstorable(p.ProjectID, p.Name, p.Status) {
+		return nil, 0, nil
+	}
 	where := ` WHERE project_id = $1`
 	args := []any{p.ProjectID}
 	if p.Name != "" {
@@ -491,11 +507,17 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 }
 
 func (t *tx) ServerDelete(ctx context.Context, id string) error {
+	if unstorable(id) {
+		return nil
+	}
 	_, err := t.q.Exec(ctx, `DELETE FROM servers WHERE id = $1`, id)
 	return err
 }
 
 func (t *tx) ServerFence(ctx context.Context, serverID, token string) error {
+	if unstorable(serverID, token) {
+		return fmt.Errorf("server %s: %w", serverID, ecs.ErrFenced)
+	}
 	var owner string
 	err := t.q.QueryRow(ctx, `SELECT task_owner FROM servers WHERE id = $1`+forUpdate, serverID).Scan(&owner)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -534,6 +556,9 @@ func scanVolume(sc pgx.Row) (ecs.Volume, error) {
 }
 
 func getVolume(ctx context.Context, q querier, id, lock string) (ecs.Volume, error) {
+	if unstorable(id) {
+		return ecs.Volume{}, notFound("volume", id)
+	}
 	v, err := scanVolume(q.QueryRow(ctx, `SELECT `+volumeCols+` FROM volumes WHERE id = $1`+lock, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return v, notFound("volume", id)
@@ -567,6 +592,9 @@ func (t *tx) VolumeUpsert(ctx context.Context, v *ecs.Volume) error {
 }
 
 func (t *tx) VolumeDelete(ctx context.Context, id string) error {
+	if unstorable(id) {
+		return nil
+	}
 	_, err := t.q.Exec(ctx, `DELETE FROM volumes WHERE id = $1`, id)
 	return err
 }
@@ -584,6 +612,9 @@ func scanKeypair(sc pgx.Row) (ecs.Keypair, error) {
 }
 
 func getKeypair(ctx context.Context, q querier, projectID, userID, name, lock string) (ecs.Keypair, error) {
+	if unstorable(projectID, userID, name) {
+		return ecs.Keypair{}, notFound("keypair", name)
+	}
 	k, err := scanKeypair(q.QueryRow(ctx, `SELECT `+keypairCols+` FROM keypairs WHERE project_id = $1 AND user_id = $2 AND name = $3`+lock,
 		projectID, userID, name))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -601,6 +632,9 @@ func (t *tx) KeypairGet(ctx context.Context, projectID, userID, name string) (ec
 }
 
 func (s *Store) KeypairList(ctx context.Context, projectID, userID string) ([]ecs.Keypair, error) {
+	if unstorable(projectID, userID) {
+		return nil, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+keypairCols+` FROM keypairs WHERE project_id = $1 AND user_id = $2 ORDER BY name`,
 		projectID, userID)
 	if err != nil {
@@ -620,6 +654,9 @@ func (t *tx) KeypairInsert(ctx context.Context, k *ecs.Keypair) error {
 }
 
 func (t *tx) KeypairDelete(ctx context.Context, projectID, userID, name string) error {
+	if unstorable(projectID, userID, name) {
+		return notFound("keypair", name)
+	}
 	tag, err := t.q.Exec(ctx, `DELETE FROM keypairs WHERE project_id = $1 AND user_id = $2 AND name = $3`, projectID, userID, name)
 	if err != nil {
 		return err
@@ -635,4 +672,15 @@ func (t *tx) KeypairDelete(ctx context.Context, projectID, userID, name string) 
 // (error causes) that may carry arbitrary bytes.
 func cleanText(s string) string {
 	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}
+
+// unstorable reports whether a key cannot be in a TEXT column (a NUL byte,
+// invalid UTF-8), so that a lookup by it finds nothing without asking.
+func unstorable(keys ...string) bool {
+	for _, k := range keys {
+		if strings.IndexByte(k, 0) >= 0 || !utf8.ValidString(k) {
+			return true
+		}
+	}
+	return false
 }

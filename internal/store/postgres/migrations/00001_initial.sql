@@ -54,7 +54,8 @@ CREATE TABLE servers (
 	task_job_id TEXT NOT NULL,
 	task_owner TEXT NOT NULL,
 	fault TEXT NOT NULL,
-	metadata JSONB NOT NULL,
+	-- JSON text, as SQLite keeps it (JSONB would refuse a \u0000 escape).
+	metadata TEXT NOT NULL,
 	az TEXT NOT NULL,
 	vpc_id TEXT NOT NULL,
 	addr TEXT NOT NULL,
