@@ -37,11 +37,18 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
+
+// ErrUnavailable is wrapped by the errors of a store that cannot reach its
+// database (a server restarting, a network cut): the same call may succeed
+// later, and the API answers it with 503. An embedded store never returns
+// it.
+var ErrUnavailable = errors.New("store unavailable")
 
 // Store is the service's database.
 type Store interface {

@@ -71,7 +71,7 @@ func (s *Store) JobGet(ctx context.Context, projectID, id string) (ecs.Job, erro
 	if projectID == "" || unstorable(projectID, id) {
 		return ecs.Job{}, notFound("job", id)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+jobCols+`, true, seq FROM jobs WHERE id = $1 AND project_id = $2
+	rows, err := s.db.Query(ctx, `SELECT `+jobCols+`, true, seq FROM jobs WHERE id = $1 AND project_id = $2
 		UNION ALL
 		SELECT `+prefixed("c.", jobCols)+`, false, c.seq FROM jobs c JOIN jobs p ON p.id = c.parent_id
 			WHERE p.id = $1 AND p.project_id = $2 AND NOT p.runnable
@@ -174,7 +174,7 @@ func (s *Store) JobClaim(ctx context.Context, owner string, now, leaseUntil time
 }
 
 func (s *Store) claimOnce(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error) {
-	rows, err := s.pool.Query(ctx, `WITH picked AS (
+	rows, err := s.db.Query(ctx, `WITH picked AS (
 			SELECT seq FROM jobs WHERE runnable AND status IN ('INIT','RUNNING') AND lease_expires < $1 AND run_at <= $1
 			ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
 		claimed AS (
@@ -209,7 +209,7 @@ func (s *Store) JobLeaseRenew(ctx context.Context, runs []store.Lease, leaseUnti
 	for i, l := range runs {
 		ids[i], owners[i], attempts[i] = l.JobID, l.Owner, int32(l.Attempt)
 	}
-	rows, err := s.pool.Query(ctx, `UPDATE jobs SET lease_expires = $1
+	rows, err := s.db.Query(ctx, `UPDATE jobs SET lease_expires = $1
 		FROM unnest($2::text[], $3::text[], $4::int[]) AS r(id, owner, attempt)
 		WHERE jobs.id = r.id AND jobs.lease_owner = r.owner AND jobs.attempts = r.attempt AND jobs.status = 'RUNNING'
 		RETURNING jobs.id`, ms(leaseUntil), ids, owners, attempts)
@@ -231,7 +231,7 @@ func (s *Store) JobRetry(ctx context.Context, p store.JobRetryParams) (int, erro
 		msg = msg[:maxErrorLen]
 	}
 	var n int
-	err := s.pool.QueryRow(ctx, `UPDATE jobs SET errors = errors + 1, last_error = $1, lease_expires = 0, run_at = $2
+	err := s.db.QueryRow(ctx, `UPDATE jobs SET errors = errors + 1, last_error = $1, lease_expires = 0, run_at = $2
 		WHERE id = $3 AND lease_owner = $4 AND attempts = $5 AND status IN ('INIT','RUNNING')
 		RETURNING errors`, cleanText(msg), ms(p.RunAt), p.JobID, p.Lease.Owner, p.Lease.Attempt).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -241,7 +241,7 @@ func (s *Store) JobRetry(ctx context.Context, p store.JobRetryParams) (int, erro
 }
 
 func (s *Store) JobLeaseReleaseOwner(ctx context.Context, owner string) (int, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET lease_expires = 0 WHERE lease_owner = $1 AND status = 'RUNNING' AND runnable`, owner)
+	tag, err := s.db.Exec(ctx, `UPDATE jobs SET lease_expires = 0 WHERE lease_owner = $1 AND status = 'RUNNING' AND runnable`, owner)
 	if err != nil {
 		return 0, err
 	}
@@ -249,7 +249,7 @@ func (s *Store) JobLeaseReleaseOwner(ctx context.Context, owner string) (int, er
 }
 
 func (s *Store) JobDeleteFinished(ctx context.Context, before time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM jobs WHERE seq IN (
+	tag, err := s.db.Exec(ctx, `DELETE FROM jobs WHERE seq IN (
 		SELECT seq FROM jobs WHERE parent_id = '' AND status IN ('SUCCESS','FAIL') AND end_time > 0 AND end_time < $1
 		UNION ALL
 		SELECT c.seq FROM jobs c JOIN jobs p ON p.id = c.parent_id

@@ -34,6 +34,8 @@
 //     PostgreSQL aborts a transaction at its first failed statement: after a
 //     Tx method returns an error, fn must return an error too (if it does
 //     not, the commit fails and Write still returns one).
+//   - An error that says the database is out of reach (connection refused
+//     or lost, server shutting down) wraps store.ErrUnavailable.
 //   - Times are unix milliseconds in BIGINT columns, as in SQLite; job params
 //     are BYTEA (kept byte for byte), server metadata JSON in TEXT.
 //   - PostgreSQL's TEXT cannot hold NUL bytes or invalid UTF-8, which SQLite
@@ -80,6 +82,7 @@ type Config struct {
 // Store is the PostgreSQL Store.
 type Store struct {
 	pool *pgxpool.Pool
+	db   dbq // the pool, its errors classified
 	log  *slog.Logger
 }
 
@@ -110,10 +113,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, log: cfg.Logger}
+	s := &Store{pool: pool, db: dbq{pool}, log: cfg.Logger}
 	if err := s.migrateUp(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres: %w", classify(ctx, err))
 	}
 	return s, nil
 }
@@ -199,9 +202,9 @@ func (s *Store) Write(ctx context.Context, fn func(tx store.Tx) error) error {
 func (s *Store) writeOnce(ctx context.Context, fn func(tx store.Tx) error) error {
 	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return fmt.Errorf("postgres: begin: %w", err)
+		return fmt.Errorf("postgres: begin: %w", classify(ctx, err))
 	}
-	t := &tx{q: ptx}
+	t := &tx{q: dbq{ptx}}
 	if err := fn(t); err != nil {
 		ptx.Rollback(context.WithoutCancel(ctx))
 		return err
@@ -213,7 +216,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(tx store.Tx) error) error
 		}
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: commit: %w", err)
+		return fmt.Errorf("postgres: commit: %w", classify(ctx, err))
 	}
 	return nil
 }
@@ -251,7 +254,7 @@ func (s *Store) CredentialGet(ctx context.Context, ak string) (store.SealedCrede
 		return c, notFound("credential", ak)
 	}
 	var created int64
-	err := s.pool.QueryRow(ctx, `SELECT access_key, secret_sealed, project_id, user_id, created FROM credentials WHERE access_key = $1`, ak).
+	err := s.db.QueryRow(ctx, `SELECT access_key, secret_sealed, project_id, user_id, created FROM credentials WHERE access_key = $1`, ak).
 		Scan(&c.AccessKey, &c.SealedSecret, &c.ProjectID, &c.UserID, &created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, notFound("credential", ak)
@@ -262,12 +265,12 @@ func (s *Store) CredentialGet(ctx context.Context, ak string) (store.SealedCrede
 
 func (s *Store) CredentialCount(ctx context.Context) (int, error) {
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM credentials`).Scan(&n)
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM credentials`).Scan(&n)
 	return n, err
 }
 
 func (s *Store) CredentialList(ctx context.Context) ([]store.SealedCredential, error) {
-	rows, err := s.pool.Query(ctx, `SELECT access_key, secret_sealed, project_id, user_id, created FROM credentials ORDER BY access_key`)
+	rows, err := s.db.Query(ctx, `SELECT access_key, secret_sealed, project_id, user_id, created FROM credentials ORDER BY access_key`)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +295,7 @@ const imageCols = `id, name, os_type, os_version, platform, status, disk_format,
 	file, kernel, initrd, partition_table, rootfs, cloud_init, unsupported, created`
 
 func (s *Store) ImageUpsert(ctx context.Context, i ecs.Image) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO images(`+imageCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+	_, err := s.db.Exec(ctx, `INSERT INTO images(`+imageCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
 		ON CONFLICT (id) DO UPDATE SET name=EXCLUDED.name, os_type=EXCLUDED.os_type, os_version=EXCLUDED.os_version,
 		platform=EXCLUDED.platform, status=EXCLUDED.status, disk_format=EXCLUDED.disk_format, min_disk=EXCLUDED.min_disk,
 		min_ram=EXCLUDED.min_ram, size=EXCLUDED.size, checksum=EXCLUDED.checksum, file=EXCLUDED.file, kernel=EXCLUDED.kernel,
@@ -316,7 +319,7 @@ func (s *Store) ImageGet(ctx context.Context, id string) (ecs.Image, error) {
 	if unstorable(id) {
 		return ecs.Image{}, notFound("image", id)
 	}
-	i, err := scanImage(s.pool.QueryRow(ctx, `SELECT `+imageCols+` FROM images WHERE id = $1`, id))
+	i, err := scanImage(s.db.QueryRow(ctx, `SELECT `+imageCols+` FROM images WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return i, notFound("image", id)
 	}
@@ -324,7 +327,7 @@ func (s *Store) ImageGet(ctx context.Context, id string) (ecs.Image, error) {
 }
 
 func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+imageCols+` FROM images ORDER BY created, id`)
+	rows, err := s.db.Query(ctx, `SELECT `+imageCols+` FROM images ORDER BY created, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +426,7 @@ func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs
 		limit = &l
 	}
 	n := len(args)
-	rows, err := s.pool.Query(ctx, `SELECT count(*) OVER (), `+serverCols+` FROM servers`+where+
+	rows, err := s.db.Query(ctx, `SELECT count(*) OVER (), `+serverCols+` FROM servers`+where+
 		fmt.Sprintf(` ORDER BY seq DESC LIMIT $%d OFFSET $%d`, n+1, n+2), append(args, limit, int64(p.Offset))...)
 	if err != nil {
 		return nil, 0, err
@@ -442,7 +445,7 @@ func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs
 		return nil, 0, err
 	}
 	if total < 0 { // an empty page: count on its own
-		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM servers`+where, args...).Scan(&total); err != nil {
+		if err := s.db.QueryRow(ctx, `SELECT count(*) FROM servers`+where, args...).Scan(&total); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -458,7 +461,7 @@ type countedRow struct {
 func (c countedRow) Scan(dest ...any) error { return c.rows.Scan(append([]any{c.count}, dest...)...) }
 
 func (s *Store) ServerListAll(ctx context.Context) ([]ecs.Server, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+serverCols+` FROM servers ORDER BY seq`)
+	rows, err := s.db.Query(ctx, `SELECT `+serverCols+` FROM servers ORDER BY seq`)
 	if err != nil {
 		return nil, err
 	}
@@ -575,7 +578,7 @@ func (t *tx) VolumeGet(ctx context.Context, id string) (ecs.Volume, error) {
 }
 
 func (s *Store) VolumeListAll(ctx context.Context) ([]ecs.Volume, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+volumeCols+` FROM volumes ORDER BY created, id`)
+	rows, err := s.db.Query(ctx, `SELECT `+volumeCols+` FROM volumes ORDER BY created, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -635,7 +638,7 @@ func (s *Store) KeypairList(ctx context.Context, projectID, userID string) ([]ec
 	if unstorable(projectID, userID) {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+keypairCols+` FROM keypairs WHERE project_id = $1 AND user_id = $2 ORDER BY name`,
+	rows, err := s.db.Query(ctx, `SELECT `+keypairCols+` FROM keypairs WHERE project_id = $1 AND user_id = $2 ORDER BY name`,
 		projectID, userID)
 	if err != nil {
 		return nil, err
