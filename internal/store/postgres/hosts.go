@@ -69,8 +69,10 @@ func listHosts(ctx context.Context, q querier) ([]store.Host, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Host, error) { return scanHost(r) })
 }
 
-func (s *Store) HostGet(ctx context.Context, name string) (store.Host, error) { return getHost(ctx, s.db, name) }
-func (s *Store) HostList(ctx context.Context) ([]store.Host, error)            { return listHosts(ctx, s.db) }
+func (s *Store) HostGet(ctx context.Context, name string) (store.Host, error) {
+	return getHost(ctx, s.db, name)
+}
+func (s *Store) HostList(ctx context.Context) ([]store.Host, error) { return listHosts(ctx, s.db) }
 
 // HostList in a transaction does not lock the hosts: placement reads them
 // to choose, and HostAllocate's conditional update is what guards the
