@@ -65,7 +65,13 @@ func imageImportCommand(fs *flagSet) runFunc {
 		defer imp.Close()
 
 		bar := newProgressBar(errOut, file)
-		svc := cloud.New(cloud.Config{Store: st, Logger: slog.New(slog.DiscardHandler)})
+		// The image is recorded as this host's: placement puts its servers
+		// on the hosts that imported it.
+		hostName, err := nodeHostName()
+		if err != nil {
+			return err
+		}
+		svc := cloud.New(cloud.Config{Store: st, Host: hostName, Logger: slog.New(slog.DiscardHandler)})
 		img, err := svc.ImportImage(ctx, cloud.ImportImageInput{
 			Name:   name,
 			OSType: osType,
