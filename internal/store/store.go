@@ -197,7 +197,9 @@ type Tx interface {
 	// provided the job is still leased to lease; else ecs.ErrFenced.
 	JobUpdate(ctx context.Context, j *ecs.Job, lease Lease) error
 
-	// HostList lists every host, as Reader.HostList.
+	// HostList lists every host, as Reader.HostList but without their
+	// server counts (Servers is 0: the create path has no use for them),
+	// and without locking them: HostAllocate is what guards capacity.
 	HostList(ctx context.Context) ([]Host, error)
 	// ImageHostList lists the hosts that have an image's files.
 	ImageHostList(ctx context.Context, imageID string) ([]ImageHost, error)

@@ -14,8 +14,13 @@ import (
 
 // ---- hosts, allocations and image hosts
 
-const hostCols = `name, vcpus, ram_mb, disk_gb, cpu_ratio, ram_ratio, disk_ratio, alloc_vcpus, alloc_ram_mb, alloc_disk_gb,
-	advertise, driver, heartbeat, created, (SELECT count(*) FROM servers WHERE servers.host = hosts.name)`
+// hostCols are a host's columns and its server count; hostColsUncounted
+// leave the count out (0), for the create path, which does not need it.
+const (
+	hostColsUncounted = `name, vcpus, ram_mb, disk_gb, cpu_ratio, ram_ratio, disk_ratio, alloc_vcpus, alloc_ram_mb,
+	alloc_disk_gb, advertise, driver, heartbeat, created, `
+	hostCols = hostColsUncounted + `(SELECT count(*) FROM servers WHERE servers.host = hosts.name)`
+)
 
 func scanHost(sc pgx.Row) (store.Host, error) {
 	var h store.Host
@@ -61,8 +66,8 @@ func getHost(ctx context.Context, q querier, name string) (store.Host, error) {
 	return h, err
 }
 
-func listHosts(ctx context.Context, q querier) ([]store.Host, error) {
-	rows, err := q.Query(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY name`)
+func listHosts(ctx context.Context, q querier, cols string) ([]store.Host, error) {
+	rows, err := q.Query(ctx, `SELECT `+cols+` FROM hosts ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +77,16 @@ func listHosts(ctx context.Context, q querier) ([]store.Host, error) {
 func (s *Store) HostGet(ctx context.Context, name string) (store.Host, error) {
 	return getHost(ctx, s.db, name)
 }
-func (s *Store) HostList(ctx context.Context) ([]store.Host, error) { return listHosts(ctx, s.db) }
+func (s *Store) HostList(ctx context.Context) ([]store.Host, error) {
+	return listHosts(ctx, s.db, hostCols)
+}
 
 // HostList in a transaction does not lock the hosts: placement reads them
 // to choose, and HostAllocate's conditional update is what guards the
 // capacity.
-func (t *tx) HostList(ctx context.Context) ([]store.Host, error) { return listHosts(ctx, t.q) }
+func (t *tx) HostList(ctx context.Context) ([]store.Host, error) {
+	return listHosts(ctx, t.q, hostColsUncounted+"0")
+}
 
 // HostAllocate is one UPDATE whose WHERE clause is the capacity check.
 // Under READ COMMITTED, an UPDATE that finds the row locked by another

@@ -13,8 +13,13 @@ import (
 
 // ---- hosts, allocations and image hosts
 
-const hostCols = `name, vcpus, ram_mb, disk_gb, cpu_ratio, ram_ratio, disk_ratio, alloc_vcpus, alloc_ram_mb, alloc_disk_gb,
-	advertise, driver, heartbeat, created, (SELECT count(*) FROM servers WHERE servers.host = hosts.name)`
+// hostCols are a host's columns and its server count; hostColsUncounted
+// leave the count out (0), for the create path, which does not need it.
+const (
+	hostColsUncounted = `name, vcpus, ram_mb, disk_gb, cpu_ratio, ram_ratio, disk_ratio, alloc_vcpus, alloc_ram_mb,
+	alloc_disk_gb, advertise, driver, heartbeat, created, `
+	hostCols = hostColsUncounted + `(SELECT count(*) FROM servers WHERE servers.host = hosts.name)`
+)
 
 func scanHost(sc scanner) (store.Host, error) {
 	var h store.Host
@@ -54,8 +59,8 @@ func getHost(ctx context.Context, q queryer, name string) (store.Host, error) {
 	return h, err
 }
 
-func listHosts(ctx context.Context, q queryer) ([]store.Host, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY name`)
+func listHosts(ctx context.Context, q queryer, cols string) ([]store.Host, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+cols+` FROM hosts ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -74,8 +79,12 @@ func listHosts(ctx context.Context, q queryer) ([]store.Host, error) {
 func (s *Store) HostGet(ctx context.Context, name string) (store.Host, error) {
 	return getHost(ctx, s.r, name)
 }
-func (s *Store) HostList(ctx context.Context) ([]store.Host, error) { return listHosts(ctx, s.r) }
-func (t *tx) HostList(ctx context.Context) ([]store.Host, error)    { return listHosts(ctx, t.q) }
+func (s *Store) HostList(ctx context.Context) ([]store.Host, error) {
+	return listHosts(ctx, s.r, hostCols)
+}
+func (t *tx) HostList(ctx context.Context) ([]store.Host, error) {
+	return listHosts(ctx, t.q, hostColsUncounted+"0")
+}
 
 // HostAllocate adds a's needs to the host's totals in one statement whose
 // WHERE clause is the capacity check, so that no interleaving of

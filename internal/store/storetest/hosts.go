@@ -85,6 +85,14 @@ func testHost(t *testing.T, open opener) {
 		if got.VCPUs != 8 || got.Advertise != again.Advertise || !got.Heartbeat.Equal(again.Heartbeat) || !got.Created.Equal(t0) {
 			t.Fatalf("host after a second HostUpsert = %+v, want the new capacity, URL and heartbeat and the first created", got)
 		}
+		b.write(t, func(tx store.Tx) error {
+			list, err := tx.HostList(b.ctx)
+			wantNoErr(t, "Tx.HostList", err)
+			uncounted := got
+			uncounted.Servers = 0
+			wantEqual(t, "Tx.HostList (no server counts)", list, []store.Host{uncounted})
+			return nil
+		})
 	})
 
 	t.Run("Heartbeat", func(t *testing.T) {
