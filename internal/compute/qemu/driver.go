@@ -371,16 +371,6 @@ func removeTemps(dir string) {
 	}
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
 // run runs a helper program and returns its stdout; a failure carries its
 // stderr.
 func run(ctx context.Context, name string, args ...string) ([]byte, error) {
