@@ -343,3 +343,34 @@ func TestNoImageImportRoute(t *testing.T) {
 		t.Errorf("images: %d before the call, %d after", len(before), len(after))
 	}
 }
+
+// /healthz, not an API of the gateway, answers another method 405 with the
+// methods it serves; an API path answers a method it does not serve 404,
+// with no Allow header (the gateway knows no such API).
+func TestMethodNotServed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"POST", "/healthz", 405, "GET, HEAD"},
+		{"DELETE", "/v1/" + e.cred.ProjectID + "/cloudservers/detail", 404, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Code string `json:"error_code"`
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || body.Code != "APIGW.0101" || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d %s, Allow %q; want %d APIGW.0101, Allow %q",
+				tc.method, tc.path, resp.StatusCode, body.Code, resp.Header.Get("Allow"), tc.status, tc.allow)
+		}
+	}
+}
