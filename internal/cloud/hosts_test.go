@@ -3,6 +3,7 @@ package cloud_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,5 +317,43 @@ func TestAdoptUnplaced(t *testing.T) {
 	}
 	if j := b.wait(t, job); j.Status != ecs.JobSuccess {
 		t.Fatalf("start of an adopted server: %+v", j)
+	}
+}
+
+// 200 concurrent creates against room for 50 servers: 50 are placed, the
+// others refused with Ecs.0319, and the host is never overcommitted.
+func TestConcurrentCreatesNeverOvercommit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sim.Config{})
+	b.fillOwnHost(t)
+	b.addHost(t, "host-small", cluster.Capacity{VCPUs: 50, RAMMB: 1 << 20, DiskGB: 1 << 20}, cluster.DriverSim)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		ok, full int
+		other    []error
+	)
+	for range 200 {
+		wg.Go(func() {
+			_, _, err := b.create(1, linuxImage, "s6.small.1")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case code(err) == ecs.CodeNoCapacity:
+				full++
+			default:
+				other = append(other, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(other) > 0 || ok != 50 || full != 150 {
+		t.Fatalf("200 concurrent creates on room for 50: %d placed, %d refused for room, other errors %v", ok, full, other)
+	}
+	h, err := b.st.HostGet(context.Background(), "host-small")
+	if err != nil || h.AllocVCPUs != 50 || h.Servers != 50 {
+		t.Fatalf("host after the creates: %+v, %v; want 50 vCPUs in 50 servers", h, err)
 	}
 }

@@ -173,3 +173,33 @@ func TestDetectCapacity(t *testing.T) {
 		t.Fatal("memTotalMB of a file without MemTotal succeeded")
 	}
 }
+
+// Run keeps the heartbeat fresh until its context ends.
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := Register(ctx, HostConfig{Store: st, Name: "h", Capacity: SimCapacity, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := st.HostGet(ctx, "h")
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	for {
+		got, err := st.HostGet(ctx, "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Heartbeat.After(first.Heartbeat) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/store"
 )
 
@@ -146,14 +147,22 @@ func Register(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	now := time.Now().UTC()
-	err := cfg.Store.HostUpsert(ctx, store.Host{Name: cfg.Name, VCPUs: cfg.Capacity.VCPUs, RAMMB: cfg.Capacity.RAMMB,
-		DiskGB: cfg.Capacity.DiskGB, CPURatio: cfg.Ratios.CPU, RAMRatio: cfg.Ratios.RAM, DiskRatio: cfg.Ratios.Disk,
-		Advertise: cfg.Advertise, Driver: cfg.Driver, Heartbeat: now, Created: now})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: register host %s: %w", cfg.Name, err)
+	h := &Host{cfg: cfg}
+	if err := h.upsert(ctx); err != nil {
+		return nil, err
 	}
-	return &Host{cfg: cfg}, nil
+	return h, nil
+}
+
+func (h *Host) upsert(ctx context.Context) error {
+	c, now := h.cfg, time.Now().UTC()
+	err := c.Store.HostUpsert(ctx, store.Host{Name: c.Name, VCPUs: c.Capacity.VCPUs, RAMMB: c.Capacity.RAMMB,
+		DiskGB: c.Capacity.DiskGB, CPURatio: c.Ratios.CPU, RAMRatio: c.Ratios.RAM, DiskRatio: c.Ratios.Disk,
+		Advertise: c.Advertise, Driver: c.Driver, Heartbeat: now, Created: now})
+	if err != nil {
+		return fmt.Errorf("cluster: register host %s: %w", c.Name, err)
+	}
+	return nil
 }
 
 // Name is the host's name.
@@ -173,6 +182,10 @@ func (h *Host) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		err := h.cfg.Store.HostHeartbeat(ctx, h.cfg.Name, time.Now().UTC())
+		if errors.Is(err, ecs.ErrNotFound) {
+			// The row was deleted (by an operator): register again.
+			err = h.upsert(ctx)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			h.cfg.Logger.Error("host heartbeat failed", "host", h.cfg.Name, "err", err)
