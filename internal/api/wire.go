@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -242,13 +243,65 @@ func jobBegin(j *ecs.Job) string {
 	return fmtTime(j.Created, timeMS)
 }
 
-func jobHead(j *ecs.Job) wireJobHead {
-	return wireJobHead{JobID: j.ID, JobType: j.Type, Status: j.Status, BeginTime: jobBegin(j), EndTime: fmtTime(j.End, timeMS),
-		ErrorCode: nullable(j.ErrorCode), FailReason: nullable(j.FailReason)}
+// wireJobTypes renames the job types whose stored names predate the API
+// reference's (ShowJob's job_type: "reInitOs" for a reinstall, "deleteVMs"
+// for a delete); the stored names stay, as the job engine dispatches on
+// them and rows of earlier releases carry them.
+var wireJobTypes = map[string]string{
+	ecs.JobReinstallOS:   "reInitOs",
+	ecs.JobDeleteServers: "deleteVMs",
+	ecs.JobDeleteServer:  "deleteVM",
 }
 
+func wireJobType(t string) string {
+	if w, ok := wireJobTypes[t]; ok {
+		return w
+	}
+	return t
+}
+
+func jobHead(j *ecs.Job) wireJobHead {
+	return wireJobHead{JobID: j.ID, JobType: wireJobType(j.Type), Status: j.Status, BeginTime: jobBegin(j),
+		EndTime: fmtTime(j.End, timeMS), ErrorCode: nullable(j.ErrorCode), FailReason: nullable(j.FailReason)}
+}
+
+// failedSub returns the first failed sub-job that says why (in sub-job
+// order), nil when none does.
+func failedSub(j *ecs.Job) *ecs.Job {
+	for i := range j.SubJobs {
+		if sj := &j.SubJobs[i]; sj.Status == ecs.JobFail && sj.ErrorCode != "" {
+			return sj
+		}
+	}
+	return nil
+}
+
+// toWireJob renders a job. A batch job that FAILed carries the error_code
+// and fail_reason of its first failed sub-job at the top level (clients
+// such as Terraform read only those), prefixed in the reason by how many of
+// its sub-jobs failed when more than one did. The texts are the ones the
+// job engine stored for clients (never a cause).
 func toWireJob(j *ecs.Job) wireJob {
 	w := wireJob{wireJobHead: jobHead(j)}
+	if j.Status == ecs.JobFail && j.ErrorCode == "" {
+		if sj := failedSub(j); sj != nil {
+			reason := sj.FailReason
+			failed := 0
+			for i := range j.SubJobs {
+				if j.SubJobs[i].Status == ecs.JobFail {
+					failed++
+				}
+			}
+			if failed > 1 {
+				reason = fmt.Sprintf("%d of %d sub-jobs failed; the first (ECS %s): %s", failed, len(j.SubJobs), sj.ServerID, reason)
+			}
+			w.ErrorCode, w.FailReason = nullable(sj.ErrorCode), nullable(reason)
+		} else {
+			// A batch failed without a stored reason (never expected):
+			// still say something a client can print.
+			w.ErrorCode, w.FailReason = nullable(ecs.CodeTaskFailed.Wire), nullable("A sub-job failed.")
+		}
+	}
 	if j.Runnable {
 		w.Entities.ServerID = j.ServerID
 		return w
