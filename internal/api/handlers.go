@@ -114,7 +114,8 @@ type createServer struct {
 }
 
 type createNic struct {
-	SubnetID string `json:"subnet_id"`
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
 }
 
 type createRootVolume struct {
@@ -140,6 +141,7 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 		AdminPass: s.AdminPass, AZ: s.AZ, Metadata: s.Metadata}
 	for _, n := range s.Nics {
 		in.SubnetIDs = append(in.SubnetIDs, n.SubnetID)
+		in.IPAddresses = append(in.IPAddresses, n.IPAddress)
 	}
 	if s.RootVolume != nil {
 		in.VolumeType = s.RootVolume.VolumeType

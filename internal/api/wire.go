@@ -73,6 +73,23 @@ type wireServer struct {
 	Description      string                   `json:"description"`
 	Fault            *wireFault               `json:"fault,omitempty"`
 	EnterpriseProjID string                   `json:"enterprise_project_id"`
+	ReservationID    string                   `json:"OS-EXT-SRV-ATTR:reservation_id"`
+	UserData         *string                  `json:"OS-EXT-SRV-ATTR:user_data"`
+	SchedulerHints   wireSchedulerHints       `json:"os:scheduler_hints"`
+	SysTags          []wireTag                `json:"sys_tags"`
+}
+
+// wireSchedulerHints is os:scheduler_hints: ecsd takes no hints at create
+// (placement is its own), so every list is empty.
+type wireSchedulerHints struct {
+	Group           []string `json:"group"`
+	Tenancy         []string `json:"tenancy"`
+	DedicatedHostID []string `json:"dedicated_host_id"`
+}
+
+type wireTag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 type wireID struct {
@@ -92,6 +109,7 @@ type wireAddress struct {
 	Addr    string `json:"addr"`
 	Type    string `json:"OS-EXT-IPS:type"`
 	MAC     string `json:"OS-EXT-IPS-MAC:mac_addr"`
+	PortID  string `json:"OS-EXT-IPS:port_id,omitempty"`
 	Primary bool   `json:"primary"`
 }
 
@@ -132,6 +150,14 @@ func toWireServer(s *ecs.Server) wireServer {
 		Host: s.Host, HostID: hostID(s.ProjectID, s.Host), HostStatus: "UP", InstanceName: "instance-" + shortID(s.ID), Hostname: s.Name,
 		HypervisorHost: s.Host, LaunchIndex: s.LaunchIndex, DiskConfig: "MANUAL", AccessIPv4: "", ConfigDrive: "",
 		SecurityGroups: []wireSecurityGroup{{ID: "default", Name: "default"}}, Tags: []string{}, EnterpriseProjID: "0",
+		ReservationID: s.ReservationID, SchedulerHints: wireSchedulerHints{Group: []string{}, Tenancy: []string{},
+			DedicatedHostID: []string{}},
+		// The system tag every ECS carries: its enterprise project ("0",
+		// the default one; ecsd has no others).
+		SysTags: []wireTag{{Key: "_sys_enterprise_project_id", Value: "0"}},
+	}
+	for _, tg := range s.Tags {
+		w.Tags = append(w.Tags, tg.Key+"="+tg.Value)
 	}
 	if s.Status() == "ACTIVE" || s.Status() == "SHUTOFF" {
 		w.Progress = 100
@@ -161,10 +187,15 @@ func toWireServer(s *ecs.Server) wireServer {
 		w.Flavor = wireServerFlavor{ID: s.FlavorID, Name: s.FlavorID, Disk: "0", VCPUs: "0", RAM: "0"}
 	}
 	w.Addresses = map[string][]wireAddress{}
-	if s.Addr != "" {
-		addrs := []wireAddress{{Version: "4", Addr: s.Addr, Type: "fixed", MAC: macFor(s.ID), Primary: true}}
+	if nics := serverNICs(s); len(nics) > 0 {
+		var addrs []wireAddress
+		for i, n := range nics {
+			addrs = append(addrs, wireAddress{Version: "4", Addr: n.IP, Type: "fixed", MAC: macFor(n.PortID), PortID: n.PortID,
+				Primary: i == 0})
+		}
 		if s.AccessPort != 0 {
-			addrs = append(addrs, wireAddress{Version: "4", Addr: "127.0.0.1", Type: "floating", MAC: macFor(s.ID)})
+			addrs = append(addrs, wireAddress{Version: "4", Addr: "127.0.0.1", Type: "floating", MAC: macFor(nics[0].PortID),
+				PortID: nics[0].PortID})
 		}
 		w.Addresses[s.VPCID] = addrs
 	}
@@ -176,6 +207,21 @@ func toWireServer(s *ecs.Server) wireServer {
 		w.Fault = &wireFault{Code: 500, Message: s.Fault, Created: fmtTime(s.Updated, timeSec)}
 	}
 	return w
+}
+
+// serverNICs returns a server's NICs; a server of a release before NICs
+// has only its address, shown as one NIC whose port id is derived from the
+// server id (stable across reads).
+func serverNICs(s *ecs.Server) []ecs.NIC {
+	if len(s.NICs) > 0 || s.Addr == "" {
+		return s.NICs
+	}
+	sum := sha256.Sum256([]byte("port:" + s.ID))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return []ecs.NIC{{PortID: h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], IP: s.Addr}}
 }
 
 func shortID(id string) string {

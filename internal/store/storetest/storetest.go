@@ -64,6 +64,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Image", testImage},
 		{"Server", testServer},
 		{"ServerList", testServerList},
+		{"ServerListFilters", testServerListFilters},
+		{"Addresses", testAddresses},
 		{"ServerOwner", testServerOwner},
 		{"OddText", testOddText},
 		{"Volume", testVolume},
