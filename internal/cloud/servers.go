@@ -21,21 +21,21 @@ const MaxBatch = 1000
 
 // CreateInput is a create-servers request (CreatePostPaidServers).
 type CreateInput struct {
-	Name       string
-	ImageRef   string
-	FlavorRef  string
-	VPCID      string
-	SubnetIDs  []string
+	Name      string
+	ImageRef  string
+	FlavorRef string
+	VPCID     string
+	SubnetIDs []string
 	// IPAddresses are the fixed addresses asked for the NICs, by index of
 	// SubnetIDs ("" or missing: the subnet's lowest free address).
 	IPAddresses []string
-	VolumeType string
-	SizeGB     int
-	KeyName    string
-	AdminPass  string
-	Count      int
-	AZ         string
-	Metadata   map[string]string
+	VolumeType  string
+	SizeGB      int
+	KeyName     string
+	AdminPass   string
+	Count       int
+	AZ          string
+	Metadata    map[string]string
 }
 
 // createParams is a create sub-job's input.

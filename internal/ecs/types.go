@@ -145,9 +145,9 @@ type Server struct {
 	// servers of one request share it); "" for servers of earlier
 	// releases.
 	ReservationID string
-	Created    time.Time
-	Updated    time.Time
-	LaunchedAt time.Time
+	Created       time.Time
+	Updated       time.Time
+	LaunchedAt    time.Time
 }
 
 // Status returns the API status of s.
