@@ -86,6 +86,7 @@ func TestEveryCodeOnTheWire(t *testing.T) {
 		ecs.CodeSubnetFull:             {400, "Ecs.0012"},
 		ecs.CodeAddressOutside:         {400, "Ecs.0039"},
 		ecs.CodeVPCSubnetDiffer:        {400, "Ecs.0064"},
+		ecs.CodeGlanceImageNotFound:    {404, "Ecs.0031"},
 		ecs.CodeNameInvalid:            {400, "Ecs.0915"},
 		ecs.CodeJobNotFound:            {400, "Common.0011"},
 		ecs.CodeSystem:                 {500, "Common.0001"},

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/ecs"
-	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // decode parses a JSON body strictly enough to refuse garbage: exactly one
@@ -176,35 +175,6 @@ func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
 	return writeJSON(w, http.StatusOK, serverBody{Server: toWireServer(&s)})
 }
 
-type listServersBody struct {
-	Count   int          `json:"count"`
-	Servers []wireServer `json:"servers"`
-}
-
-func (h *Handler) listServers(w http.ResponseWriter, req *request) error {
-	q := req.r.URL.Query()
-	// offset is a page number from 1; 0 also means the first page.
-	page, err := queryInt(q.Get("offset"), "offset", 1, 0, 1<<30)
-	if err != nil {
-		return err
-	}
-	page = max(page, 1)
-	limit, err := queryInt(q.Get("limit"), "limit", 25, 1, 1000)
-	if err != nil {
-		return err
-	}
-	p := store.ServerListParams{Name: q.Get("name"), Status: strings.ToUpper(q.Get("status")), Offset: (page - 1) * limit, Limit: limit}
-	servers, total, err := h.svc.ListServers(req.r.Context(), req.caller, p)
-	if err != nil {
-		return err
-	}
-	out := listServersBody{Count: total, Servers: make([]wireServer, 0, len(servers))}
-	for i := range servers {
-		out.Servers = append(out.Servers, toWireServer(&servers[i]))
-	}
-	return writeJSON(w, http.StatusOK, out)
-}
-
 func queryInt(v, name string, def, lo, hi int) (int, error) {
 	if v == "" {
 		return def, nil
@@ -293,44 +263,6 @@ func (h *Handler) deleteServers(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, jobIDBody{JobID: job})
-}
-
-// ---- flavors and images
-
-func (h *Handler) listFlavors(w http.ResponseWriter, req *request) error {
-	out := make([]wireFlavor, 0, len(cloud.Flavors))
-	for _, f := range cloud.Flavors {
-		out = append(out, wireFlavor{ID: f.ID, Name: f.Name, VCPUs: strconv.Itoa(f.VCPUs), RAM: f.RAMMB, Disk: strconv.Itoa(f.DiskGB),
-			RxtxFactor: 1, IsPublic: true, Links: []any{},
-			ExtraSpecs: map[string]string{"ecs:performancetype": "normal", "cond:operation:status": "normal"}})
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"flavors": out})
-}
-
-func (h *Handler) listImages(w http.ResponseWriter, req *request) error {
-	imgs, err := h.svc.ListImages(req.r.Context())
-	if err != nil {
-		return err
-	}
-	q := req.r.URL.Query()
-	out := make([]wireImage, 0, len(imgs))
-	for i := range imgs {
-		img := &imgs[i]
-		if (q.Get("id") != "" && q.Get("id") != img.ID) || (q.Get("name") != "" && q.Get("name") != img.Name) ||
-			(q.Get("__os_type") != "" && q.Get("__os_type") != img.OSType) || (q.Get("status") != "" && q.Get("status") != img.Status) {
-			continue
-		}
-		out = append(out, toWireImage(img))
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"images": out})
-}
-
-func (h *Handler) showImage(w http.ResponseWriter, req *request) error {
-	img, err := h.svc.GetImage(req.r.Context(), req.params[0])
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, toWireImage(&img))
 }
 
 // ---- key pairs

@@ -379,8 +379,14 @@ type wireFlavor struct {
 	RxtxQuota  string            `json:"rxtx_quota"`
 	RxtxCap    string            `json:"rxtx_cap"`
 	IsPublic   bool              `json:"os-flavor-access:is_public"`
-	Links      []any             `json:"links"`
+	Links      []wireLink        `json:"links"`
 	ExtraSpecs map[string]string `json:"os_extra_specs"`
+}
+
+type wireLink struct {
+	Href string `json:"href"`
+	Rel  string `json:"rel"`
+	Type string `json:"type"`
 }
 
 type wireKeypair struct {

@@ -7,3 +7,8 @@ var (
 	CodeAddressOutside  = code(ErrInvalid, "Ecs.0039") // nics[].ip_address not in the subnet's CIDR
 	CodeVPCSubnetDiffer = code(ErrInvalid, "Ecs.0064") // vpcid is not the VPC of a NIC's subnet
 )
+
+// CodeGlanceImageNotFound is GET /v2/images/{id} of an unknown image:
+// Glance answers 404; the code is ECS's "the image does not exist" (our
+// choice; README).
+var CodeGlanceImageNotFound = code(ErrNotFound, "Ecs.0031")
