@@ -824,3 +824,10 @@ func unstorable(keys ...string) bool {
 	}
 	return false
 }
+
+// Analyze refreshes the query planner's statistics (after a bulk load;
+// autovacuum does it too, later).
+func (s *Store) Analyze(ctx context.Context) error {
+	_, err := s.db.Exec(ctx, `ANALYZE`)
+	return err
+}

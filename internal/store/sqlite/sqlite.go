@@ -712,3 +712,9 @@ func (t *tx) KeypairDelete(ctx context.Context, projectID, userID, name string) 
 	}
 	return nil
 }
+
+// Analyze refreshes the query planner's statistics (after a bulk load).
+func (s *Store) Analyze(ctx context.Context) error {
+	_, err := s.w.ExecContext(ctx, `ANALYZE`)
+	return err
+}

@@ -8,8 +8,8 @@
 ALTER TABLE servers ADD COLUMN reservation_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE servers ADD COLUMN nics TEXT NOT NULL DEFAULT '';
 ALTER TABLE servers ADD COLUMN tags TEXT NOT NULL DEFAULT '';
-CREATE INDEX servers_flavor ON servers(project_id, flavor_id, seq);
-CREATE INDEX servers_reservation ON servers(project_id, reservation_id) WHERE reservation_id <> '';
+CREATE INDEX servers_flavor ON servers(project_id, flavor_id, status, seq);
+CREATE INDEX servers_reservation ON servers(project_id, reservation_id, seq);
 CREATE TABLE ports (
 	port_id TEXT PRIMARY KEY,
 	server_id TEXT NOT NULL,
