@@ -29,8 +29,10 @@
 // is another job returns ecs.ErrFenced; ServerUpdate keeps the task owner
 // while TaskJobID is set and clears it when TaskJobID is ""; ServerDelete
 // and VolumeDelete of a missing row succeed, KeypairDelete of a missing key
-// pair returns ecs.ErrNotFound; ServerList filters names literally and lists
-// the newest server first; a batch job is RUNNING once a sub-job is claimed
+// pair returns ecs.ErrNotFound; ServerList matches names with "." as the one
+// wildcard (every other character literally), ANDs its filters, counts the
+// matches before paging and lists the newest server first; a server's
+// addresses are unique per project and subnet, and freed with it; a batch job is RUNNING once a sub-job is claimed
 // and, once all finished, FAIL if any failed else SUCCESS, ending at the
 // latest sub-job's end; JobDeleteFinished counts the sub-jobs it deletes.
 package store
