@@ -81,6 +81,19 @@ type Store interface {
 	// ImageUpsert inserts or replaces a catalog image.
 	ImageUpsert(ctx context.Context, img ecs.Image) error
 
+	// LeaderElect makes p.Owner the leader p.Name until p.Until, provided
+	// no other owner leads it at p.Now (its term ended before p.Now, or it
+	// resigned); a leader calling it again extends its term. It reports
+	// whether p.Owner leads after the call. Of several owners electing
+	// themselves at once, at most one wins.
+	LeaderElect(ctx context.Context, p LeaderElectParams) (bool, error)
+	// LeaderResign ends owner's term as leader name, if it leads it, so
+	// that another owner can be elected at once.
+	LeaderResign(ctx context.Context, name, owner string) error
+	// LeaderGet returns the leader name and the end of its term; a name
+	// nobody was ever elected to returns an error wrapping ecs.ErrNotFound.
+	LeaderGet(ctx context.Context, name string) (Leader, error)
+
 	Close() error
 }
 
@@ -165,6 +178,25 @@ type JobRetryParams struct {
 
 // Token is the lease as a string, stored as a server's task owner.
 func (l Lease) Token() string { return l.Owner + "#" + strconv.Itoa(l.Attempt) }
+
+// LeaderElectParams is one attempt to be elected or re-elected leader.
+type LeaderElectParams struct {
+	// Name is what is led ("upkeep").
+	Name  string
+	Owner string
+	// Now is the caller's clock: a term that ended before it is over.
+	Now time.Time
+	// Until is the end of the term won or extended.
+	Until time.Time
+}
+
+// Leader is the holder of a leadership and the end of its term. Owner is
+// "" after a resignation.
+type Leader struct {
+	Name    string
+	Owner   string
+	Expires time.Time
+}
 
 // SealedCredential is a credential whose secret key is sealed (encrypted).
 type SealedCredential struct {

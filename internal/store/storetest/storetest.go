@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobLease", testJobLease},
 		{"JobRetry", testJobRetry},
 		{"JobDeleteFinished", testJobDeleteFinished},
+		{"Leader", testLeader},
 		{"Write", testWrite},
 	}
 	for _, f := range families {
