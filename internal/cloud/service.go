@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/jobs"
@@ -51,13 +52,17 @@ type Config struct {
 	// doubling with each error (default 1s). See package jobs.
 	JobMaxErrors int
 	JobBackoff   time.Duration
-	// NodeID names this node as the owner of the job leases it takes
-	// (jobs.NodeID); default a random token.
+	// NodeID names this node as the owner of the job leases it takes and
+	// of the upkeep leadership: its host name (ecsd --host); default a
+	// random token.
 	NodeID string
 	// StepTimeout bounds each driver call of a job (default 10m).
 	StepTimeout time.Duration
 	// JobRetention is how long finished jobs are kept (default 24h).
 	JobRetention time.Duration
+	// LeaderTTL is the term of the upkeep leader (default 15s; see
+	// cluster.Lead).
+	LeaderTTL time.Duration
 	// OnJobStart, when set, is called as each job starts (benchmarks).
 	OnJobStart func(ecs.Job)
 }
@@ -115,21 +120,27 @@ func New(cfg Config) *Service {
 	return s
 }
 
-// Run runs the job engine and the job cleaner until ctx ends. The engine
-// first takes back the jobs this node's previous process was running (the
-// leases of its NodeID); other nodes' jobs are left to their leases.
+// Run runs the job engine until ctx ends, and the periodic upkeep (the
+// job cleaner) while this node is the elected upkeep leader: one node of
+// those sharing the store at a time. The engine first takes back the jobs
+// this node's previous process was running (the leases of its NodeID);
+// other nodes' jobs are left to their leases.
 func (s *Service) Run(ctx context.Context) error {
 	s.reapVolumes(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.cleanLoop(ctx)
+		cluster.Lead(ctx, cluster.LeaderConfig{Store: s.store, Name: UpkeepLeadership, Owner: s.engine.Owner(),
+			TTL: s.cfg.LeaderTTL, Logger: s.log}, s.cleanLoop)
 	}()
 	err := s.engine.Run(ctx)
 	wg.Wait()
 	return err
 }
+
+// UpkeepLeadership names the leadership of the periodic upkeep.
+const UpkeepLeadership = "upkeep"
 
 // cleanLoop deletes finished jobs older than the retention, every minute.
 func (s *Service) cleanLoop(ctx context.Context) {
