@@ -28,6 +28,13 @@ type Config struct {
 	TLSCert      string
 	TLSKey       string
 	InsecureHTTP bool
+
+	// The node contract (several nodes sharing one PostgreSQL database).
+	Store         string        // "" for SQLite in the data dir, else a postgres:// URL
+	Host          string        // this node's host name: the lease owner of its jobs
+	Advertise     string        // where other nodes reach this node ("" = from Listen and TLS)
+	SecretKeyFile string        // "" = <data-dir>/secret.key
+	HostDownAfter time.Duration // a host whose heartbeat is older is down
 }
 
 // TLS reports whether the daemon serves HTTPS.
@@ -52,6 +59,7 @@ func serveFlags(fs *flagSet, c *Config) {
 	fs.stringVar(&c.Synchronous, "sqlite-synchronous", "ECS_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous `MODE`: NORMAL or FULL")
 	fs.stringVar(&c.QEMUAccel, "qemu-accel", "ECS_QEMU_ACCEL", "tcg", "qemu: `ACCEL`erator tcg, kvm or auto")
 	fs.stringVar(&c.QEMUUser, "qemu-user", "ECS_QEMU_USER", "ecsd-qemu", "qemu: the unprivileged `USER` QEMU drops to when ecsd runs as root (created if missing)")
+	nodeFlags(fs, c)
 }
 
 // parseServe parses the command line of ecsd serve, with the environment
@@ -105,6 +113,9 @@ func (c Config) check(fs *flagSet) error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return bad("listen", "%v", err)
+	}
+	if err := c.checkNode(fs); err != nil {
+		return err
 	}
 	if !c.TLS() && !c.InsecureHTTP && !loopback(c.Listen) {
 		return usagef("%s %s is reachable from other machines, and plain HTTP would carry every request "+

@@ -21,8 +21,6 @@ import (
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/datadir"
-	"github.com/ecsproject/ecsd/internal/jobs"
-	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
 // serveCommand is ecsd serve, the default command: the daemon.
@@ -52,6 +50,9 @@ type daemon struct {
 	log      *slog.Logger
 	ln       net.Listener
 	endpoint string // scheme://host:port of ln
+	// advertise is where the other nodes reach this one (--advertise,
+	// default endpoint).
+	advertise string
 	svc      *cloud.Service
 	srv      *http.Server
 	closers  []func()
@@ -110,15 +111,19 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if err := dir.ClaimDriver(cfg.Driver); err != nil {
 		return nil, err
 	}
-	box, err := dir.OpenBox()
-	if err != nil {
-		return nil, err
-	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: dir.DBPath(), Synchronous: cfg.Synchronous})
+	st, err := openStore(ctx, cfg.Store, dir, cfg.Synchronous, log)
 	if err != nil {
 		return nil, err
 	}
 	d.onClose(func() { st.Close() })
+	keyPath := secretKeyPath(cfg.SecretKeyFile, cfg.DataDir)
+	box, err := openSecretBox(ctx, st, keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := releaseFormerNodeID(ctx, st, dir, cfg.host(), log); err != nil {
+		return nil, err
+	}
 
 	drv, err := openDriver(ctx, cfg)
 	if err != nil {
@@ -126,12 +131,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	}
 	d.onClose(func() { drv.Close() })
 
-	nodeID, err := jobs.NodeID(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	d.svc = cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
-		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: nodeID})
+		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: cfg.host()})
 	if cfg.Driver == "sim" {
 		// The simulator's catalog; the qemu driver serves imported images.
 		if err := d.svc.SeedImages(ctx); err != nil {
@@ -148,6 +149,14 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	}
 	if err := bootstrapCredentials(ctx, d.svc, dir, d.endpoint, caCert); err != nil {
 		return nil, err
+	}
+	// A node given another cloud's key would refuse every signed request.
+	if err := checkSecretKey(ctx, st, box, keyPath); err != nil {
+		return nil, err
+	}
+	d.advertise = cfg.Advertise
+	if d.advertise == "" {
+		d.advertise = d.endpoint
 	}
 	d.srv = &http.Server{Handler: api.New(api.Config{Service: d.svc, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
@@ -213,7 +222,8 @@ func (d *daemon) run(ctx context.Context) error {
 	go func() { jobsDone <- d.svc.Run(runCtx) }()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- d.srv.Serve(d.ln) }()
-	d.log.Info("ecsd serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "driver", d.cfg.Driver,
+	d.log.Info("ecsd serving", "endpoint", d.endpoint, "host", d.cfg.host(), "advertise", d.advertise,
+		"store", storeName(d.cfg.Store), "data_dir", d.cfg.DataDir, "driver", d.cfg.Driver,
 		"credentials", datadir.Dir{Path: d.cfg.DataDir}.CredentialsPath())
 
 	select {
