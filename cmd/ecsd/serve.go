@@ -53,9 +53,9 @@ type daemon struct {
 	// advertise is where the other nodes reach this one (--advertise,
 	// default endpoint).
 	advertise string
-	svc      *cloud.Service
-	srv      *http.Server
-	closers  []func()
+	svc       *cloud.Service
+	srv       *http.Server
+	closers   []func()
 }
 
 // start makes a daemon of cfg. It binds the listener before it creates any
