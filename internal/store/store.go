@@ -97,6 +97,16 @@ type Store interface {
 	Close() error
 }
 
+// JobNotifier is implemented by stores shared by several processes (nodes),
+// so that a job inserted through one wakes the job engines of all.
+type JobNotifier interface {
+	// JobListen calls wake after every commit, in any process, of a Write
+	// that inserted a runnable job, and once each time it has (re)connected
+	// to the database, since notifications sent meanwhile are lost. It
+	// reconnects by itself and returns when ctx ends. wake must not block.
+	JobListen(ctx context.Context, wake func()) error
+}
+
 // Reader holds the queries that API reads use.
 type Reader interface {
 	CredentialGet(ctx context.Context, accessKey string) (SealedCredential, error)
