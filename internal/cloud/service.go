@@ -82,8 +82,15 @@ type Service struct {
 	engine *jobs.Engine
 	cfg    Config
 
-	keys   *keyring.Ring
-	images sync.Map // image id -> ecs.Image; the catalog changes only through this Service
+	keys *keyring.Ring
+	// images caches the catalog (image id -> ecs.Image). Another process
+	// may change it (ecsd image import, another node): on a store that
+	// tells of changes (store.ChangeNotifier) it is dropped on each, and
+	// imageGen, bumped then under imageMu, keeps a read that began before
+	// the drop from caching what it read.
+	images   sync.Map
+	imageMu  sync.Mutex
+	imageGen uint64
 }
 
 // New returns a Service. Call Run to start its job engine.
@@ -128,6 +135,13 @@ func New(cfg Config) *Service {
 func (s *Service) Run(ctx context.Context) error {
 	s.reapVolumes(ctx)
 	var wg sync.WaitGroup
+	if n, ok := s.store.(store.ChangeNotifier); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.ChangeListen(ctx, s.invalidate)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -137,6 +151,24 @@ func (s *Service) Run(ctx context.Context) error {
 	err := s.engine.Run(ctx)
 	wg.Wait()
 	return err
+}
+
+// invalidate drops what this process keeps of topic (a
+// store.ChangeNotifier topic; "" for every one): another process changed it.
+func (s *Service) invalidate(topic string) {
+	if topic == "" || topic == store.TopicCredentials {
+		s.keys.Invalidate()
+	}
+	if topic == "" || topic == store.TopicImages {
+		s.dropImages()
+	}
+}
+
+func (s *Service) dropImages() {
+	s.imageMu.Lock()
+	s.imageGen++
+	s.images.Clear()
+	s.imageMu.Unlock()
 }
 
 // UpkeepLeadership names the leadership of the periodic upkeep.
@@ -360,8 +392,9 @@ func (s *Service) SeedImages(ctx context.Context) error {
 
 // AddImage records an image (imported by an operator) in the catalog.
 func (s *Service) AddImage(ctx context.Context, img ecs.Image) error {
-	s.images.Delete(img.ID)
-	return s.store.ImageUpsert(ctx, img)
+	err := s.store.ImageUpsert(ctx, img)
+	s.dropImages()
+	return err
 }
 
 // runnable refuses an image the driver cannot make disks from: the
@@ -375,7 +408,8 @@ func (s *Service) runnable(img ecs.Image) error {
 	return nil
 }
 
-// image returns a catalog image, from memory after the first read. An id
+// image returns a catalog image, from memory after the first read (until
+// another process tells of a change to the catalog). An id
 // that fails ecs.ValidID is not found, without a read.
 func (s *Service) image(ctx context.Context, id string) (ecs.Image, error) {
 	if v, ok := s.images.Load(id); ok {
@@ -384,11 +418,18 @@ func (s *Service) image(ctx context.Context, id string) (ecs.Image, error) {
 	if !ecs.ValidID(id) {
 		return ecs.Image{}, fmt.Errorf("image %q: %w", safeID(id), ecs.ErrNotFound)
 	}
+	s.imageMu.Lock()
+	gen := s.imageGen
+	s.imageMu.Unlock()
 	img, err := s.store.ImageGet(ctx, id)
 	if err != nil {
 		return img, err
 	}
-	s.images.Store(id, img)
+	s.imageMu.Lock()
+	if s.imageGen == gen {
+		s.images.Store(id, img)
+	}
+	s.imageMu.Unlock()
 	return img, nil
 }
 

@@ -107,6 +107,25 @@ type JobNotifier interface {
 	JobListen(ctx context.Context, wake func()) error
 }
 
+// ChangeNotifier is implemented by stores shared by several processes
+// (nodes), so that what a process keeps in memory (access keys, images) is
+// dropped when another process changes it.
+type ChangeNotifier interface {
+	// ChangeListen calls changed with the topic (TopicCredentials,
+	// TopicImages) after every commit, in any process, of a change to it,
+	// and with "" each time it has (re)connected to the database, since
+	// changes made meanwhile are not told of (drop everything). It
+	// reconnects by itself and returns when ctx ends. changed must not
+	// block.
+	ChangeListen(ctx context.Context, changed func(topic string)) error
+}
+
+// Topics of ChangeNotifier.
+const (
+	TopicCredentials = "credentials"
+	TopicImages      = "images"
+)
+
 // Reader holds the queries that API reads use.
 type Reader interface {
 	CredentialGet(ctx context.Context, accessKey string) (SealedCredential, error)
