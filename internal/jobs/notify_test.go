@@ -56,4 +56,3 @@ func TestEngineWakesOnOtherNodesJobs(t *testing.T) {
 		waitStatus(t, st, id, ecs.JobSuccess)
 	}
 }
-
