@@ -15,6 +15,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/datadir"
 	"github.com/ecsproject/ecsd/internal/secret"
 	"github.com/ecsproject/ecsd/internal/store"
+	"github.com/ecsproject/ecsd/internal/store/postgres"
 	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
@@ -140,7 +141,11 @@ func openStore(ctx context.Context, storeURL string, dir datadir.Dir, synchronou
 
 // openPostgres opens the PostgreSQL store.
 func openPostgres(ctx context.Context, storeURL string, log *slog.Logger) (store.Store, error) {
-	return nil, errors.New("--store: this build has no PostgreSQL store yet")
+	st, err := postgres.Open(ctx, postgres.Config{DSN: storeURL, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--store %s: %w", storeName(storeURL), err)
+	}
+	return st, nil
 }
 
 // errNoSecretKey is a node without the key that sealed the stored secrets.
