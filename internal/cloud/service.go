@@ -279,6 +279,14 @@ func newJobID() string { return newID(16) }
 // it (secret sealed; project and credential in one transaction) and returns
 // it with the secret in clear, once.
 func (s *Service) NewCredential(ctx context.Context, projectName string) (ecs.Credential, error) {
+	c, sealed := s.makeCredential()
+	err := s.store.Write(ctx, func(tx store.Tx) error { return insertCredential(ctx, tx, c, sealed, projectName) })
+	return c, err
+}
+
+// makeCredential makes a new access key for a new project and user, and
+// its sealed form.
+func (s *Service) makeCredential() (ecs.Credential, store.SealedCredential) {
 	now := time.Now().UTC()
 	c := ecs.Credential{
 		AccessKey: randomAlnum(20, upperAlnum),
@@ -291,13 +299,15 @@ func (s *Service) NewCredential(ctx context.Context, projectName string) (ecs.Cr
 		AccessKey: c.AccessKey, SealedSecret: s.box.Seal([]byte(c.SecretKey)),
 		ProjectID: c.ProjectID, UserID: c.UserID, Created: now,
 	}
-	err := s.store.Write(ctx, func(tx store.Tx) error {
-		if err := tx.ProjectInsert(ctx, c.ProjectID, projectName, now); err != nil {
-			return err
-		}
-		return tx.CredentialInsert(ctx, sealed)
-	})
-	return c, err
+	return c, sealed
+}
+
+// insertCredential records the project of c and its sealed credential.
+func insertCredential(ctx context.Context, tx store.Tx, c ecs.Credential, sealed store.SealedCredential, projectName string) error {
+	if err := tx.ProjectInsert(ctx, c.ProjectID, projectName, c.Created); err != nil {
+		return err
+	}
+	return tx.CredentialInsert(ctx, sealed)
 }
 
 const (

@@ -177,6 +177,9 @@ type Tx interface {
 	ProjectInsert(ctx context.Context, projectID, name string, created time.Time) error
 	// CredentialInsert stores an access key with its sealed secret.
 	CredentialInsert(ctx context.Context, c SealedCredential) error
+	// CredentialCount counts the credentials, as the transaction sees
+	// them (with Lock, the first start of a node decides by it).
+	CredentialCount(ctx context.Context) (int, error)
 
 	ServerGet(ctx context.Context, projectID, id string) (ecs.Server, error)
 	// ServerGetByID reads a server of any project.

@@ -98,3 +98,24 @@ func testLeader(t *testing.T, open opener) {
 	}
 	wantEqual(t, "race leader", b.leader(t, "race").Owner, winners[0])
 }
+
+// Tx.CredentialCount sees the transaction's own inserts.
+func testCredentialCountTx(t *testing.T, open opener) {
+	b := setup(t, open)
+	b.write(t, func(tx store.Tx) error {
+		for i, ak := range []string{"AKCOUNT1", "AKCOUNT2"} {
+			n, err := tx.CredentialCount(b.ctx)
+			if err != nil || n != i {
+				return fmt.Errorf("CredentialCount before insert %d = %d, %v", i+1, n, err)
+			}
+			if err := tx.CredentialInsert(b.ctx, store.SealedCredential{AccessKey: ak, SealedSecret: []byte{1}, ProjectID: projA,
+				UserID: userA, Created: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	n, err := b.s.CredentialCount(b.ctx)
+	wantNoErr(t, "CredentialCount", err)
+	wantEqual(t, "CredentialCount after the commit", n, 2)
+}

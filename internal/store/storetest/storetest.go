@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobRetry", testJobRetry},
 		{"JobDeleteFinished", testJobDeleteFinished},
 		{"Leader", testLeader},
+		{"CredentialCountTx", testCredentialCountTx},
 		{"Write", testWrite},
 	}
 	for _, f := range families {
