@@ -333,8 +333,11 @@ func (h *Handler) writeError(w *statusWriter, rid string, err error) {
 		return // the response has started; the log line records the error
 	}
 	status, code, msg, gateway := wireError(err)
-	if status == http.StatusMethodNotAllowed {
+	switch status {
+	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", "GET, POST, DELETE")
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
 	}
 	if gateway {
 		writeJSON(w, status, gatewayErrorBody{ErrorCode: code, ErrorMsg: msg, RequestID: rid})
