@@ -4,6 +4,9 @@
 // one daemon per directory.
 //
 // It promises:
+//   - A node whose store is PostgreSQL (ecsd --store) keeps its driver
+//     state, disks and logs in its data dir, and the data dir still
+//     belongs to one driver; the database is elsewhere.
 //   - A data dir belongs to one compute driver, recorded in <dir>/driver on
 //     the first start; a start with another driver is refused with an error
 //     naming both (servers made by one driver do not exist in the other).
@@ -23,8 +26,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-
-	"github.com/ecsproject/ecsd/internal/secret"
 )
 
 // Dir is an ecsd data directory.
@@ -80,8 +81,9 @@ func Create(path string) (d Dir, created bool, err error) {
 }
 
 // Open returns the existing data dir at path: one a daemon has started on
-// (it holds the database). A missing one is an error that says so, for
-// commands that must not make a new, empty store by mistake.
+// (it holds the SQLite database, or, for a node whose store is
+// PostgreSQL, its driver record). A missing one is an error that says so,
+// for commands that must not make a new, empty store by mistake.
 func Open(path string) (Dir, error) {
 	d := Dir{Path: path}
 	st, err := os.Stat(path)
@@ -95,6 +97,9 @@ func Open(path string) (Dir, error) {
 		return d, fmt.Errorf("data dir %s is not a directory", path)
 	}
 	if _, err := os.Stat(d.DBPath()); err != nil {
+		if _, derr := os.Stat(filepath.Join(d.Path, driverFile)); derr == nil {
+			return d, nil
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return d, fmt.Errorf("%s is not an ecsd data dir (no %s): check --data-dir, or start ecsd on it once first", path, dbFile)
 		}
@@ -170,22 +175,6 @@ func (d Dir) ClaimDriver(driver string) error {
 		return &DriverMismatchError{Path: d.Path, Recorded: have, Requested: driver}
 	}
 	return writeFile(filepath.Join(d.Path, driverFile), []byte(driver+"\n"), 0o600)
-}
-
-// OpenBox returns the secret box of the data dir, making its key on first
-// use.
-func (d Dir) OpenBox() (*secret.Box, error) {
-	return secret.LoadOrCreate(d.SecretPath())
-}
-
-// LoadBox returns the secret box of an existing data dir; a missing key is
-// an error (a new key could not open the secrets already stored).
-func (d Dir) LoadBox() (*secret.Box, error) {
-	key, err := os.ReadFile(d.SecretPath())
-	if err != nil {
-		return nil, fmt.Errorf("data dir: secret key: %w", err)
-	}
-	return secret.New(key)
 }
 
 // writeFile replaces path with data atomically (temporary file, fsync,
