@@ -1,0 +1,410 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecsproject/ecsd/client"
+	"github.com/ecsproject/ecsd/internal/aksk"
+	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/datadir"
+	"github.com/ecsproject/ecsd/internal/store/postgres"
+	"github.com/ecsproject/ecsd/internal/store/postgres/pgtest"
+)
+
+// The tests that need PostgreSQL start a throwaway cluster through
+// scripts/postgres.sh (or use ECS_TEST_POSTGRES).
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// pgConfig is a node of a cloud on the PostgreSQL database dsn, with the
+// cloud's secret key file keyFile.
+func pgConfig(t *testing.T, dsn, host, keyFile string) Config {
+	t.Helper()
+	cfg := testConfig(t, "sim")
+	cfg.Store, cfg.Host, cfg.SecretKeyFile = dsn, host, keyFile
+	return cfg
+}
+
+func newKeyFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret.key")
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func openPG(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// Nodes starting at the same moment on an empty database make the first
+// project and key exactly once; the node that made it writes
+// credentials.json, and the key works on every node.
+func TestFirstStartOnceOnPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, "")
+	keyFile := newKeyFile(t) // a secret key file given to every node
+	const nodes = 4
+	var (
+		wg   sync.WaitGroup
+		cfgs [nodes]Config
+		ds   [nodes]*daemon
+		errs [nodes]error
+	)
+	for i := range nodes {
+		cfgs[i] = pgConfig(t, dsn, fmt.Sprintf("node-%d", i), keyFile)
+		wg.Go(func() { ds[i], errs[i] = start(context.Background(), cfgs[i], quietLog()) })
+	}
+	wg.Wait()
+	var withCreds []int
+	for i := range nodes {
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i, errs[i])
+		}
+		if _, ok, _ := (datadir.Dir{Path: cfgs[i].DataDir}).ReadCredentials(); ok {
+			withCreds = append(withCreds, i)
+		}
+		if _, err := os.Stat(filepath.Join(cfgs[i].DataDir, "ecsd.db")); err == nil {
+			t.Errorf("node %d made a SQLite database beside its PostgreSQL store", i)
+		}
+	}
+	if len(withCreds) != 1 {
+		t.Fatalf("credentials.json written by nodes %v, want exactly one", withCreds)
+	}
+	if n, err := openPG(t, dsn).CredentialCount(t.Context()); err != nil || n != 1 {
+		t.Fatalf("credentials in the store: %d, %v; want 1", n, err)
+	}
+	// Every node serves the first node's key.
+	creds, _, _ := datadir.Dir{Path: cfgs[withCreds[0]].DataDir}.ReadCredentials()
+	for i := range nodes {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ds[i].run(ctx) }()
+		c := client.New(client.Config{Endpoint: ds[i].endpoint, AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, ProjectID: creds.ProjectID})
+		if imgs, err := c.ListImages(t.Context()); err != nil || len(imgs) == 0 {
+			t.Errorf("node %d: list images with the first key: %d images, %v", i, len(imgs), err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node %d: run: %v", i, err)
+		}
+	}
+}
+
+// A node given another cloud's secret key refuses to start and says so; so
+// does one without a key file. No secret rests in plaintext in the
+// database.
+func TestPostgresSecretKeyMismatch(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, "")
+	keyFile := newKeyFile(t)
+	first := pgConfig(t, dsn, "node-1", keyFile)
+	startAndStop(t, first)
+
+	_, err := start(t.Context(), pgConfig(t, dsn, "node-2", newKeyFile(t)), quietLog())
+	if err == nil || !strings.Contains(err.Error(), "cannot open the access keys in the store") {
+		t.Fatalf("a node with another key: %v", err)
+	}
+	noKey := pgConfig(t, dsn, "node-3", "")
+	_, err = start(t.Context(), noKey, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "same key") {
+		t.Fatalf("a node without a key file: %v", err)
+	}
+	if _, err := os.Stat(datadir.Dir{Path: noKey.DataDir}.SecretPath()); err == nil {
+		t.Error("the refused node made itself a key")
+	}
+	startAndStop(t, pgConfig(t, dsn, "node-4", keyFile)) // the cloud's key: fine
+
+	// The secret key is not in the database in plaintext.
+	creds, _, _ := datadir.Dir{Path: first.DataDir}.ReadCredentials()
+	st := openPG(t, dsn)
+	list, err := st.CredentialList(t.Context())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("credentials: %v %v", list, err)
+	}
+	if strings.Contains(string(list[0].SealedSecret), creds.SecretKey) {
+		t.Error("the secret key is stored in plaintext")
+	}
+}
+
+// ecsd credentials add --store makes a key that running nodes accept, with
+// the cloud's secret key file; it refuses another key.
+func TestCredentialsAddWithStore(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, "")
+	keyFile := newKeyFile(t)
+	d := startDaemon(t, pgConfig(t, dsn, "node-1", keyFile))
+
+	code, _, errOut := ecsd(t, nil, "credentials", "add", "--store", dsn, "--secret-key-file", newKeyFile(t))
+	if code != 1 || !strings.Contains(errOut, "cannot open the access keys in the store") {
+		t.Errorf("credentials add with another key: exit %d, %q", code, errOut)
+	}
+	code, out, errOut := ecsd(t, map[string]string{"ECS_STORE": dsn, "ECS_SECRET_KEY_FILE": keyFile},
+		"credentials", "add", "--data-dir", filepath.Join(t.TempDir(), "none"), "--project-name", "team-b")
+	if code != 0 {
+		t.Fatalf("credentials add --store: exit %d, %s", code, errOut)
+	}
+	var c client.CredentialsFile
+	if err := json.Unmarshal([]byte(out), &c); err != nil || c.AccessKey == "" || c.SecretKey == "" {
+		t.Fatalf("credentials add printed %q: %v", out, err)
+	}
+	tc := client.New(client.Config{Endpoint: d.endpoint, AccessKey: c.AccessKey, SecretKey: c.SecretKey, ProjectID: c.ProjectID})
+	if _, err := tc.ListImages(t.Context()); err != nil {
+		t.Errorf("the running node refuses the new key: %v", err)
+	}
+}
+
+// proxy is a TCP proxy to PostgreSQL that a test can cut (every connection
+// closed, new ones refused) and restore, as a network cut or a server
+// restart would.
+type proxy struct {
+	t      *testing.T
+	target string
+	ln     net.Listener
+	addr   string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, target: target, ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go p.serve()
+	return p
+}
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		go func() { io.Copy(up, c); up.Close(); c.Close() }()
+		go func() { io.Copy(c, up); up.Close(); c.Close() }()
+	}
+}
+
+func (p *proxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		p.conns = map[net.Conn]bool{}
+	}
+}
+
+// throughProxy returns dsn with its host replaced by the proxy's address.
+func throughProxy(t *testing.T, dsn string) (*proxy, string) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	u.Host = p.addr
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	return p, u.String()
+}
+
+// While the database cannot be reached, the API answers 503 with an ECS
+// error body; once it can again, the node serves as before, and what was
+// committed before the cut is there.
+func TestDatabaseUnreachableAnswers503(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, "")
+	p, viaProxy := throughProxy(t, dsn)
+	cfg := pgConfig(t, viaProxy, "node-1", newKeyFile(t))
+	d := startDaemon(t, cfg)
+	c := tenant(t, cfg.DataDir, nil)
+	kp, err := c.CreateKeypair(t.Context(), "before-the-cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p.setCut(true)
+	creds, _, _ := datadir.Dir{Path: cfg.DataDir}.ReadCredentials()
+	// A signed call whose key the node knows: the database is needed.
+	resp := signedGet(t, d.endpoint, creds, "/v2.1/"+creds.ProjectID+"/os-keypairs")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("list key pairs with the database cut off: %d %s, want 503", resp.StatusCode, body)
+	}
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != "Common.0503" || !strings.Contains(e.Error.Message, "database") {
+		t.Errorf("503 body %s (%v), want an ECS error Common.0503", body, err)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if strings.Contains(string(body), p.addr) || strings.Contains(string(body), "dial") {
+		t.Errorf("the 503 body shows the cause: %s", body)
+	}
+
+	p.setCut(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := c.ListKeypairs(t.Context())
+		if err == nil {
+			if len(list) != 1 || list[0].Name != kp.Name {
+				t.Errorf("key pairs after the database came back: %+v", list)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node does not serve once the database is back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func signedGet(t *testing.T, endpoint string, creds client.CredentialsFile, path string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", endpoint+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aksk.Sign(req, nil, creds.AccessKey, creds.SecretKey, time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// One node of two runs the upkeep; when it stops, the other takes over.
+func TestUpkeepOnOneNode(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, "")
+	keyFile := newKeyFile(t)
+	a := pgConfig(t, dsn, "node-a", keyFile)
+	startAndStop(t, a)
+	dA, err := start(t.Context(), a, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxA, stopA := context.WithCancel(context.Background())
+	doneA := make(chan error, 1)
+	go func() { doneA <- dA.run(ctxA) }()
+	defer func() { stopA(); <-doneA }()
+	st := openPG(t, dsn)
+	leader := func() string {
+		l, err := st.LeaderGet(t.Context(), cloud.UpkeepLeadership)
+		if err != nil {
+			return ""
+		}
+		return l.Owner
+	}
+	waitUntil(t, "node-a leads the upkeep", func() bool { return leader() == "node-a" })
+	startDaemon(t, pgConfig(t, dsn, "node-b", keyFile))
+	stopA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	doneA <- nil
+	waitUntil(t, "node-b leads the upkeep", func() bool { return leader() == "node-b" })
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// FirstCredential called at the same instant by many nodes on an empty
+// database makes one credential.
+func TestFirstCredentialRaceOnPostgres(t *testing.T) {
+	t.Parallel()
+	for round := range 3 {
+		dsn := pgtest.Database(t, "")
+		const nodes = 8
+		var svcs []*cloud.Service
+		for range nodes {
+			st := openPG(t, dsn)
+			box, err := openSecretBox(t.Context(), st, newKeyFile(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			svcs = append(svcs, cloud.New(cloud.Config{Store: st, Box: box, Logger: quietLog()}))
+		}
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			made int
+		)
+		gate := make(chan struct{})
+		for _, svc := range svcs {
+			wg.Go(func() {
+				<-gate
+				_, ok, err := svc.FirstCredential(t.Context())
+				if err != nil {
+					t.Errorf("FirstCredential: %v", err)
+				}
+				if ok {
+					mu.Lock()
+					made++
+					mu.Unlock()
+				}
+			})
+		}
+		close(gate)
+		wg.Wait()
+		n, err := openPG(t, dsn).CredentialCount(t.Context())
+		if made != 1 || n != 1 || err != nil {
+			t.Fatalf("round %d: %d nodes made the first credential, %d in the store (%v); want 1", round, made, n, err)
+		}
+	}
+}
