@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/datadir"
 	"github.com/ecsproject/ecsd/internal/secret"
 	"github.com/ecsproject/ecsd/internal/store"
@@ -238,4 +242,36 @@ func storeName(storeURL string) string {
 		return "postgres"
 	}
 	return u.Redacted()
+}
+
+// newForwarder returns the node's end of node-to-node forwarding
+// (internal/cluster), keyed by the cloud's secret key. It resolves this
+// node's own host to its advertise URL; other hosts' URLs come from the
+// host registry once nodes record theirs there.
+func newForwarder(cfg Config, keyPath, advertise string, tlsConfig *tls.Config) (*cluster.Forwarder, error) {
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	host := cfg.host()
+	hc := &http.Client{Timeout: time.Minute}
+	if tlsConfig != nil && cfg.TLSCert != "" {
+		// Nodes of one cloud serve certificates its operator issued: trust
+		// this node's own, as clients do, besides the system's roots.
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if pem, err := os.ReadFile(cfg.TLSCert); err == nil {
+			pool.AppendCertsFromPEM(pem)
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return cluster.NewForwarder(cluster.ForwardConfig{Key: key, Host: host, Client: hc,
+		Resolve: func(_ context.Context, h string) (string, error) {
+			if h == host {
+				return advertise, nil
+			}
+			return "", fmt.Errorf("host %s: its advertise URL is not known", h)
+		}})
 }

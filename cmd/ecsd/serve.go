@@ -158,7 +158,11 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if d.advertise == "" {
 		d.advertise = d.endpoint
 	}
-	d.srv = &http.Server{Handler: api.New(api.Config{Service: d.svc, Logger: log}),
+	fwd, err := newForwarder(cfg, keyPath, d.advertise, tlsConfig)
+	if err != nil {
+		return nil, err
+	}
+	d.srv = &http.Server{Handler: api.New(api.Config{Service: d.svc, Logger: log, Forwarder: fwd}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return d, nil
