@@ -196,6 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Path == "/healthz" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
 			return ecs.Errorf(ecs.CodeMethodNotAllowed, "Method not allowed.")
 		}
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -381,10 +382,7 @@ func (h *Handler) writeError(w *statusWriter, rid string, err error) {
 		return // the response has started; the log line records the error
 	}
 	status, code, msg, gateway := wireError(err)
-	switch status {
-	case http.StatusMethodNotAllowed:
-		w.Header().Set("Allow", "GET, POST, DELETE")
-	case http.StatusServiceUnavailable:
+	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
 	if gateway {

@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/ecsproject/ecsd/internal/atomicfile"
 )
 
 // Dir is an ecsd data directory.
@@ -174,30 +176,5 @@ func (d Dir) ClaimDriver(driver string) error {
 	case have != "":
 		return &DriverMismatchError{Path: d.Path, Recorded: have, Requested: driver}
 	}
-	return writeFile(filepath.Join(d.Path, driverFile), []byte(driver+"\n"), 0o600)
-}
-
-// writeFile replaces path with data atomically (temporary file, fsync,
-// rename).
-func writeFile(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(filepath.Join(d.Path, driverFile), []byte(driver+"\n"), 0o600)
 }
