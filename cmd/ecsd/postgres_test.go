@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,90 +173,13 @@ func TestCredentialsAddWithStore(t *testing.T) {
 	}
 }
 
-// proxy is a TCP proxy to PostgreSQL that a test can cut (every connection
-// closed, new ones refused) and restore, as a network cut or a server
-// restart would.
-type proxy struct {
-	t      *testing.T
-	target string
-	ln     net.Listener
-	addr   string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]bool
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, target: target, ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { ln.Close(); p.setCut(true) })
-	go p.serve()
-	return p
-}
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = true, true
-		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close(); c.Close() }()
-		go func() { io.Copy(c, up); up.Close(); c.Close() }()
-	}
-}
-
-func (p *proxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		p.conns = map[net.Conn]bool{}
-	}
-}
-
-// throughProxy returns dsn with its host replaced by the proxy's address.
-func throughProxy(t *testing.T, dsn string) (*proxy, string) {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newProxy(t, u.Host)
-	u.Host = p.addr
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	return p, u.String()
-}
-
 // While the database cannot be reached, the API answers 503 with an ECS
 // error body; once it can again, the node serves as before, and what was
 // committed before the cut is there.
 func TestDatabaseUnreachableAnswers503(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Database(t, "")
-	p, viaProxy := throughProxy(t, dsn)
+	p, viaProxy := pgtest.NewProxy(t, dsn)
 	cfg := pgConfig(t, viaProxy, "node-1", newKeyFile(t))
 	d := startDaemon(t, cfg)
 	c := tenant(t, cfg.DataDir, nil)
@@ -267,7 +188,7 @@ func TestDatabaseUnreachableAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p.setCut(true)
+	p.Cut()
 	creds, _, _ := datadir.Dir{Path: cfg.DataDir}.ReadCredentials()
 	// A signed call whose key the node knows: the database is needed.
 	resp := signedGet(t, d.endpoint, creds, "/v2.1/"+creds.ProjectID+"/os-keypairs")
@@ -285,11 +206,11 @@ func TestDatabaseUnreachableAnswers503(t *testing.T) {
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
-	if strings.Contains(string(body), p.addr) || strings.Contains(string(body), "dial") {
+	if strings.Contains(string(body), p.Addr()) || strings.Contains(string(body), "dial") {
 		t.Errorf("the 503 body shows the cause: %s", body)
 	}
 
-	p.setCut(false)
+	p.Restore()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		list, err := c.ListKeypairs(t.Context())
