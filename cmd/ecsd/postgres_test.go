@@ -329,3 +329,41 @@ func TestFirstCredentialRaceOnPostgres(t *testing.T) {
 		}
 	}
 }
+
+// An image changed through one node is read, changed, through another that
+// had it in memory: the store tells the other node of the change.
+func TestImageCacheAcrossNodesOnPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, "")
+	keyFile := newKeyFile(t)
+	node := func(host string) *cloud.Service {
+		st := openPG(t, dsn)
+		box, err := openSecretBox(t.Context(), st, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cloud.New(cloud.Config{Store: st, Box: box, Logger: quietLog(), NodeID: host})
+	}
+	a, b := node("node-a"), node("node-b")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	img := cloud.BuiltinImages[0]
+	img.Created = time.Now().UTC().Truncate(time.Millisecond)
+	if err := a.AddImage(t.Context(), img); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.GetImage(t.Context(), img.ID); err != nil || got.Name != img.Name {
+		t.Fatalf("node b: %+v %v", got, err)
+	}
+	img.Name = "renamed on node a"
+	if err := a.AddImage(t.Context(), img); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "node b reads the renamed image", func() bool {
+		got, err := b.GetImage(t.Context(), img.ID)
+		return err == nil && got.Name == img.Name
+	})
+}
