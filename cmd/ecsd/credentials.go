@@ -74,6 +74,9 @@ func openOperatorStore(ctx context.Context, storeURL, dataDir, keyFile string) (
 		if dir, err = datadir.Open(dataDir); err != nil {
 			return nil, nil, dir, err
 		}
+		if err := dir.CheckStore(false); err != nil {
+			return nil, nil, dir, err
+		}
 	}
 	path := secretKeyPath(keyFile, dataDir)
 	key, err := os.ReadFile(path)

@@ -58,6 +58,9 @@ func imageImportCommand(fs *flagSet) runFunc {
 		case drv != "qemu":
 			return fmt.Errorf("data dir %s belongs to driver %s: images are imported into the data dir of a qemu ecsd (make run uses ./data-qemu)", dir.Path, drv)
 		}
+		if err := dir.CheckStore(storeURL != ""); err != nil {
+			return err
+		}
 		st, err := openStore(ctx, storeURL, dir, "FULL", slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -366,4 +367,38 @@ func TestImageCacheAcrossNodesOnPostgres(t *testing.T) {
 		got, err := b.GetImage(t.Context(), img.ID)
 		return err == nil && got.Name == img.Name
 	})
+}
+
+// A data dir keeps the kind of store it was first started with: a single
+// ecsd's SQLite data dir is not taken into a PostgreSQL cloud (its servers
+// would be lost to it), nor a PostgreSQL node's data dir started alone on a
+// new, empty SQLite database.
+func TestDataDirKeepsItsStore(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, "")
+	single := testConfig(t, "sim")
+	startAndStop(t, single)
+	joined := single
+	joined.Store, joined.SecretKeyFile = dsn, newKeyFile(t)
+	_, err := start(t.Context(), joined, quietLog())
+	var mismatch *datadir.StoreMismatchError
+	if !errors.As(err, &mismatch) || !strings.Contains(err.Error(), "holds the SQLite database") {
+		t.Fatalf("a SQLite data dir started with --store: %v", err)
+	}
+
+	node := pgConfig(t, dsn, "node-1", newKeyFile(t))
+	startAndStop(t, node)
+	alone := node
+	alone.Store = ""
+	_, err = start(t.Context(), alone, quietLog())
+	if !errors.As(err, &mismatch) || !strings.Contains(err.Error(), "give the cloud's --store") {
+		t.Fatalf("a PostgreSQL node's data dir started without --store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(node.DataDir, "ecsd.db")); err == nil {
+		t.Error("the refused start made a SQLite database")
+	}
+	code, _, errOut := ecsd(t, nil, "credentials", "add", "--data-dir", node.DataDir, "--secret-key-file", node.SecretKeyFile)
+	if code != 1 || !strings.Contains(errOut, "give the cloud's --store") {
+		t.Errorf("credentials add on a PostgreSQL node's data dir without --store: exit %d, %q", code, errOut)
+	}
 }

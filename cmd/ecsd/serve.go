@@ -79,6 +79,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if err := (datadir.Dir{Path: cfg.DataDir}).CheckDriver(cfg.Driver); err != nil {
 		return nil, err
 	}
+	if err := (datadir.Dir{Path: cfg.DataDir}).CheckStore(cfg.Store != ""); err != nil {
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -6,7 +6,10 @@
 // It promises:
 //   - A node whose store is PostgreSQL (ecsd --store) keeps its driver
 //     state, disks and logs in its data dir, and the data dir still
-//     belongs to one driver; the database is elsewhere.
+//     belongs to one driver; the database is elsewhere. A data dir keeps
+//     the kind of store it was first started with (CheckStore): a single
+//     ecsd's SQLite data dir does not join a PostgreSQL cloud, and a
+//     PostgreSQL node's data dir is not started alone on a new database.
 //   - A data dir belongs to one compute driver, recorded in <dir>/driver on
 //     the first start; a start with another driver is refused with an error
 //     naming both (servers made by one driver do not exist in the other).
@@ -177,4 +180,44 @@ func (d Dir) ClaimDriver(driver string) error {
 		return &DriverMismatchError{Path: d.Path, Recorded: have, Requested: driver}
 	}
 	return atomicfile.Write(filepath.Join(d.Path, driverFile), []byte(driver+"\n"), 0o600)
+}
+
+// StoreMismatchError is a start with a store other than the data dir's.
+type StoreMismatchError struct {
+	Path string
+	// Shared is true when the data dir is a PostgreSQL node's (it has a
+	// driver record and no SQLite database) and the start asked for the
+	// SQLite store; false when it holds a SQLite database and the start
+	// asked for a shared store.
+	Shared bool
+}
+
+func (e *StoreMismatchError) Error() string {
+	if e.Shared {
+		return fmt.Sprintf("data dir %s belongs to a node of a cloud on PostgreSQL (it has no %s): give the cloud's --store, "+
+			"or use another --data-dir for a single ecsd on SQLite", e.Path, dbFile)
+	}
+	return fmt.Sprintf("data dir %s holds the SQLite database (%s) of a single ecsd, whose servers are not in the PostgreSQL store: "+
+		"start it without --store, or give this node a data dir of its own", e.Path, dbFile)
+}
+
+// CheckStore returns a *StoreMismatchError when the data dir belongs to
+// another kind of store than the one asked for (shared: PostgreSQL, else
+// the SQLite database in the data dir). A data dir holding a SQLite
+// database is a single ecsd's; one that records a driver but holds no
+// database is a PostgreSQL node's; a new one is either.
+func (d Dir) CheckStore(shared bool) error {
+	_, err := os.Stat(d.DBPath())
+	hasDB := err == nil
+	drv, derr := d.Driver()
+	if derr != nil {
+		return derr
+	}
+	switch {
+	case shared && hasDB:
+		return &StoreMismatchError{Path: d.Path}
+	case !shared && !hasDB && drv != "":
+		return &StoreMismatchError{Path: d.Path, Shared: true}
+	}
+	return nil
 }
