@@ -43,7 +43,7 @@ func (c Config) TLS() bool { return c.TLSCert != "" }
 // serveFlags declares the flags of ecsd serve on fs, bound to c.
 func serveFlags(fs *flagSet, c *Config) {
 	fs.stringVar(&c.Listen, "listen", "ECS_LISTEN", "127.0.0.1:8080", "`ADDRESS` to serve on; one off the loopback needs TLS or --insecure-http")
-	fs.stringVar(&c.DataDir, "data-dir", "ECS_DATA_DIR", "./data", "`DIR` for all state; it belongs to the driver it was first started with")
+	fs.stringVar(&c.DataDir, "data-dir", "ECS_DATA_DIR", "./data", "`DIR` of this node's state (driver state, disks, logs; the SQLite database without --store); it keeps the driver and store it was first started with")
 	fs.stringVar(&c.Driver, "driver", "ECS_DRIVER", "sim", "compute `DRIVER`: sim or qemu")
 	fs.stringVar(&c.TLSCert, "tls-cert", "ECS_TLS_CERT", "", "serve HTTPS with this certificate `FILE` (PEM, with its chain), with --tls-key")
 	fs.stringVar(&c.TLSKey, "tls-key", "ECS_TLS_KEY", "", "private key `FILE` (PEM) of --tls-cert")
