@@ -24,26 +24,31 @@ import (
 // catalog is the cloud's PostgreSQL store (every node sees the image at
 // once) and the file goes into this node's data dir.
 func imageImportCommand(fs *flagSet) runFunc {
-	var dataDir, storeURL, name, kernel, initrd, osType string
+	var dataDir, storeURL, host, name, kernel, initrd, osType, id string
 	fs.stringVar(&dataDir, "data-dir", "ECS_DATA_DIR", "./data", "data `DIR` of a qemu ecsd (make run uses ./data-qemu)")
 	storeFlag(fs, &storeURL)
+	fs.stringVar(&host, "host", "ECS_HOST", hostname(), "host `NAME` of the node whose data dir this is (its --host): the image is usable there")
 	fs.stringVar(&name, "name", "", "", "image `NAME` (required)")
 	fs.stringVar(&kernel, "kernel", "", "", "kernel `FILE` to boot the image with directly (optional)")
 	fs.stringVar(&initrd, "initrd", "", "", "initrd `FILE` for --kernel (optional)")
 	fs.stringVar(&osType, "os-type", "", "", "`OS` of the image, Linux or Windows, when inspection cannot tell")
+	fs.stringVar(&id, "id", "", "", "import on this host the image `ID` another host imported (the same file); --name is then not needed")
 	return func(ctx context.Context, args []string, out, errOut io.Writer) error {
 		switch {
 		case len(args) == 0:
 			return usagef("no image FILE given")
 		case len(args) > 1:
 			return usagef("one image FILE, not %d arguments (flags go before FILE)", len(args))
-		case name == "":
+		case name == "" && id == "":
 			return usagef("--name is required")
 		case initrd != "" && kernel == "":
 			return usagef("--initrd needs --kernel")
 		}
 		if err := checkStoreURL(storeURL); err != nil {
 			return usagef("%s: %v", fs.source("store"), err)
+		}
+		if !validHost(host) {
+			return usagef("%s: %q is not a host name", fs.source("host"), host)
 		}
 		file := args[0]
 		dir, err := datadir.Open(dataDir)
@@ -73,7 +78,9 @@ func imageImportCommand(fs *flagSet) runFunc {
 		defer imp.Close()
 
 		bar := newProgressBar(errOut, file)
-		svc := cloud.New(cloud.Config{Store: st, Logger: slog.New(slog.DiscardHandler)})
+		// The image is recorded as this host's: placement puts its servers
+		// on the hosts that imported it.
+		svc := cloud.New(cloud.Config{Store: st, Host: host, Logger: slog.New(slog.DiscardHandler)})
 		img, err := svc.ImportImage(ctx, cloud.ImportImageInput{
 			Name:   name,
 			OSType: osType,
@@ -82,6 +89,7 @@ func imageImportCommand(fs *flagSet) runFunc {
 				return imp.Import(ctx, qemu.ImportSpec{ID: id, Name: name, File: file, Kernel: kernel, Initrd: initrd, Progress: bar.set})
 			},
 			Discard: imp.Discard,
+			ID:      id,
 		})
 		if err != nil {
 			return err

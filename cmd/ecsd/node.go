@@ -124,6 +124,15 @@ func (c Config) host() string {
 	return hostname()
 }
 
+// hostDownAfter is --host-down-after, or its default when a Config was
+// made without flags (tests).
+func (c Config) hostDownAfter() time.Duration {
+	if c.HostDownAfter > 0 {
+		return c.HostDownAfter
+	}
+	return cluster.DefaultDownAfter
+}
+
 // secretKeyPath is the file of the key that seals stored secrets.
 func secretKeyPath(file, dataDir string) string {
 	if file != "" {

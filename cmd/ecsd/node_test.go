@@ -141,7 +141,8 @@ func TestLeaseOwnerIsHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if got, err := st.JobClaim(t.Context(), "0f0e0d0c0b0a09080706050403020100", now, now.Add(time.Hour), 1); err != nil || len(got) != 1 {
+	if got, err := st.JobClaim(t.Context(), store.JobClaimParams{Owner: "0f0e0d0c0b0a09080706050403020100",
+		Now: now, LeaseUntil: now.Add(time.Hour), Limit: 1}); err != nil || len(got) != 1 {
 		t.Fatalf("claim under the old node id: %v %v", got, err)
 	}
 	st.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/ecsproject/ecsd/client"
 	"github.com/ecsproject/ecsd/internal/api"
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
@@ -54,6 +55,7 @@ type daemon struct {
 	// default endpoint).
 	advertise string
 	svc       *cloud.Service
+	host      *cluster.Host
 	srv       *http.Server
 	closers   []func()
 }
@@ -89,6 +91,10 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	}
 	d.onClose(func() { ln.Close() })
 	d.ln, d.endpoint = ln, endpoint(ln.Addr().(*net.TCPAddr), tlsConfig)
+	d.advertise = cfg.Advertise
+	if d.advertise == "" {
+		d.advertise = d.endpoint
+	}
 	if tlsConfig != nil {
 		d.ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -134,8 +140,29 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	}
 	d.onClose(func() { drv.Close() })
 
+	capacity, err := cfg.hostCapacity(dir.Path)
+	if err != nil {
+		return nil, err
+	}
+	d.host, err = cluster.Register(ctx, cluster.HostConfig{Store: st, Name: cfg.host(), Advertise: d.advertise, Driver: cfg.Driver,
+		Capacity: capacity, Ratios: cfg.ratios(), Interval: cfg.hostDownAfter() / 3, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	d.svc = cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
-		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: cfg.host()})
+		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: cfg.host(), Host: cfg.host(),
+		HostDownAfter: cfg.hostDownAfter()})
+	if cfg.Store == "" {
+		// The SQLite store has one node: rows made before hosts existed
+		// (an issue-7 data dir) are this host's, disks and image files
+		// included. On a shared store they would not be, and no node
+		// adopts them.
+		if n, err := d.svc.AdoptUnplaced(ctx); err != nil {
+			return nil, err
+		} else if n > 0 {
+			log.Info("adopted the servers of a data dir made before hosts", "host", cfg.host(), "servers", n)
+		}
+	}
 	if cfg.Driver == "sim" {
 		// The simulator's catalog; the qemu driver serves imported images.
 		if err := d.svc.SeedImages(ctx); err != nil {
@@ -156,10 +183,6 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	// A node given another cloud's key would refuse every signed request.
 	if err := checkSecretKey(ctx, st, box, keyPath); err != nil {
 		return nil, err
-	}
-	d.advertise = cfg.Advertise
-	if d.advertise == "" {
-		d.advertise = d.endpoint
 	}
 	fwd, err := newForwarder(cfg, keyPath, d.advertise, tlsConfig)
 	if err != nil {
@@ -227,6 +250,9 @@ func (d *daemon) run(ctx context.Context) error {
 	defer cancelRun()
 	jobsDone := make(chan error, 1)
 	go func() { jobsDone <- d.svc.Run(runCtx) }()
+	beatDone := make(chan struct{})
+	go func() { d.host.Run(runCtx); close(beatDone) }()
+	defer func() { cancelRun(); <-beatDone }()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- d.srv.Serve(d.ln) }()
 	d.log.Info("ecsd serving", "endpoint", d.endpoint, "host", d.cfg.host(), "advertise", d.advertise,

@@ -16,7 +16,7 @@ const JobChannel = "ecsd_jobs"
 // ChangeChannel is the notification channel on which a transaction that
 // changed credentials or images notifies, as it commits, with the topic
 // (store.TopicCredentials, store.TopicImages) as payload. Triggers send
-// these (migration 00002), so every writer does, whatever its path.
+// these (migration 00003), so every writer does, whatever its path.
 const ChangeChannel = "ecsd_changes"
 
 // Reconnection back-off of the listeners.
