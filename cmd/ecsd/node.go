@@ -254,15 +254,13 @@ func storeName(storeURL string) string {
 }
 
 // newForwarder returns the node's end of node-to-node forwarding
-// (internal/cluster), keyed by the cloud's secret key. It resolves this
-// node's own host to its advertise URL; other hosts' URLs come from the
-// host registry once nodes record theirs there.
-func newForwarder(cfg Config, keyPath, advertise string, tlsConfig *tls.Config) (*cluster.Forwarder, error) {
+// (internal/cluster), keyed by the cloud's secret key. A host's node is
+// reached at the advertise URL it registered (cluster.Register).
+func newForwarder(cfg Config, st store.Reader, keyPath string, tlsConfig *tls.Config) (*cluster.Forwarder, error) {
 	key, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	host := cfg.host()
 	hc := &http.Client{Timeout: time.Minute}
 	if tlsConfig != nil && cfg.TLSCert != "" {
 		// Nodes of one cloud serve certificates its operator issued: trust
@@ -276,11 +274,15 @@ func newForwarder(cfg Config, keyPath, advertise string, tlsConfig *tls.Config) 
 		}
 		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
-	return cluster.NewForwarder(cluster.ForwardConfig{Key: key, Host: host, Client: hc,
-		Resolve: func(_ context.Context, h string) (string, error) {
-			if h == host {
-				return advertise, nil
+	return cluster.NewForwarder(cluster.ForwardConfig{Key: key, Host: cfg.host(), Client: hc,
+		Resolve: func(ctx context.Context, host string) (string, error) {
+			h, err := st.HostGet(ctx, host)
+			if err != nil {
+				return "", err
 			}
-			return "", fmt.Errorf("host %s: its advertise URL is not known", h)
+			if h.Advertise == "" {
+				return "", fmt.Errorf("host %s registered no advertise URL", host)
+			}
+			return h.Advertise, nil
 		}})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/ecsproject/ecsd/client"
 	"github.com/ecsproject/ecsd/internal/aksk"
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/datadir"
 	"github.com/ecsproject/ecsd/internal/store/postgres"
 	"github.com/ecsproject/ecsd/internal/store/postgres/pgtest"
@@ -400,5 +401,42 @@ func TestDataDirKeepsItsStore(t *testing.T) {
 	code, _, errOut := ecsd(t, nil, "credentials", "add", "--data-dir", node.DataDir, "--secret-key-file", node.SecretKeyFile)
 	if code != 1 || !strings.Contains(errOut, "give the cloud's --store") {
 		t.Errorf("credentials add on a PostgreSQL node's data dir without --store: exit %d, %q", code, errOut)
+	}
+}
+
+// A call forwarded to a host is served by that host's node, found at the
+// advertise URL it registered, when it carries the cloud's MAC; one keyed
+// with another cloud's key is refused.
+func TestForwardToHostsNode(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, "")
+	keyFile := newKeyFile(t)
+	a := pgConfig(t, dsn, "node-a", keyFile)
+	startDaemon(t, a)
+	b := pgConfig(t, dsn, "node-b", keyFile)
+	startDaemon(t, b)
+	creds, _, _ := datadir.Dir{Path: a.DataDir}.ReadCredentials()
+	st := openPG(t, dsn)
+
+	forward := func(key string) (int, string) {
+		t.Helper()
+		f, err := newForwarder(a, st, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := f.Forward(t.Context(), "node-b", "GET", "/v2.1/"+creds.ProjectID+"/os-keypairs", nil,
+			cluster.Caller{ProjectID: creds.ProjectID, UserID: creds.UserID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := forward(keyFile); code != 200 || !strings.Contains(body, `"keypairs"`) {
+		t.Errorf("forwarded call: %d %s", code, body)
+	}
+	if code, body := forward(newKeyFile(t)); code != 401 || !strings.Contains(body, "APIGW.0301") {
+		t.Errorf("call forwarded with another cloud's key: %d %s", code, body)
 	}
 }
