@@ -212,6 +212,26 @@ func TestDatabaseUnreachableAnswers503(t *testing.T) {
 		t.Errorf("the 503 body shows the cause: %s", body)
 	}
 
+	// A key the node does not know may be one added meanwhile: once the
+	// node has failed to look keys up, it answers 503 too, not 401.
+	stranger := client.CredentialsFile{AccessKey: "UNKNOWNKEY0123456789", SecretKey: "x", ProjectID: creds.ProjectID}
+	waitUntil(t, "an unknown key is answered 503 while the database is cut off", func() bool {
+		resp := signedGet(t, d.endpoint, stranger, "/v2.1/"+creds.ProjectID+"/os-keypairs")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("unknown key with the database cut off: %d", resp.StatusCode)
+		}
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	// A known key with a bad signature is still refused.
+	badSig := creds
+	badSig.SecretKey = "not-the-secret"
+	if resp := signedGet(t, d.endpoint, badSig, "/v2.1/"+creds.ProjectID+"/os-keypairs"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a bad signature with the database cut off: %d, want 401", resp.StatusCode)
+	} else {
+		resp.Body.Close()
+	}
+
 	p.Restore()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

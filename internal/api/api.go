@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,6 +40,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // MaxBody is the largest request body accepted.
@@ -244,7 +246,7 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (cloud.Caller, erro
 	}
 	ak, err := h.verifier.Verify(r, body)
 	if err != nil {
-		return cloud.Caller{}, err
+		return cloud.Caller{}, h.unknownWhileUnavailable(r, err)
 	}
 	if len(body) > 0 && r.Header.Get(aksk.HeaderContentSha256) != "" {
 		// Every body here is JSON: it must be signed, not UNSIGNED-PAYLOAD.
@@ -252,9 +254,24 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (cloud.Caller, erro
 	}
 	caller, ok := h.svc.CallerOf(r.Context(), ak)
 	if !ok {
-		return cloud.Caller{}, aksk.RefuseUnknownKey(ak)
+		return cloud.Caller{}, h.unknownWhileUnavailable(r, aksk.RefuseUnknownKey(ak))
 	}
 	return caller, nil
+}
+
+// unknownWhileUnavailable turns the refusal err of a key this node does not
+// know into a store outage (503) when the keys could not be looked up in
+// the store: the key may have been added meanwhile. A refusal of a known
+// key (a bad signature) stays what it is.
+func (h *Handler) unknownWhileUnavailable(r *http.Request, err error) error {
+	var rej *aksk.Rejection
+	if !errors.As(err, &rej) || rej.AccessKey == "" || !h.svc.KeysUnavailable() {
+		return err
+	}
+	if _, known := h.svc.CallerOf(r.Context(), rej.AccessKey); known {
+		return err
+	}
+	return ecs.Wrap(ecs.CodeSystem, fmt.Errorf("access key %s not found: %w", rej.AccessKey, store.ErrUnavailable), "look up the access key")
 }
 
 // forwardRefusedMessage is what the sender of a refused forwarded call is

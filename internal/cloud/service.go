@@ -352,6 +352,11 @@ func (s *Service) CallerOf(ctx context.Context, ak string) (Caller, bool) {
 	return Caller{ProjectID: k.ProjectID, UserID: k.UserID}, ok
 }
 
+// KeysUnavailable reports whether the store was out of reach when the
+// access keys were last looked up there: an unknown key may then be one
+// this node could not learn of.
+func (s *Service) KeysUnavailable() bool { return s.keys.Unavailable() }
+
 func (s *Service) openSecret(sealed []byte) ([]byte, error) {
 	if s.box == nil {
 		return nil, errors.New("no secret box configured")

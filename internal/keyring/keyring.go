@@ -23,11 +23,15 @@
 //     as their sealed form in the store is unchanged.
 //   - A store error keeps the last view (logged, at most once per TTL); a
 //     secret that cannot be unsealed makes its key unknown (logged once).
+//     Unavailable tells whether the store was out of reach when last asked,
+//     so that an unknown key can be told apart from a key the ring could
+//     not look up.
 package keyring
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -81,6 +85,7 @@ type Ring struct {
 	asked   bool      // the store was asked at least once (checked is set)
 	checked time.Time // when the store was last asked
 	gen     uint64    // bumped by Invalidate
+	failed  error     // the error of the last refresh, nil when it succeeded
 }
 
 type entry struct {
@@ -185,6 +190,7 @@ func (r *Ring) refreshLocked(ctx context.Context) {
 	defer cancel()
 	n, err := r.cfg.Store.CredentialCount(ctx)
 	if err == nil && loaded && n == count {
+		r.setFailed(nil)
 		r.markChecked(start, gen)
 		return
 	}
@@ -194,6 +200,7 @@ func (r *Ring) refreshLocked(ctx context.Context) {
 	}
 	if err != nil {
 		r.cfg.Logger.Error("access keys: cannot read the store; keeping the last view", "err", err)
+		r.setFailed(err)
 		r.markChecked(start, gen) // ask a failing store at most once per TTL
 		return
 	}
@@ -212,7 +219,23 @@ func (r *Ring) refreshLocked(ctx context.Context) {
 	}
 	r.mu.Lock()
 	r.keys, r.count, r.loaded, r.asked, r.checked = keys, len(list), true, r.gen == gen, start
+	r.failed = nil
 	r.mu.Unlock()
+}
+
+func (r *Ring) setFailed(err error) {
+	r.mu.Lock()
+	r.failed = err
+	r.mu.Unlock()
+}
+
+// Unavailable reports whether the last time the ring asked the store, the
+// store could not be reached (an error wrapping store.ErrUnavailable): a
+// key it does not know may be one added meanwhile, not an unknown one.
+func (r *Ring) Unavailable() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return errors.Is(r.failed, store.ErrUnavailable)
 }
 
 func (r *Ring) newEntry(c store.SealedCredential) *entry {

@@ -313,3 +313,33 @@ func TestInvalidateDuringRefresh(t *testing.T) {
 	b.want(t, "AK1", "secret-1") // refreshes: the count is taken before AK3 is added
 	b.want(t, "AK3", "secret-3")
 }
+
+// Unavailable says whether the store was out of reach when last asked.
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.want(t, "AK1", "secret-1")
+	if b.ring.Unavailable() {
+		t.Fatal("Unavailable after a good refresh")
+	}
+	b.st.setFail(fmt.Errorf("connect: %w", store.ErrUnavailable))
+	b.clock.advance(2 * ttl)
+	b.want(t, "NEW", "")
+	if !b.ring.Unavailable() {
+		t.Fatal("not Unavailable after a refresh that could not reach the store")
+	}
+	b.want(t, "AK1", "secret-1") // the last view still serves
+	b.st.setFail(errors.New("syntax error"))
+	b.clock.advance(2 * ttl)
+	b.want(t, "NEW", "")
+	if b.ring.Unavailable() {
+		t.Fatal("Unavailable after an error that is not an outage")
+	}
+	b.st.setFail(nil)
+	b.st.add("NEW", "secret-new")
+	b.clock.advance(2 * ttl)
+	b.want(t, "NEW", "secret-new")
+	if b.ring.Unavailable() {
+		t.Fatal("Unavailable after the store came back")
+	}
+}
