@@ -22,6 +22,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/datadir"
 	"github.com/ecsproject/ecsd/internal/store/postgres"
 	"github.com/ecsproject/ecsd/internal/store/postgres/pgtest"
+	"github.com/ecsproject/ecsd/internal/testd"
 )
 
 // The tests that need PostgreSQL start a throwaway cluster through
@@ -458,5 +459,39 @@ func TestForwardToHostsNode(t *testing.T) {
 	}
 	if code, body := forward(newKeyFile(t)); code != 401 || !strings.Contains(body, "APIGW.0301") {
 		t.Errorf("call forwarded with another cloud's key: %d %s", code, body)
+	}
+}
+
+// ecsd image import --store records the image in the cloud's catalog, as
+// usable on the importing node's host, beside the running node.
+func TestImageImportWithStore(t *testing.T) {
+	t.Parallel()
+	testd.RequireQEMU(t)
+	dsn := pgtest.Database(t, "")
+	cfg := pgConfig(t, dsn, "node-q", newKeyFile(t))
+	cfg.Driver = "qemu"
+	startAndStop(t, cfg)
+	file := mkImage(t)
+	code, out, errOut := ecsd(t, map[string]string{"ECS_STORE": dsn, "ECS_HOST": "node-q"},
+		"image", "import", "--data-dir", cfg.DataDir, "--name", "Shared Debian", file)
+	if code != 0 {
+		t.Fatalf("image import --store: exit %d, %s", code, errOut)
+	}
+	var printed map[string]any
+	if err := json.Unmarshal([]byte(out), &printed); err != nil {
+		t.Fatalf("image import printed %q: %v", out, err)
+	}
+	id, _ := printed["id"].(string)
+	st := openPG(t, dsn)
+	img, err := st.ImageGet(t.Context(), id)
+	if err != nil || img.Name != "Shared Debian" {
+		t.Fatalf("the image in the store: %+v, %v", img, err)
+	}
+	hosts, err := st.ImageHostList(t.Context(), id)
+	if err != nil || len(hosts) != 1 || hosts[0].Host != "node-q" {
+		t.Errorf("hosts of the image: %+v, %v; want node-q", hosts, err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "ecsd.db")); err == nil {
+		t.Error("image import --store made a SQLite database in the data dir")
 	}
 }
