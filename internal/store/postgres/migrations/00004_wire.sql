@@ -1,5 +1,5 @@
 -- +goose Up
--- Issue 11 (the same schema as SQLite's 00004_wire.sql): what the API's list filters and server details need.
+-- Issue 11 (the same schema as SQLite's 00005_wire.sql): what the API's list filters and server details need.
 -- A server's NICs (with their addresses) and tags are JSON on its row, read
 -- with it; ports and server_tags hold the same, one row each, so that the
 -- filters and the address pools have indexes (they are written only with
