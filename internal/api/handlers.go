@@ -83,6 +83,9 @@ func (h *Handler) reinstall(w http.ResponseWriter, req *request) error {
 // ---- jobs
 
 func (h *Handler) showJob(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
 	j, err := h.svc.GetJob(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -168,6 +171,9 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 }
 
 func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
 	s, err := h.svc.GetServer(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err

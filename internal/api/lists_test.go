@@ -223,6 +223,12 @@ func TestServerListFilters(t *testing.T) {
 		t.Errorf("missing server's fault %v", f)
 	}
 
+	for _, path := range []string{"/cloudservers/" + a + "?fields=name", "/jobs/" + strings.Repeat("0", 32) + "?x=1"} {
+		r := e.do(t, "GET", "/v1/"+e.cred.ProjectID+path, "", true)
+		if r.status != 400 || r.code() != "Ecs.0005" {
+			t.Errorf("GET %s: %d %v; want 400 Ecs.0005 (no query parameters are documented)", path, r.status, r.body)
+		}
+	}
 	for _, bad := range []struct{ query, names string }{
 		{"changes-since=2020-01-01", "changes-since"},
 		{"flavor_name=x", "flavor_name"},
