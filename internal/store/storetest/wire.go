@@ -199,3 +199,55 @@ func testAddresses(t *testing.T, open opener) {
 		wantEqual(t, "server after clearing its tags", b.getServer(t, projA, "srv-a"), a)
 	})
 }
+
+// testSharedAddresses: 30 creates spread over 3 Stores (nodes), each
+// taking the lowest free address of one subnet after SubnetEnsure (as the
+// service's allocator does), all succeed with distinct addresses: the
+// subnet's lock serialises them.
+func testSharedAddresses(t *testing.T, open func(t *testing.T, n int) []store.Store) {
+	ss := open(t, 3)
+	ctx := t.Context()
+	const n = 30
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			s := ss[i%len(ss)]
+			errs <- s.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.SubnetEnsure(ctx, ecs.Subnet{ProjectID: projA, ID: "sn", VPCID: "vpc", CIDR: "10.0.0.0/24",
+					Created: t0}); err != nil {
+					return err
+				}
+				held, err := tx.SubnetAddresses(ctx, projA, "sn")
+				if err != nil {
+					return err
+				}
+				ip := ""
+				for host := 2; ip == ""; host++ {
+					if c := fmt.Sprintf("10.0.0.%d", host); !slices.Contains(held, c) {
+						ip = c
+					}
+				}
+				srv := plainServer(fmt.Sprintf("srv-%02d", i), projA, "s", i)
+				srv.NICs = []ecs.NIC{{PortID: fmt.Sprintf("port-%02d", i), SubnetID: "sn", IP: ip}}
+				return tx.ServerInsert(ctx, &srv)
+			})
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("a create in the shared subnet failed: %v", err)
+		}
+	}
+	list, total, err := ss[0].ServerList(ctx, store.ServerListParams{ProjectID: projA})
+	wantNoErr(t, "ServerList", err)
+	seen := map[string]bool{}
+	for _, s := range list {
+		if seen[s.NICs[0].IP] {
+			t.Errorf("address %s handed out twice", s.NICs[0].IP)
+		}
+		seen[s.NICs[0].IP] = true
+	}
+	if total != n || len(seen) != n {
+		t.Fatalf("%d servers with %d distinct addresses; want %d", total, len(seen), n)
+	}
+}
