@@ -3,6 +3,7 @@ package sdk
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ecs/v2/model"
 )
@@ -46,5 +47,36 @@ func TestFailedJobsSayWhy(t *testing.T) {
 	}
 	if j := tn.waitJobSuccess(t, jobID(t, del.JobId)); str(j.JobType) != "deleteVMs" {
 		t.Errorf("delete job_type %q, want deleteVMs", str(j.JobType))
+	}
+}
+
+// TestParentRunningWithItsSubJobs: whenever a sub-job of a batch shows
+// RUNNING, the batch does too (never INIT).
+func TestParentRunningWithItsSubJobs(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "--sim-latency", "100ms")
+	tn := d.main
+	resp := tn.createServers(t, serverSpec{name: "slow", count: 3})
+	sawRunning := false
+	for {
+		j, err := tn.ecs.ShowJob(&model.ShowJobRequest{JobId: *resp.JobId})
+		if err != nil {
+			t.Fatalf("ShowJob: %v", err)
+		}
+		for _, sj := range *j.Entities.SubJobs {
+			if sj.Status != nil && sj.Status.Value() != "INIT" {
+				sawRunning = true
+				if s := jobStatus(j); s == "INIT" {
+					t.Fatalf("sub-job %s is %s while the batch is INIT", str(sj.JobId), sj.Status.Value())
+				}
+			}
+		}
+		if s := jobStatus(j); s == "SUCCESS" || s == "FAIL" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !sawRunning {
+		t.Fatal("never saw a sub-job start")
 	}
 }
