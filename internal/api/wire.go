@@ -231,16 +231,11 @@ func shortID(id string) string {
 	return id
 }
 
-// macFor derives a stable locally administered MAC address from an id.
+// macFor derives a stable locally administered MAC address from a port id
+// (OpenStack's fa:16:3e prefix, then 24 bits of the id's SHA-256).
 func macFor(id string) string {
-	const hexd = "0123456789abcdef"
-	b := []byte("fa:16:3e:00:00:00")
-	for i := 0; i < 3 && i < len(id); i++ {
-		c := id[len(id)-1-i]
-		b[9+3*i] = hexd[c>>4&0xf]
-		b[10+3*i] = hexd[c&0xf]
-	}
-	return string(b)
+	sum := sha256.Sum256([]byte(id))
+	return fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", sum[0], sum[1], sum[2])
 }
 
 // wireJobHead is what a job and a sub-job share on the wire.
