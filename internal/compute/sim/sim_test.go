@@ -35,6 +35,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceCloudInit runs the guest tests with an image that runs
+// cloud-init: its servers have a guest agent.
+func TestConformanceCloudInit(t *testing.T) {
+	t.Parallel()
+	computetest.RunGuest(t, func(t *testing.T) computetest.Fixture {
+		img := image
+		img.CloudInit = true
+		return computetest.Fixture{Driver: newDriver(t, Config{}), Image: img, Agent: true}
+	})
+}
+
 // newDriver returns a driver on a fresh directory unless cfg names one.
 func newDriver(t testing.TB, cfg Config) *Driver {
 	t.Helper()
