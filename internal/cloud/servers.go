@@ -33,6 +33,10 @@ type CreateInput struct {
 	Count      int
 	AZ         string
 	Metadata   map[string]string
+	// UserData is the decoded user_data (DecodeUserData), nil for none:
+	// it reaches the guest through its cloud-init seed, so the image must
+	// run cloud-init.
+	UserData []byte
 }
 
 // createParams is a create sub-job's input.
@@ -40,6 +44,10 @@ type createParams struct {
 	VolumeID     string `json:"volume_id"`
 	PasswordHash string `json:"password_hash,omitempty"`
 	PublicKey    string `json:"public_key,omitempty"`
+	// Seed: the image runs cloud-init: the credentials and the user data
+	// (sealed) go into the server's seed rather than into its disk.
+	Seed           bool   `json:"seed,omitempty"`
+	SealedUserData []byte `json:"sealed_user_data,omitempty"`
 }
 
 var volumeTypes = map[string]bool{"SATA": true, "SAS": true, "SSD": true, "GPSSD": true, "co-p1": true, "uh-l1": true,
@@ -97,7 +105,14 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 	if err := s.runnable(img); err != nil {
 		return "", nil, err
 	}
-	if (in.AdminPass != "" || in.KeyName != "") && img.Unsupported != "" {
+	if in.UserData != nil && !img.CloudInit {
+		return "", nil, ecs.Errorf(ecs.CodeImageAttributes, "The image %s does not run Cloud-Init (__support_cloudinit is false): "+
+			"it cannot run user_data.", img.ID)
+	}
+	if len(in.UserData) > MaxUserData {
+		return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.user_data is more than %d bytes once decoded.", MaxUserData)
+	}
+	if (in.AdminPass != "" || in.KeyName != "") && img.Unsupported != "" && !img.CloudInit {
 		return "", nil, ecs.Errorf(ecs.CodeImageAttributes, "The image does not support setting a password or key pair from the host: %s.", img.Unsupported)
 	}
 	size := in.SizeGB
@@ -119,6 +134,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 	for k, v := range in.Metadata {
 		if len(k) > 255 || len(v) > 255 {
 			return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: metadata keys and values are at most 255 characters.")
+		}
+	}
+	var sealedUserData []byte
+	if in.UserData != nil {
+		if sealedUserData, err = s.seal(in.UserData); err != nil {
+			return "", nil, err
 		}
 	}
 
@@ -167,7 +188,8 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				SizeGB: size, VolumeType: in.VolumeType, Status: "creating", Device: "/dev/vda", Host: srv.Host, Created: now}); err != nil {
 				return err
 			}
-			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub})
+			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub, Seed: img.CloudInit,
+				SealedUserData: sealedUserData})
 			if err := tx.JobInsert(ctx, &ecs.Job{ID: sub, ProjectID: c.ProjectID, Type: ecs.JobCreateSingleServer, ParentID: jobID,
 				ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
 				return err
@@ -241,8 +263,18 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 				return err
 			}
 		}
+		var seed *compute.Seed
+		hash, pub := p.PasswordHash, p.PublicKey
+		if p.Seed {
+			ud, err := s.unseal(p.SealedUserData)
+			if err != nil {
+				return failStep(ecs.CodeCreateServerFailed, "Failed to read the user data.", err)
+			}
+			seed = newSeed(jr.job.ID, srv.Name, hash, pub, ud)
+			hash, pub = "", ""
+		}
 		err = jr.step(ctx, createDiskMade, func(ctx context.Context) error {
-			return s.makeDisk(ctx, compute.DiskSpec{ID: p.VolumeID, Image: img, SizeGB: vol.SizeGB}, p.PasswordHash, p.PublicKey)
+			return s.makeDisk(ctx, compute.DiskSpec{ID: p.VolumeID, Image: img, SizeGB: vol.SizeGB}, hash, pub)
 		}, func(tx store.Tx, srv *ecs.Server) error {
 			srv.TaskState = ecs.TaskSpawning
 			vol.Status = "in-use"
@@ -256,7 +288,7 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 		err = jr.step(ctx, createDefined, func(ctx context.Context) error {
 			var err error
 			info, err = s.drv.CreateServer(ctx, compute.ServerSpec{ID: id, Name: srv.Name, VCPUs: flavor.VCPUs, RAMMB: flavor.RAMMB,
-				Image: img, DiskID: p.VolumeID})
+				Image: img, DiskID: p.VolumeID, Seed: seed})
 			if err != nil {
 				return failStep(ecs.CodeCreateServerFailed, "Failed to create the ECS.", err)
 			}
