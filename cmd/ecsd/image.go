@@ -23,12 +23,13 @@ import (
 // operator's rights), inspects it, records it in the catalog beside a
 // running daemon, and prints it as the image API shows it.
 func imageImportCommand(fs *flagSet) runFunc {
-	var dataDir, name, kernel, initrd, osType, id string
+	var dataDir, name, kernel, initrd, osType, id, cloudInit string
 	fs.stringVar(&dataDir, "data-dir", "ECS_DATA_DIR", "./data", "data `DIR` of a qemu ecsd (make run uses ./data-qemu)")
 	fs.stringVar(&name, "name", "", "", "image `NAME` (required)")
 	fs.stringVar(&kernel, "kernel", "", "", "kernel `FILE` to boot the image with directly (optional)")
 	fs.stringVar(&initrd, "initrd", "", "", "initrd `FILE` for --kernel (optional)")
 	fs.stringVar(&osType, "os-type", "", "", "`OS` of the image, Linux or Windows, when inspection cannot tell")
+	fs.stringVar(&cloudInit, "cloud-init", "", "", "`true|false`: whether the image runs cloud-init, overriding the inspection")
 	fs.stringVar(&id, "id", "", "", "import on this host the image `ID` another host imported (the same file); --name is then not needed")
 	return func(ctx context.Context, args []string, out, errOut io.Writer) error {
 		switch {
@@ -40,6 +41,8 @@ func imageImportCommand(fs *flagSet) runFunc {
 			return usagef("--name is required")
 		case initrd != "" && kernel == "":
 			return usagef("--initrd needs --kernel")
+		case cloudInit != "" && cloudInit != "true" && cloudInit != "false":
+			return usagef("--cloud-init must be true or false")
 		}
 		file := args[0]
 		dir, err := datadir.Open(dataDir)
@@ -80,8 +83,9 @@ func imageImportCommand(fs *flagSet) runFunc {
 				defer bar.finish()
 				return imp.Import(ctx, qemu.ImportSpec{ID: id, Name: name, File: file, Kernel: kernel, Initrd: initrd, Progress: bar.set})
 			},
-			Discard: imp.Discard,
-			ID:      id,
+			Discard:   imp.Discard,
+			ID:        id,
+			CloudInit: boolFlag(cloudInit),
 		})
 		if err != nil {
 			return err
@@ -89,6 +93,15 @@ func imageImportCommand(fs *flagSet) runFunc {
 		_, err = fmt.Fprintf(out, "%s\n", api.ImageJSON(&img))
 		return err
 	}
+}
+
+// boolFlag is a "true"/"false" flag value, nil when not given.
+func boolFlag(v string) *bool {
+	if v == "" {
+		return nil
+	}
+	b := v == "true"
+	return &b
 }
 
 // progressBar draws the copy of a file on a terminal, and nothing

@@ -231,11 +231,15 @@ func (s *Service) osImage(ctx context.Context, srv *ecs.Server, in ReinstallInpu
 	case !in.CloudInit && img.Unsupported != "":
 		return img, ecs.Errorf(ecs.CodeImageAttributes, "The image does not support setting a password or key pair from the host: %s.", img.Unsupported)
 	}
+	if f, ok := Flavor(srv.FlavorID); ok && in.ImageID != nil && img.MinRAMMB > f.RAMMB {
+		return img, ecs.Errorf(ecs.CodeFlavorNotFitImage, "The image %s needs at least %d MB of memory; the ECS's flavor %s has %d MB.",
+			img.ID, img.MinRAMMB, f.ID, f.RAMMB)
+	}
 	return img, nil
 }
 
 // changeOSImage returns the image a change of OS names, if it exists, is
-// active, can run on the server's host and fits the server's flavor.
+// active and can run on the server's host.
 func (s *Service) changeOSImage(ctx context.Context, srv *ecs.Server, id string) (ecs.Image, error) {
 	img, err := s.image(ctx, id)
 	if errors.Is(err, ecs.ErrNotFound) {
@@ -249,10 +253,6 @@ func (s *Service) changeOSImage(ctx context.Context, srv *ecs.Server, id string)
 	}
 	if err := s.runnable(img); err != nil {
 		return img, err
-	}
-	if f, ok := Flavor(srv.FlavorID); ok && img.MinRAMMB > f.RAMMB {
-		return img, ecs.Errorf(ecs.CodeFlavorNotFitImage, "The image %s needs at least %d MB of memory; the ECS's flavor %s has %d MB.",
-			img.ID, img.MinRAMMB, f.ID, f.RAMMB)
 	}
 	if img.File != "" && srv.Host != "" {
 		hosts, err := s.store.ImageHostList(ctx, img.ID)
