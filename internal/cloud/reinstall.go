@@ -138,17 +138,18 @@ func (s *Service) osJob(ctx context.Context, c Caller, serverID string, in Reins
 		p.ImageID = img.ID
 	}
 	if req.hasPass {
+		// The state is checked here too (the transaction checks it again),
+		// so that no hash is computed for a server that cannot be
+		// reinstalled.
 		if err := password.Validate(*in.AdminPass, strings.EqualFold(img.OSType, "Windows")); err != nil {
 			return "", err
 		}
-	}
-	if err := s.hostGate(s.store.HostList).check(ctx, &srv); err != nil {
-		return "", submitError(err)
-	}
-	if err := reinstallAllowed(&srv, in); err != nil {
-		return "", err
-	}
-	if req.hasPass {
+		if err := s.hostGate(s.store.HostList).check(ctx, &srv); err != nil {
+			return "", submitError(err)
+		}
+		if err := reinstallAllowed(&srv, in); err != nil {
+			return "", err
+		}
 		if p.PasswordHash, err = password.Hash(*in.AdminPass); err != nil {
 			return "", ecs.Wrap(ecs.CodeSystem, err, "Failed to process the password.")
 		}

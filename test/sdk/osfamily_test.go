@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ecs/v2/model"
@@ -605,5 +606,51 @@ func TestImagesShowCloudInit(t *testing.T) {
 	}
 	if seen[imgDebian] != "false" || seen[imgUbuntuCI] != "true" || seen[imgCentOSCI] != "true" {
 		t.Errorf("cloud-init support %v: want Debian false, the cloud-init images true", seen)
+	}
+}
+
+// TestChangeOSOneWinner: concurrent changes of OS of one server yield
+// exactly one job; the others are refused as busy (501 Ecs.0603), and a
+// reinstall meanwhile too.
+func TestChangeOSOneWinner(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "--faults", "create_disk=delay:1s")
+	tn := d.main
+	id := tn.newStoppedServer(t, serverSpec{image: imgDebian})
+	const n = 20
+	jobs := make(chan string, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := tn.changeOSv2(id, &model.ChangeServerOsWithCloudInitOption{Imageid: imgUbuntuCI,
+				Metadata: &model.ChangeSeversOsMetadata{UserData: b64("#cloud-config\n")}})
+			if err != nil {
+				errs <- err
+				return
+			}
+			jobs <- str(r.JobId)
+		}()
+	}
+	wg.Wait()
+	close(jobs)
+	close(errs)
+	var won []string
+	for j := range jobs {
+		won = append(won, j)
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d calls got a job, want exactly 1: %v", len(won), won)
+	}
+	for err := range errs {
+		wantErr(t, err, 501, "Ecs.0603")
+	}
+	_, err := tn.reinstall(id, withPass("During#Change1"))
+	wantErr(t, err, 501, "Ecs.0603")
+	tn.waitJobSuccess(t, won[0])
+	if s := tn.show(t, id); s.Image.Id != imgUbuntuCI {
+		t.Errorf("image %s after the change, want %s", s.Image.Id, imgUbuntuCI)
 	}
 }
