@@ -598,17 +598,17 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 	})
 }
 
-// configureGuest makes the stopped server boot the new image (a change of
-// OS) and gives it a new cloud-init seed when the image runs cloud-init:
-// a new instance id, so that cloud-init runs again on the new disk, with
-// the credentials and the user data; a change to an image without
-// cloud-init drops the seed.
+// configureGuest makes the stopped server boot img (the new image of a
+// change of OS; for a reinstall the same one, which also repairs a server
+// whose last change of OS failed after its disk was swapped) and gives it
+// a new cloud-init seed when the image runs cloud-init: a new instance
+// id, so that cloud-init runs again on the new disk, with the credentials
+// and the user data; a change to an image without cloud-init drops the
+// seed.
 func (s *Service) configureGuest(ctx context.Context, jr *jobRun, srv ecs.Server, img ecs.Image, p *reinstallParams) error {
 	id := jr.job.ServerID
-	if p.ImageID != "" {
-		if err := s.drv.SetServerImage(ctx, id, img); err != nil {
-			return failStep(ecs.CodeTaskFailed, "Failed to make the ECS boot the new image.", err)
-		}
+	if err := s.drv.SetServerImage(ctx, id, img); err != nil {
+		return failStep(ecs.CodeTaskFailed, "Failed to make the ECS boot the image.", err)
 	}
 	var seed *compute.Seed
 	if img.CloudInit {
