@@ -348,3 +348,35 @@ func TestCreateWithUserData(t *testing.T) {
 		t.Errorf("user data on an image without cloud-init: %v", err)
 	}
 }
+
+// FuzzDecodeUserData: any input is either refused with Ecs.0005 or decoded
+// into at most MaxUserData bytes that encode back to the input (line breaks
+// and padding aside).
+func FuzzDecodeUserData(f *testing.F) {
+	for _, s := range []string{"", "eA==", "eA", "IyEvYmluL3NoCg==\n", "@@", "====", "eA==eA==", "\r\n",
+		base64.StdEncoding.EncodeToString(make([]byte, cloud.MaxUserData+1))} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, err := cloud.DecodeUserData(s, "user_data")
+		if err != nil {
+			if code(err) != ecs.CodeInvalidParam {
+				t.Fatalf("%q: error %v of code %s", s, err, code(err))
+			}
+			return
+		}
+		if len(out) > cloud.MaxUserData {
+			t.Fatalf("%q: %d bytes decoded", s, len(out))
+		}
+		clean := strings.TrimRight(strings.NewReplacer("\n", "", "\r", "").Replace(s), "=")
+		if clean == "" {
+			if out != nil {
+				t.Fatalf("%q: decoded %q from nothing", s, out)
+			}
+			return
+		}
+		if back := strings.TrimRight(base64.StdEncoding.EncodeToString(out), "="); back != clean {
+			t.Fatalf("%q decodes to %q, which encodes to %q", s, out, back)
+		}
+	})
+}

@@ -401,9 +401,11 @@ func DecodeUserData(b64, field string) ([]byte, error) {
 	if base64.RawStdEncoding.DecodedLen(len(strings.TrimRight(clean, "="))) > MaxUserData {
 		return nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s is more than %d bytes once decoded.", field, MaxUserData)
 	}
-	ud, err := base64.StdEncoding.DecodeString(clean)
+	// Strict: the unused bits of the last character must be zero, so that
+	// one string of user data has one encoding.
+	ud, err := base64.StdEncoding.Strict().DecodeString(clean)
 	if err != nil {
-		ud, err = base64.RawStdEncoding.DecodeString(clean)
+		ud, err = base64.RawStdEncoding.Strict().DecodeString(clean)
 	}
 	if err != nil {
 		return nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s is not valid base64.", field)
