@@ -21,7 +21,9 @@
 #     ed25519 host key per instance), set-passwords, runcmd, the user
 #     scripts and final-message, in two stages (network before sshd, final
 #     after it; the local and config stages are masked);
-#   - slow units masked (apt timers, e2scrub, getty, journal flush).
+#   - slow units masked (apt timers, e2scrub, getty, journal flush, the
+#     pseudo-filesystem mounts and modprobe units a guest without modules
+#     and with one disk does not need).
 # Without a seed, cloud-init disables itself (ds-identify finds no
 # datasource) and the guest boots with what its disk holds.
 # The guest prints "GUEST-READY sshd" on the serial console once sshd runs.
@@ -34,7 +36,7 @@
 set -eu
 
 # Bump when the image content changes, so that caches are rebuilt.
-FORMAT=1
+FORMAT=2
 
 force=0
 if [ "${1:-}" = "--force" ]; then
@@ -178,7 +180,8 @@ rm -rf "$R"/var/cache/apt/archives/*.deb "$R"/var/lib/apt/lists/*
 
 echo ecs-cloudinit >"$R"/etc/hostname
 printf '127.0.0.1 localhost\n127.0.1.1 ecs-cloudinit\n' >"$R"/etc/hosts
-echo '/dev/vda / ext4 rw,discard 0 0' >"$R"/etc/fstab
+# The initramfs mounts / read-write; nothing to remount.
+: >"$R"/etc/fstab
 : >"$R"/etc/machine-id
 grep -q '^root:' "$R"/etc/shadow || echo 'root:*:19000:0:99999:7:::' >>"$R"/etc/shadow
 
@@ -241,6 +244,16 @@ cloud_final_modules:
   - final-message
 EOF
 
+# With the local stage masked, the network stage would trust the datasource
+# it cached at the last boot (obj.pkl) and never look at a new seed on the
+# same disk; without the cache it reads the seed at every boot, and runs the
+# per-instance modules again only when the instance-id changed.
+mkdir -p "$R"/etc/systemd/system/cloud-init.service.d
+cat >"$R"/etc/systemd/system/cloud-init.service.d/ecs.conf <<'EOF'
+[Service]
+ExecStartPre=/bin/rm -f /var/lib/cloud/instance/obj.pkl
+EOF
+
 # A boot without a seed (cloud-init disabled itself) still needs a host key;
 # after a cloud-init run there is one already.
 cat >"$R"/etc/systemd/system/ecs-hostkey.service <<'EOF'
@@ -279,7 +292,11 @@ for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.
 	dpkg-db-backup.timer systemd-tmpfiles-clean.timer getty@tty1.service serial-getty@ttyS0.service \
 	systemd-journal-flush.service systemd-update-utmp.service systemd-update-utmp-runlevel.service \
 	systemd-timesyncd.service systemd-networkd-wait-online.service cloud-init-hotplugd.socket \
-	man-db.timer logrotate.timer ssh.socket cloud-init-local.service cloud-config.service; do
+	man-db.timer logrotate.timer ssh.socket cloud-init-local.service cloud-config.service \
+	dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
+	sys-fs-fuse-connections.mount proc-sys-fs-binfmt_misc.automount systemd-binfmt.service systemd-sysctl.service \
+	systemd-modules-load.service modprobe@.service kmod-static-nodes.service systemd-random-seed.service \
+	systemd-remount-fs.service systemd-pstore.service; do
 	ln -sf /dev/null "$R"/etc/systemd/system/"$u"
 done
 

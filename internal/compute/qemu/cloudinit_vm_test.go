@@ -241,7 +241,7 @@ func TestCloudInitEndToEnd(t *testing.T) {
 	if ps, _ := d.PowerState(ctx, "srv"); ps != compute.PowerRunning {
 		t.Fatalf("PowerState = %v after the password sets", ps)
 	}
-	must(d.StopServer(ctx, "srv", false), "StopServer at the end")
+	must(d.StopServer(ctx, "srv", false), "StopServer")
 	// The guest wrote the last password to its disk.
 	creds, err := d.ReadCredentials(ctx, "vol-2")
 	must(err, "ReadCredentials")
@@ -249,6 +249,19 @@ func TestCloudInitEndToEnd(t *testing.T) {
 		strings.Contains(creds.AuthorizedKeys, strings.Fields(keyA.authorized)[1]) {
 		t.Fatalf("disk after stop: %+v", creds)
 	}
+
+	// A new seed on the same disk (a new instance-id) is read at the next
+	// boot: cloud-init does not trust what it cached at the last one.
+	keyC := newKeyPair(t, "c@ci")
+	must(d.SetSeed(ctx, "srv", &compute.Seed{InstanceID: "i-ci-3", AuthorizedKeys: keyC.authorized}), "SetSeed(i-ci-3)")
+	must(d.StartServer(ctx, "srv"), "StartServer with a new seed")
+	g.waitReady(ctx)
+	authC := ssh.PublicKeys(keyC.signer)
+	g.waitCloudInit(ctx, authC)
+	if got := g.run(ctx, authC, "cloud-init query instance_id; cat /var/lib/cloud/data/previous-instance-id"); got != "i-ci-3\ni-ci-2" {
+		t.Fatalf("instance ids (current, previous) = %q, want i-ci-3 and i-ci-2", got)
+	}
+	must(d.StopServer(ctx, "srv", false), "StopServer at the end")
 }
 
 func errorsIsNoAgent(err error) bool { return errors.Is(err, compute.ErrNoAgent) }
