@@ -380,3 +380,50 @@ func FuzzDecodeUserData(f *testing.F) {
 		}
 	})
 }
+
+// TestReinstallV1OnCloudInitImage: the v1 reinstall of a cloud-init server
+// writes the password into the disk from the host side and gives the
+// server a new seed with the same password and no user data, so that
+// cloud-init on the new disk does not bring back the old credentials.
+func TestReinstallV1OnCloudInitImage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sim.Config{})
+	ctx := context.Background()
+	if _, _, err := b.svc.CreateKeypair(ctx, b.caller, cloud.KeypairInput{Name: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	job, ids, err := b.svc.CreateServers(ctx, b.caller, cloud.CreateInput{Name: "ci", ImageRef: cloudImage, FlavorRef: "s6.small.1",
+		VPCID: "v", SubnetIDs: []string{"s"}, VolumeType: "SSD", KeyName: "old", UserData: []byte("old user data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.wait(t, job)
+	job, err = b.svc.ServerAction(ctx, b.caller, cloud.ActionStop, ids, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.wait(t, job)
+	before := b.simServer(t, ids[0])
+	job, err = b.svc.Reinstall(ctx, b.caller, ids[0], cloud.ReinstallInput{AdminPass: str(goodPass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := b.wait(t, job); j.Status != ecs.JobSuccess {
+		t.Fatalf("job %+v", j)
+	}
+	after := b.simServer(t, ids[0])
+	creds, err := b.drv.ReadCredentials(ctx, after.DiskID)
+	if err != nil || !password.Verify(creds.PasswordHash, goodPass) {
+		t.Errorf("v1 reinstall did not write the password from the host: %+v %v", creds, err)
+	}
+	switch s := after.Seed; {
+	case s == nil:
+		t.Fatal("no seed after a v1 reinstall of a cloud-init server")
+	case s.InstanceID == before.Seed.InstanceID:
+		t.Error("instance id unchanged")
+	case s.AuthorizedKeys != "" || s.UserData != nil:
+		t.Errorf("the new seed keeps the old key or user data: %+v", s)
+	case !password.Verify(s.PasswordHash, goodPass):
+		t.Errorf("the new seed's password hash %q", s.PasswordHash)
+	}
+}
