@@ -343,6 +343,20 @@ func TestCreateWithUserData(t *testing.T) {
 	if st.Seed == nil || string(st.Seed.UserData) != "#cloud-config\n" || !password.Verify(st.Seed.PasswordHash, goodPass) || st.Seed.Hostname != "ud" {
 		t.Errorf("seed %+v", st.Seed)
 	}
+	// The user data is sealed, once, in the parent job; the sub-jobs only
+	// point at it.
+	j, err := b.st.JobGet(ctx, b.caller.ProjectID, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(j.Params), "sealed_user_data") || strings.Contains(string(j.Params), b64("#cloud-config\n")) {
+		t.Errorf("parent job params %s: want the user data sealed", j.Params)
+	}
+	for _, sj := range j.SubJobs {
+		if strings.Contains(string(sj.Params), "sealed_user_data") {
+			t.Errorf("sub-job params carry the user data: %s", sj.Params)
+		}
+	}
 	in.ImageRef = linuxImage
 	if _, _, err := b.svc.CreateServers(ctx, b.caller, in); code(err) != ecs.CodeImageAttributes {
 		t.Errorf("user data on an image without cloud-init: %v", err)

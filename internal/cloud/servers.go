@@ -45,8 +45,16 @@ type createParams struct {
 	PasswordHash string `json:"password_hash,omitempty"`
 	PublicKey    string `json:"public_key,omitempty"`
 	// Seed: the image runs cloud-init: the credentials and the user data
-	// (sealed) go into the server's seed rather than into its disk.
-	Seed           bool   `json:"seed,omitempty"`
+	// go into the server's seed rather than into its disk.
+	Seed bool `json:"seed,omitempty"`
+	// UserData: the parent job's params hold the user data (sealed), once
+	// for all its servers (createBatchParams).
+	UserData bool `json:"user_data,omitempty"`
+}
+
+// createBatchParams is a create's parent job's input: what its sub-jobs
+// share.
+type createBatchParams struct {
 	SealedUserData []byte `json:"sealed_user_data,omitempty"`
 }
 
@@ -158,7 +166,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			}
 			pub = kp.PublicKey
 		}
-		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobCreateServers, Created: now}); err != nil {
+		var batch []byte
+		if sealedUserData != nil {
+			batch, _ = json.Marshal(createBatchParams{SealedUserData: sealedUserData})
+		}
+		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobCreateServers, Params: batch,
+			Created: now}); err != nil {
 			return err
 		}
 		pl, err := s.newPlacement(ctx, tx, flavor, size, img)
@@ -189,7 +202,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				return err
 			}
 			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub, Seed: img.CloudInit,
-				SealedUserData: sealedUserData})
+				UserData: sealedUserData != nil})
 			if err := tx.JobInsert(ctx, &ecs.Job{ID: sub, ProjectID: c.ProjectID, Type: ecs.JobCreateSingleServer, ParentID: jobID,
 				ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
 				return err
@@ -266,9 +279,9 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 		var seed *compute.Seed
 		hash, pub := p.PasswordHash, p.PublicKey
 		if p.Seed {
-			ud, err := s.unseal(p.SealedUserData)
+			ud, err := s.batchUserData(ctx, jr.job.ParentID, p.UserData)
 			if err != nil {
-				return failStep(ecs.CodeCreateServerFailed, "Failed to read the user data.", err)
+				return err
 			}
 			seed = newSeed(jr.job.ID, srv.Name, hash, pub, ud)
 			hash, pub = "", ""
@@ -322,6 +335,34 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 			return nil
 		})
 	})
+}
+
+// batchUserData returns the user data of a create's parent job (decoded),
+// nil when has is false. A store error is returned as it is (the engine
+// retries the job); unreadable user data fails the job.
+func (s *Service) batchUserData(ctx context.Context, parentID string, has bool) ([]byte, error) {
+	if !has {
+		return nil, nil
+	}
+	var parent ecs.Job
+	err := s.store.Write(ctx, func(tx store.Tx) error {
+		var err error
+		parent, err = tx.JobGetByID(ctx, parentID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var bp createBatchParams
+	if err := json.Unmarshal(parent.Params, &bp); err != nil || bp.SealedUserData == nil {
+		return nil, failStep(ecs.CodeCreateServerFailed, "Failed to read the user data.",
+			fmt.Errorf("create job %s params hold no user data (%v)", parentID, err))
+	}
+	ud, err := s.unseal(bp.SealedUserData)
+	if err != nil {
+		return nil, failStep(ecs.CodeCreateServerFailed, "Failed to read the user data.", err)
+	}
+	return ud, nil
 }
 
 // Action is a batch server action.
