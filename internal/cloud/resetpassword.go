@@ -22,8 +22,9 @@ import (
 // reaches the caller as an error rather than a 204.
 
 // DefaultResetPasswordWait is how long ResetPassword waits for its job
-// before answering that it was accepted.
-const DefaultResetPasswordWait = time.Minute
+// before answering that it was accepted; well inside the HTTP server's
+// one-minute write timeout.
+const DefaultResetPasswordWait = 30 * time.Second
 
 // resetPasswordParams is a password reset job's input.
 type resetPasswordParams struct {
