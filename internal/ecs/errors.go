@@ -125,35 +125,28 @@ var (
 	// reinstall) that does not exist.
 	CodeKeypairNotFound = code(ErrInvalid, "Ecs.0314")
 	// CodeKeypairMissing is a key pair show or delete of an unknown name.
-	CodeKeypairMissing  = code(ErrNotFound, "Ecs.0314")
-	CodeKeypairExists   = code(ErrConflict, "Ecs.0314")
-	CodeBadState        = code(ErrBadState, "Ecs.0100")
-	CodeNoSystemDisk    = code(ErrBadState, "Ecs.0105")
-	CodeLocked          = code(ErrLocked, "Ecs.0605")
-	CodeTaskRunning     = code(ErrBusy, "Ecs.0603")
-	CodeServerNotFound  = code(ErrNotFound, "Ecs.0114")
-	CodeImageNotFound   = code(ErrInvalid, "Ecs.0031")
-	CodeImageNotActive  = code(ErrInvalid, "Ecs.0032")
-	CodeImageAttributes = code(ErrInvalid, "Ecs.0007")
-	CodeFlavorNotFound  = code(ErrInvalid, "Ecs.0029")
-	// CodeFlavorNotFitImage is a change of OS to an image whose min_ram
-	// exceeds the server's flavor (our choice: "invalid flavor
-	// attributes"; README).
-	CodeFlavorNotFitImage = code(ErrInvalid, "Ecs.0008")
-	// CodeImageNeedsLargerDisk is a change of OS to an image whose
-	// min_disk exceeds the server's system disk (our choice; README).
-	CodeImageNeedsLargerDisk = CodeImageAttributes
-	CodeProjectMismatch      = code(ErrInvalid, "Ecs.0023")
-	CodeTooManyServers       = code(ErrInvalid, "Ecs.0913")
-	CodeNameTooLong          = code(ErrInvalid, "Ecs.0914")
-	CodeNameInvalid          = code(ErrInvalid, "Ecs.0915")
-	CodeJobNotFound          = code(ErrNotFound, "Common.0011")
-	CodeSystem               = code(ErrInternal, "Common.0001")
-	CodeResourceNotFound     = code(ErrNotFound, "APIGW.0101")   // unknown route (our choice)
-	CodeMethodNotAllowed     = code(ErrNotAllowed, "APIGW.0101") // /healthz with a method other than GET/HEAD
-	CodeAuth                 = code(ErrUnauthorized, "APIGW.0301")
-	CodeBodyTooLarge         = code(ErrTooLarge, "Ecs.0005") // our choice
-	CodeSubmitFailed         = code(ErrFailed, "Ecs.0002")
+	CodeKeypairMissing   = code(ErrNotFound, "Ecs.0314")
+	CodeKeypairExists    = code(ErrConflict, "Ecs.0314")
+	CodeBadState         = code(ErrBadState, "Ecs.0100")
+	CodeNoSystemDisk     = code(ErrBadState, "Ecs.0105")
+	CodeLocked           = code(ErrLocked, "Ecs.0605")
+	CodeTaskRunning      = code(ErrBusy, "Ecs.0603")
+	CodeServerNotFound   = code(ErrNotFound, "Ecs.0114")
+	CodeImageNotFound    = code(ErrInvalid, "Ecs.0031")
+	CodeImageNotActive   = code(ErrInvalid, "Ecs.0032")
+	CodeImageAttributes  = code(ErrInvalid, "Ecs.0007")
+	CodeFlavorNotFound   = code(ErrInvalid, "Ecs.0029")
+	CodeProjectMismatch  = code(ErrInvalid, "Ecs.0023")
+	CodeTooManyServers   = code(ErrInvalid, "Ecs.0913")
+	CodeNameTooLong      = code(ErrInvalid, "Ecs.0914")
+	CodeNameInvalid      = code(ErrInvalid, "Ecs.0915")
+	CodeJobNotFound      = code(ErrNotFound, "Common.0011")
+	CodeSystem           = code(ErrInternal, "Common.0001")
+	CodeResourceNotFound = code(ErrNotFound, "APIGW.0101")   // unknown route (our choice)
+	CodeMethodNotAllowed = code(ErrNotAllowed, "APIGW.0101") // /healthz with a method other than GET/HEAD
+	CodeAuth             = code(ErrUnauthorized, "APIGW.0301")
+	CodeBodyTooLarge     = code(ErrTooLarge, "Ecs.0005") // our choice
+	CodeSubmitFailed     = code(ErrFailed, "Ecs.0002")
 	// CodeNoCapacity is a create that no host has room for (our choice of
 	// Huawei's "insufficient resources for this flavor"; README).
 	CodeNoCapacity = code(ErrFailed, "Ecs.0319")
@@ -169,6 +162,16 @@ var (
 	CodeRebootFailed           = code(ErrFailed, "Ecs.0227")
 	CodeDeleteFailed           = code(ErrFailed, "Ecs.0501")
 	CodeTaskFailed             = code(ErrFailed, "Common.0022")
+)
+
+// Refusals of a change of OS (our choices; README).
+var (
+	// CodeFlavorNotFitImage is a change of OS to an image whose min_ram
+	// exceeds the server's flavor ("invalid flavor attributes").
+	CodeFlavorNotFitImage = code(ErrInvalid, "Ecs.0008")
+	// CodeImageNeedsLargerDisk is a change of OS to an image whose
+	// min_disk exceeds the server's system disk.
+	CodeImageNeedsLargerDisk = CodeImageAttributes
 )
 
 // Error is an error with a Code and a message that is safe to show to a
