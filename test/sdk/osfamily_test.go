@@ -654,3 +654,28 @@ func TestChangeOSOneWinner(t *testing.T) {
 		t.Errorf("image %s after the change, want %s", s.Image.Id, imgUbuntuCI)
 	}
 }
+
+// TestOSFamilyOtherProject: another project's server is not found by any
+// call of the family.
+func TestOSFamilyOtherProject(t *testing.T) {
+	t.Parallel()
+	d := sharedDaemon(t)
+	id := d.main.newStoppedServer(t, serverSpec{image: imgUbuntuCI})
+	other := d.newTenant(t)
+	_, err := other.reinstallCI(id, &ciOpt{Adminpass: ptr("Other#Project1")})
+	wantErr(t, err, 404, "Ecs.0114")
+	_, err = other.changeOSv1(id, &model.ChangeServerOsWithoutCloudInitOption{Imageid: imgDebian, Adminpass: ptr("Other#Project1")})
+	wantErr(t, err, 404, "Ecs.0114")
+	_, err = other.changeOSv2(id, &model.ChangeServerOsWithCloudInitOption{Imageid: imgUbuntuCI, Adminpass: ptr("Other#Project1")})
+	wantErr(t, err, 404, "Ecs.0114")
+	_, err = other.resetPassword(id, "Other#Project1")
+	wantErr(t, err, 404, "Ecs.0114")
+	_, err = other.ecs.ShowResetPasswordFlag(&model.ShowResetPasswordFlagRequest{ServerId: id})
+	wantErr(t, err, 404, "Ecs.0114")
+	if s := d.main.show(t, id); s.Status != "SHUTOFF" || s.OSEXTSTStaskState != "" {
+		t.Errorf("server %s: %s task %q after another project's calls", id, s.Status, s.OSEXTSTStaskState)
+	}
+	if f := d.main.resetFlag(t, id); f != "True" {
+		t.Errorf("resetpwd_flag of a stopped cloud-init server = %q, want True (its image has an agent)", f)
+	}
+}
