@@ -12,6 +12,7 @@ package qemu
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +35,7 @@ var (
 )
 
 // cloudInitImage builds (once, cached) and imports the cloud-init guest.
-func cloudInitImage(t *testing.T) ecs.Image {
+func cloudInitImage(t testing.TB) ecs.Image {
 	t.Helper()
 	testImage(t) // QEMU present
 	if ciImage.ID != "" || ciErr != nil {
@@ -101,7 +102,7 @@ func TestCloudInitConformance(t *testing.T) {
 	})
 }
 
-func crypt6(t *testing.T, password string) string {
+func crypt6(t testing.TB, password string) string {
 	t.Helper()
 	h, err := shacrypt.New(shacrypt.WithSHA512(), shacrypt.WithIterations(shacrypt.IterationsDefaultOmitted))
 	if err != nil {
@@ -265,3 +266,101 @@ func TestCloudInitEndToEnd(t *testing.T) {
 }
 
 func errorsIsNoAgent(err error) bool { return errors.Is(err, compute.ErrNoAgent) }
+
+// bootToSSH starts server id and returns how long it took until a login
+// with auth ran a command.
+func bootToSSH(ctx context.Context, g *guest, auth ssh.AuthMethod) time.Duration {
+	g.t.Helper()
+	start := time.Now()
+	if err := g.d.StartServer(ctx, g.id); err != nil {
+		g.t.Fatal(err)
+	}
+	g.waitReady(ctx)
+	g.run(ctx, auth, "true")
+	return time.Since(start)
+}
+
+// BenchmarkCloudInitBootToSSH measures, for a new server of the cloud-init
+// guest (fresh disk, seed with a key), the time from StartServer to a
+// successful SSH login with the seed's key (p50, p95).
+//
+//	go test -tags vmtest,vmcloudinit -run '^$' -bench CloudInitBootToSSH -benchtime 5x -timeout 30m ./internal/compute/qemu/
+func BenchmarkCloudInitBootToSSH(b *testing.B) {
+	img := cloudInitImage(b)
+	ctx := context.Background()
+	d, err := New(ctx, Config{Dir: b.TempDir(), StopTimeout: 60 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	key := newKeyPair(b, "bench@ci")
+	var times []time.Duration
+	for i := 0; b.Loop(); i++ {
+		id, vol := fmt.Sprintf("s%d", i), fmt.Sprintf("v%d", i)
+		if err := d.CreateDisk(ctx, compute.DiskSpec{ID: vol, Image: img, SizeGB: img.MinDiskGB}); err != nil {
+			b.Fatal(err)
+		}
+		info, err := d.CreateServer(ctx, compute.ServerSpec{ID: id, VCPUs: 1, RAMMB: 512, Image: img, DiskID: vol,
+			Seed: &compute.Seed{InstanceID: "i-" + id, AuthorizedKeys: key.authorized}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		g := &guest{t: b, d: d, id: id, port: info.AccessPort, serial: d.SerialLog(id)}
+		times = append(times, bootToSSH(ctx, g, ssh.PublicKeys(key.signer)))
+		b.StopTimer()
+		if err := d.DeleteServer(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		d.DeleteDisk(ctx, vol)
+		b.StartTimer()
+	}
+	percentiles(b, times)
+}
+
+// BenchmarkCloudInitReinstallToSSH measures a reinstall of a running
+// cloud-init guest as the service runs it: graceful stop, new disk, new
+// seed (new instance-id, new key), start, until the new key logs in over
+// SSH (p50, p95).
+//
+//	go test -tags vmtest,vmcloudinit -run '^$' -bench CloudInitReinstallToSSH -benchtime 5x -timeout 30m ./internal/compute/qemu/
+func BenchmarkCloudInitReinstallToSSH(b *testing.B) {
+	img := cloudInitImage(b)
+	ctx := context.Background()
+	d, err := New(ctx, Config{Dir: b.TempDir(), StopTimeout: 60 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	key := newKeyPair(b, "bench0@ci")
+	if err := d.CreateDisk(ctx, compute.DiskSpec{ID: "v0", Image: img, SizeGB: img.MinDiskGB}); err != nil {
+		b.Fatal(err)
+	}
+	info, err := d.CreateServer(ctx, compute.ServerSpec{ID: "s", VCPUs: 1, RAMMB: 512, Image: img, DiskID: "v0",
+		Seed: &compute.Seed{InstanceID: "i-0", AuthorizedKeys: key.authorized}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.DeleteServer(context.Background(), "s")
+	g := &guest{t: b, d: d, id: "s", port: info.AccessPort, serial: d.SerialLog("s")}
+	bootToSSH(ctx, g, ssh.PublicKeys(key.signer))
+	var times []time.Duration
+	for i := 0; b.Loop(); i++ {
+		old, next := fmt.Sprintf("v%d", i), fmt.Sprintf("v%d", i+1)
+		key = newKeyPair(b, next+"@ci")
+		start := time.Now()
+		steps := []error{
+			d.StopServer(ctx, "s", false),
+			d.CreateDisk(ctx, compute.DiskSpec{ID: next, Image: img, SizeGB: img.MinDiskGB}),
+			d.DetachDisk(ctx, "s", old),
+			d.AttachDisk(ctx, "s", next),
+			d.DeleteDisk(ctx, old),
+			d.SetSeed(ctx, "s", &compute.Seed{InstanceID: "i-" + next, AuthorizedKeys: key.authorized}),
+		}
+		if err := errors.Join(steps...); err != nil {
+			b.Fatal(err)
+		}
+		bootToSSH(ctx, g, ssh.PublicKeys(key.signer))
+		times = append(times, time.Since(start))
+	}
+	percentiles(b, times)
+}
