@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
@@ -39,6 +40,8 @@ const (
 	// agentCmdTimeout bounds a command once the agent has answered the sync
 	// (chpasswd in a TCG guest takes a second or two).
 	agentCmdTimeout = 60 * time.Second
+	// agentReadMax bounds what ecsd reads from a guest in one exchange.
+	agentReadMax = 1 << 20
 )
 
 type agentConn struct {
@@ -62,7 +65,9 @@ func agentDial(ctx context.Context, dir string) (*agentConn, error) {
 		}
 		return nil, fmt.Errorf("agent socket: %v: %w", err, compute.ErrNoAgent)
 	}
-	a := &agentConn{c: c, r: bufio.NewReader(c)}
+	// The guest writes what it likes: a connection reads at most
+	// agentReadMax bytes, whatever it sends.
+	a := &agentConn{c: c, r: bufio.NewReader(io.LimitReader(c, agentReadMax))}
 	if err := a.sync(pctx); err != nil {
 		c.Close()
 		if ctx.Err() != nil {
