@@ -83,7 +83,10 @@ func (s *Service) LockServer(ctx context.Context, c Caller, serverID string, loc
 		}
 		return RecordAction(ctx, tx, c, serverID, action, "", "", now)
 	})
-	return submitError(err)
+	if err != nil {
+		return submitError(err)
+	}
+	return nil
 }
 
 // ListActions lists the action log of a server of the caller's project,
