@@ -45,6 +45,9 @@ type Config struct {
 	CPURatio   float64
 	RAMRatio   float64
 	DiskRatio  float64
+	// ActionRetention is how long action log entries are kept
+	// (--action-retention).
+	ActionRetention time.Duration
 }
 
 // TLS reports whether the daemon serves HTTPS.
@@ -63,6 +66,8 @@ func serveFlags(fs *flagSet, c *Config) {
 	fs.stringVar(&c.SimFaults, "sim-faults", "ECS_SIM_FAULTS", "", "older name of --faults (both apply)")
 	fs.stringVar(&c.Faults, "faults", "ECS_FAULTS", "", "`FAULTS` injected into the driver's calls, e.g. apply_credentials=fail:1,start=hang")
 	fs.durationVar(&c.JobRetention, "job-retention", "ECS_JOB_RETENTION", 24*time.Hour, "how long finished jobs are kept")
+	fs.durationVar(&c.ActionRetention, "action-retention", "ECS_ACTION_RETENTION", 90*24*time.Hour,
+		"how long the action log (os-instance-actions) keeps an entry, after its job and its server are gone")
 	fs.intVar(&c.Workers, "workers", "ECS_WORKERS", 64, "jobs run at once")
 	fs.durationVar(&c.StepTimeout, "step-timeout", "ECS_STEP_TIMEOUT", 10*time.Minute, "limit of each driver step of a job")
 	fs.stringVar(&c.LogLevel, "log-level", "ECS_LOG_LEVEL", "info", "`LEVEL`: debug, info, warn or error")
@@ -108,6 +113,8 @@ func (c Config) check(fs *flagSet) error {
 		return bad("step-timeout", "must be positive, not %s", c.StepTimeout)
 	case c.JobRetention <= 0:
 		return bad("job-retention", "must be positive, not %s", c.JobRetention)
+	case c.ActionRetention <= 0:
+		return bad("action-retention", "must be positive, not %s", c.ActionRetention)
 	case c.SimLatency < 0:
 		return bad("sim-latency", "must not be negative, not %s", c.SimLatency)
 	case c.Synchronous != "NORMAL" && c.Synchronous != "FULL":

@@ -151,7 +151,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	}
 	d.svc = cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
 		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: cfg.host(), Host: cfg.host(),
-		HostDownAfter: cfg.hostDownAfter()})
+		HostDownAfter: cfg.hostDownAfter(), ActionRetention: cfg.ActionRetention})
 	if cfg.Store == "" {
 		// The SQLite store has one node: rows made before hosts existed
 		// (an issue-7 data dir) are this host's, disks and image files

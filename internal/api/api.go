@@ -74,7 +74,7 @@ func New(cfg Config) *Handler {
 	}
 	h := &Handler{svc: cfg.Service, log: cfg.Logger, fwd: cfg.Forwarder}
 	h.verifier = &aksk.Verifier{Lookup: cfg.Service.LookupSecret, Now: cfg.Now}
-	h.table = h.routes()
+	h.table = append(h.routes(), h.novaRoutes()...)
 	return h
 }
 
@@ -174,7 +174,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := newRequestID()
 	w.Header().Set("X-Request-Id", rid)
 	sw := &statusWriter{ResponseWriter: w}
-	err := h.serve(sw, r)
+	err := h.serve(sw, r, rid)
 	if err != nil {
 		h.writeError(sw, rid, err)
 	}
@@ -203,7 +203,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rid string) error {
 	if r.URL.Path == "/healthz" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -226,6 +226,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	caller.RequestID = rid
 	if pid != "" && pid != caller.ProjectID {
 		return ecs.Errorf(ecs.CodeProjectMismatch, "project_id in token mismatches with project_id in url.")
 	}

@@ -108,6 +108,9 @@ func TestEveryCodeOnTheWire(t *testing.T) {
 		ecs.CodeRebootFailed:           {400, "Ecs.0227"},
 		ecs.CodeDeleteFailed:           {400, "Ecs.0501"},
 		ecs.CodeTaskFailed:             {400, "Common.0022"},
+		ecs.CodeClientTokenReused:      {400, "Ecs.0122"},
+		ecs.CodeClientTokenInvalid:     {400, "Ecs.0123"},
+		ecs.CodeClientTokenExpired:     {400, "Ecs.0124"},
 	}
 	for _, c := range ecs.Codes() {
 		w, ok := want[c]

@@ -305,6 +305,7 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 	if b.DryRun != nil && *b.DryRun {
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: dry_run is not supported.")
 	}
+	in.ClientToken, in.RequestHash = clientToken(req)
 	job, ids, err := h.svc.CreateServers(req.r.Context(), req.caller, in)
 	if err != nil {
 		return err

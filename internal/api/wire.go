@@ -40,6 +40,7 @@ type wireServer struct {
 	TaskState        *string                  `json:"OS-EXT-STS:task_state"`
 	PowerState       int                      `json:"OS-EXT-STS:power_state"`
 	Locked           bool                     `json:"locked"`
+	LockedReason     *string                  `json:"locked_reason,omitempty"`
 	Progress         int                      `json:"progress"`
 	TenantID         string                   `json:"tenant_id"`
 	UserID           string                   `json:"user_id"`
@@ -205,6 +206,9 @@ func toWireServer(s *ecs.Server) wireServer {
 	}
 	if s.Status() == "ERROR" && s.Fault != "" {
 		w.Fault = &wireFault{Code: 500, Message: s.Fault, Created: fmtTime(s.Updated, timeSec)}
+	}
+	if s.Locked && s.LockedReason != "" {
+		w.LockedReason = &s.LockedReason
 	}
 	return w
 }

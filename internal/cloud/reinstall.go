@@ -200,8 +200,11 @@ func (s *Service) osJob(ctx context.Context, c Caller, serverID string, in Reins
 		if err := tx.ServerUpdate(ctx, &srv); err != nil {
 			return err
 		}
-		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: jobType, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now})
+		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: jobType, Status: ecs.JobInit,
+			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
+			return err
+		}
+		return RecordAction(ctx, tx, c, srv.ID, actionOf[jobType], jobID, jobID, now)
 	})
 	if err != nil {
 		return "", submitError(err)
@@ -308,7 +311,7 @@ func (s *Service) reinstallImage(ctx context.Context, id string) (ecs.Image, err
 // of OS.
 func reinstallAllowed(srv *ecs.Server, in ReinstallInput) error {
 	if srv.Locked {
-		return ecs.Errorf(ecs.CodeLocked, "ECS locked.")
+		return lockedError(srv)
 	}
 	if srv.TaskState != ecs.TaskNone || srv.TaskJobID != "" {
 		return ecs.Errorf(ecs.CodeTaskRunning, "Other commands are being executed on the ECS. Try again later.")

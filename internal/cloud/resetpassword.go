@@ -101,8 +101,11 @@ func (s *Service) ResetPassword(ctx context.Context, c Caller, serverID string, 
 		if err := tx.ServerUpdate(ctx, &srv); err != nil {
 			return err
 		}
-		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobResetPassword, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now})
+		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobResetPassword, Status: ecs.JobInit,
+			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
+			return err
+		}
+		return RecordAction(ctx, tx, c, srv.ID, ecs.ActionChangePassword, jobID, jobID, now)
 	})
 	if err != nil {
 		return submitError(err)
@@ -114,7 +117,7 @@ func (s *Service) ResetPassword(ctx context.Context, c Caller, serverID string, 
 // resetPasswordAllowed checks the server's state for a password reset.
 func resetPasswordAllowed(srv *ecs.Server, img ecs.Image) error {
 	if srv.Locked {
-		return ecs.Errorf(ecs.CodeLocked, "ECS locked.")
+		return lockedError(srv)
 	}
 	if srv.TaskState != ecs.TaskNone || srv.TaskJobID != "" {
 		return ecs.Errorf(ecs.CodeTaskRunning, "Other commands are being executed on the ECS. Try again later.")

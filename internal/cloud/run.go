@@ -84,7 +84,10 @@ func (jr *jobRun) commit(ctx context.Context, change func(tx store.Tx, srv *ecs.
 				return err
 			}
 		}
-		return tx.JobUpdate(ctx, &job, jr.lease)
+		if err := tx.JobUpdate(ctx, &job, jr.lease); err != nil {
+			return err
+		}
+		return finishAction(ctx, tx, &job)
 	})
 	if err == nil {
 		jr.job = job

@@ -40,6 +40,11 @@ type CreateInput struct {
 	// it reaches the guest through its cloud-init seed, so the image must
 	// run cloud-init.
 	UserData []byte
+	// ClientToken is the X-Client-Token of an idempotent create ("" for
+	// none; see idempotency.go) and RequestHash a hash of the request
+	// (its path and body) that a retry must match.
+	ClientToken string
+	RequestHash string
 }
 
 // createParams is a create sub-job's input.
@@ -72,6 +77,9 @@ var volumeTypes = map[string]bool{"SATA": true, "SAS": true, "SSD": true, "GPSSD
 func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (string, []string, error) {
 	if in.Count == 0 {
 		in.Count = 1
+	}
+	if err := CheckClientToken(in.ClientToken); err != nil {
+		return "", nil, err
 	}
 	switch {
 	case in.Name == "":
@@ -165,6 +173,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 	now := time.Now().UTC()
 	ids := make([]string, in.Count)
 	err = s.store.Write(ctx, func(tx store.Tx) error {
+		if ct, found, err := replayCreate(ctx, tx, c, in, now); found || err != nil {
+			// A retry: the first request's job and servers.
+			jobID, ids = ct.JobID, ct.ServerIDs
+			return err
+		}
+		jobID, ids = newJobID(), make([]string, in.Count)
 		var pub string
 		if in.KeyName != "" {
 			kp, err := tx.KeypairGet(ctx, c.ProjectID, c.UserID, in.KeyName)
@@ -222,8 +236,11 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
 				return err
 			}
+			if err := RecordAction(ctx, tx, c, srv.ID, ecs.ActionCreate, jobID, sub, now); err != nil {
+				return err
+			}
 		}
-		return nil
+		return recordCreate(ctx, tx, c, in, jobID, ids, now)
 	})
 	if err != nil {
 		return "", nil, submitError(err)
@@ -469,7 +486,7 @@ func checkIDs(ids []string) error {
 // idle refuses a server that is locked or runs a task.
 func idle(srv *ecs.Server) error {
 	if srv.Locked {
-		return ecs.Errorf(ecs.CodeLocked, "ECS locked.")
+		return lockedError(srv)
 	}
 	if srv.TaskState != ecs.TaskNone || srv.TaskJobID != "" {
 		return ecs.Errorf(ecs.CodeTaskRunning, "Other commands are being executed on the ECS. Try again later.")
@@ -508,6 +525,9 @@ func (s *Service) batch(ctx context.Context, c Caller, parentType, subType strin
 			}
 			if err := tx.JobInsert(ctx, &ecs.Job{ID: sub, ProjectID: c.ProjectID, Type: subType, ParentID: jobID, ServerID: id,
 				Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
+				return err
+			}
+			if err := RecordAction(ctx, tx, c, id, actionOf[parentType], jobID, sub, now); err != nil {
 				return err
 			}
 		}

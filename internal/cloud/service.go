@@ -68,6 +68,9 @@ type Config struct {
 	StepTimeout time.Duration
 	// JobRetention is how long finished jobs are kept (default 24h).
 	JobRetention time.Duration
+	// ActionRetention is how long action log entries are kept (default
+	// DefaultActionRetention).
+	ActionRetention time.Duration
 	// LeaderTTL is the term of the upkeep leader (default 15s; see
 	// cluster.Lead).
 	LeaderTTL time.Duration
@@ -82,6 +85,11 @@ type Config struct {
 type Caller struct {
 	ProjectID string
 	UserID    string
+	// AccessKey is the access key that signed the call, and RequestID its
+	// X-Request-Id: both go into the action log ("" from inside the
+	// process).
+	AccessKey string
+	RequestID string
 }
 
 // Service is the ECS service.
@@ -114,6 +122,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.JobRetention <= 0 {
 		cfg.JobRetention = 24 * time.Hour
+	}
+	if cfg.ActionRetention <= 0 {
+		cfg.ActionRetention = DefaultActionRetention
 	}
 	if cfg.ResetPasswordWait <= 0 {
 		cfg.ResetPasswordWait = DefaultResetPasswordWait
@@ -205,6 +216,7 @@ func (s *Service) cleanLoop(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("job cleaner deleted finished jobs", "jobs", n)
 		}
+		s.pruneActions(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -357,7 +369,7 @@ func (s *Service) LookupSecret(ctx context.Context, ak string) (string, bool) {
 // CallerOf returns the project and user of an access key.
 func (s *Service) CallerOf(ctx context.Context, ak string) (Caller, bool) {
 	k, ok := s.keys.Lookup(ctx, ak)
-	return Caller{ProjectID: k.ProjectID, UserID: k.UserID}, ok
+	return Caller{ProjectID: k.ProjectID, UserID: k.UserID, AccessKey: ak}, ok
 }
 
 // KeysUnavailable reports whether the store was out of reach when the

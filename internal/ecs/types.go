@@ -116,6 +116,7 @@ type Server struct {
 	TaskState      string
 	PowerState     int
 	Locked         bool
+	LockedReason   string // the reason given to the lock (Nova's locked_reason)
 	ImageID        string
 	FlavorID       string
 	KeyName        string
@@ -288,4 +289,60 @@ type Credential struct {
 	ProjectID string
 	UserID    string
 	Created   time.Time
+}
+
+// Action is one entry of a server's action log (Nova's instance action):
+// a state-changing request on the server, who made it, the job that
+// carries it out and how that job ended. Entries outlive their jobs and
+// their server (see ecsd --action-retention).
+type Action struct {
+	// RequestID is the X-Request-Id of the request.
+	RequestID string
+	ServerID  string
+	ProjectID string
+	// Action is Nova's action name (create, start, stop, reboot, rebuild,
+	// changeOS, changePassword, attach_volume, detach_volume, lock,
+	// unlock, delete).
+	Action    string
+	UserID    string
+	AccessKey string
+	// JobID is the job id the request answered ("" for lock and
+	// unlock, which run at once); RunJobID the job whose end sets
+	// Outcome (a batch's sub-job for this server; JobID otherwise).
+	JobID    string
+	RunJobID string
+	// Outcome is the final status of the job (JobSuccess, JobFail), ""
+	// while it runs; Message says why it failed.
+	Outcome string
+	Message string
+	Start   time.Time
+	End     time.Time
+}
+
+// Nova action names of the action log.
+const (
+	ActionCreate         = "create"
+	ActionStart          = "start"
+	ActionStop           = "stop"
+	ActionReboot         = "reboot"
+	ActionRebuild        = "rebuild"
+	ActionChangeOS       = "changeOS"
+	ActionChangePassword = "changePassword"
+	ActionAttachVolume   = "attach_volume"
+	ActionDetachVolume   = "detach_volume"
+	ActionLock           = "lock"
+	ActionUnlock         = "unlock"
+	ActionDelete         = "delete"
+)
+
+// ClientToken is an idempotent create's X-Client-Token as recorded with
+// the create it made: a retry with the same token and the same request
+// (RequestHash) gets the same job and servers.
+type ClientToken struct {
+	ProjectID   string
+	Token       string
+	RequestHash string
+	JobID       string
+	ServerIDs   []string
+	Created     time.Time
 }

@@ -58,6 +58,7 @@ var ErrUnavailable = errors.New("store unavailable")
 // Store is the service's database.
 type Store interface {
 	Reader
+	ActionKeeper
 	// Write runs fn in one write transaction. If fn returns an error the
 	// transaction rolls back and Write returns that error. A store may run
 	// fn again, on a new transaction, when the database aborted the
@@ -160,6 +161,8 @@ const (
 
 // Reader holds the queries that API reads use.
 type Reader interface {
+	ActionReader
+
 	CredentialGet(ctx context.Context, accessKey string) (SealedCredential, error)
 	CredentialCount(ctx context.Context) (int, error)
 	// CredentialList returns every credential, ordered by access key.
@@ -192,6 +195,8 @@ type Reader interface {
 
 // Tx is a write transaction. Every method acts inside it.
 type Tx interface {
+	ActionTx
+
 	// Lock takes the lock named key until the transaction ends: Writes
 	// (of any process on the database) that take the same key run one
 	// after another, so that a check of rows that may not exist yet (is

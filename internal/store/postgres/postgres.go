@@ -342,7 +342,7 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
 	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at, host, reservation_id, nics, tags`
+	created, updated, launched_at, host, reservation_id, nics, tags, locked_reason`
 
 func scanServer(sc pgx.Row) (ecs.Server, error) {
 	var s ecs.Server
@@ -352,7 +352,7 @@ func scanServer(sc pgx.Row) (ecs.Server, error) {
 	var owner string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &s.Locked, &s.ImageID,
 		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &s.ReinstallFailed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID,
-		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags)
+		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags, &s.LockedReason)
 	if err != nil {
 		return s, err
 	}

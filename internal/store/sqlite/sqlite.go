@@ -268,7 +268,7 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
 	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at, host, reservation_id, nics, tags`
+	created, updated, launched_at, host, reservation_id, nics, tags, locked_reason`
 
 func scanServer(sc scanner) (ecs.Server, error) {
 	var s ecs.Server
@@ -278,7 +278,7 @@ func scanServer(sc scanner) (ecs.Server, error) {
 	var owner string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &locked, &s.ImageID,
 		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &failed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID, &s.Addr,
-		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags)
+		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags, &s.LockedReason)
 	if err != nil {
 		return s, err
 	}

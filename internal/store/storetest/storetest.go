@@ -90,6 +90,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HostAllocate", testHostAllocate},
 		{"JobClaimHost", testJobClaimHost},
 		{"ImageHost", testImageHost},
+		{"Actions", testActions},
 	}
 	for _, f := range families {
 		t.Run(f.name, func(t *testing.T) {
