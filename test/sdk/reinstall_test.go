@@ -501,6 +501,10 @@ func TestSlowReinstall(t *testing.T) {
 		sawRunning := false
 		deadline := time.Now().Add(jobTimeout)
 		for {
+			// The server first, then the job: the job ends in the same
+			// commit that ends the server's task, so a job still running
+			// after the server was read means the server was mid-task.
+			s := tn.show(t, id)
 			j, err := tn.ecs.ShowJob(&model.ShowJobRequest{JobId: jid})
 			if err != nil {
 				t.Fatalf("ShowJob: %v", err)
@@ -513,7 +517,6 @@ func TestSlowReinstall(t *testing.T) {
 				break
 			}
 			sawRunning = sawRunning || st == "RUNNING"
-			s := tn.show(t, id)
 			if s.Status != "REBUILD" || rebuildStep[s.OSEXTSTStaskState] == 0 {
 				t.Errorf("while the job is %s: status %s task_state %q, want REBUILD with a rebuild task_state", st, s.Status, s.OSEXTSTStaskState)
 			}

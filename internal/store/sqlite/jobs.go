@@ -66,11 +66,18 @@ func (s *Store) JobGet(ctx context.Context, projectID, id string) (ecs.Job, erro
 	if projectID == "" {
 		return ecs.Job{}, notFound("job", id)
 	}
-	j, err := getJob(ctx, s.r, projectID, id)
+	// One read transaction: the batch's status and its sub-jobs come from
+	// one snapshot, so they never disagree.
+	rtx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return ecs.Job{}, err
+	}
+	defer rtx.Rollback()
+	j, err := getJob(ctx, rtx, projectID, id)
 	if err != nil || j.Runnable {
 		return j, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE parent_id = ? ORDER BY seq`, id)
+	rows, err := rtx.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE parent_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return j, err
 	}
