@@ -30,9 +30,10 @@ type ClusterConfig struct {
 	// Node is the configuration every node starts from; NewCluster sets
 	// its DataDir, WorkDir, Store, Host and SecretKeyFile.
 	Node Config
-	// NodeArgs, when set, gives node i (from 0) flags of its own, after
-	// Node.Args.
-	NodeArgs func(i int, host string) []string
+	// Tune, when set, adjusts node i's (from 0) configuration after the
+	// cluster has set it: flags of its own, a store reached through a
+	// proxy.
+	Tune func(i int, c *Config)
 }
 
 // Cluster is several Daemons on one store. Node 0 starts first: on an
@@ -72,10 +73,10 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		nc.WorkDir = filepath.Join(cfg.Dir, host+"-logs")
 		nc.Store, nc.Host, nc.SecretKeyFile = cfg.Store, host, c.key
 		nc.Args = append([]string(nil), cfg.Node.Args...)
-		if cfg.NodeArgs != nil {
-			nc.Args = append(nc.Args, cfg.NodeArgs(i, host)...)
-		}
 		nc.Env = maps.Clone(cfg.Node.Env)
+		if cfg.Tune != nil {
+			cfg.Tune(i, &nc)
+		}
 		d, err := New(nc)
 		if err != nil {
 			return nil, err
