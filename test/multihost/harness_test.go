@@ -101,9 +101,6 @@ func startCluster(t *testing.T, n int, adminDSN string, tune func(i int, c *test
 	return c
 }
 
-// client is a client of node d for the cluster's first credential.
-func nodeClient(d *testd.Daemon) *client.Client { return d.Client() }
-
 // linuxImage is an active Linux image of the catalog.
 func linuxImage(ctx context.Context, t *testing.T, c *client.Client) string {
 	t.Helper()
