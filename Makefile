@@ -26,9 +26,11 @@ run:
 test: deps lint test-unit test-sdk
 
 # QEMU tools: the qemu driver's default tests need qemu-img, qemu-storage-daemon
-# and debugfs. Installs only what is missing (apt, as root).
+# and debugfs. PostgreSQL: the postgres store's tests start a throwaway cluster
+# (scripts/postgres.sh). Installs only what is missing (apt, as root).
 deps:
 	./scripts/install-qemu-deps.sh
+	./scripts/postgres.sh install
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)

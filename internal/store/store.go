@@ -1,6 +1,7 @@
 // Package store defines the persistence seam of the service: the Store
-// interface, implemented by store/sqlite (the embedded default) and checked
-// by the conformance suite in store/storetest.
+// interface, implemented by store/sqlite (the embedded default) and
+// store/postgres (several nodes sharing one database), and checked by the
+// conformance suite in store/storetest.
 //
 // Contract:
 //   - The jobs table is the queue. JobClaim hands a runnable job to exactly
@@ -36,17 +37,30 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
+// ErrUnavailable is wrapped by the errors of a store that cannot reach its
+// database (a server restarting, a network cut): the same call may succeed
+// later, and the API answers it with 503. An embedded store never returns
+// it.
+var ErrUnavailable = errors.New("store unavailable")
+
 // Store is the service's database.
 type Store interface {
 	Reader
 	// Write runs fn in one write transaction. If fn returns an error the
-	// transaction rolls back and Write returns that error.
+	// transaction rolls back and Write returns that error. A store may run
+	// fn again, on a new transaction, when the database aborted the
+	// previous one only to resolve a collision with another writer (a
+	// deadlock): fn must have no effect outside tx that a second run would
+	// repeat (assigning results to variables is fine; appending is not).
+	// After a Tx method returns an error, fn must return an error too: the
+	// transaction may be unusable.
 	Write(ctx context.Context, fn func(tx Tx) error) error
 
 	// JobClaim leases up to limit runnable jobs to owner until leaseUntil,
@@ -84,6 +98,16 @@ type Store interface {
 	Close() error
 }
 
+// JobNotifier is implemented by stores shared by several processes (nodes),
+// so that a job inserted through one wakes the job engines of all.
+type JobNotifier interface {
+	// JobListen calls wake after every commit, in any process, of a Write
+	// that inserted a runnable job, and once each time it has (re)connected
+	// to the database, since notifications sent meanwhile are lost. It
+	// reconnects by itself and returns when ctx ends. wake must not block.
+	JobListen(ctx context.Context, wake func()) error
+}
+
 // Reader holds the queries that API reads use.
 type Reader interface {
 	CredentialGet(ctx context.Context, accessKey string) (SealedCredential, error)
@@ -110,6 +134,13 @@ type Reader interface {
 
 // Tx is a write transaction. Every method acts inside it.
 type Tx interface {
+	// Lock takes the lock named key until the transaction ends: Writes
+	// (of any process on the database) that take the same key run one
+	// after another, so that a check of rows that may not exist yet (is
+	// there a credential? a host of this name?) and the insert it decides
+	// are not raced by another Write doing the same.
+	Lock(ctx context.Context, key string) error
+
 	// ProjectInsert records a project.
 	ProjectInsert(ctx context.Context, projectID, name string, created time.Time) error
 	// CredentialInsert stores an access key with its sealed secret.

@@ -149,6 +149,10 @@ func (s *Store) Write(ctx context.Context, fn func(tx store.Tx) error) error {
 // tx implements store.Tx.
 type tx struct{ q queryer }
 
+// Lock needs to take nothing: Writes are immediate transactions, which
+// SQLite runs one at a time, across processes too.
+func (t *tx) Lock(context.Context, string) error { return nil }
+
 // ---- credentials, projects, images
 
 func (t *tx) CredentialInsert(ctx context.Context, c store.SealedCredential) error {

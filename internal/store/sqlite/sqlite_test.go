@@ -257,83 +257,8 @@ func TestWriteReturnsFnError(t *testing.T) {
 	}
 }
 
-// BenchmarkJobClaim measures claiming one job at a time from a backlog of
-// b.N jobs while at most 50 run (finished in batches, outside the timer).
-func BenchmarkJobClaim(b *testing.B) {
-	ctx := context.Background()
-	s := openTemp(b)
-	for start := 0; start < b.N; start += 1000 {
-		err := s.Write(ctx, func(tx store.Tx) error {
-			for i := start; i < min(start+1000, b.N); i++ {
-				j := ecs.Job{ID: fmt.Sprintf("job-%08d", i), ProjectID: "p1", Type: ecs.JobReinstallOS, Runnable: true,
-					Params: []byte(`{"volume_id":"vol-1"}`), Created: t0}
-				if err := tx.JobInsert(ctx, &j); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	const running = 50
-	var claimed []ecs.Job
-	b.ResetTimer()
-	for range b.N {
-		got, err := s.JobClaim(ctx, "worker", t0, t0.Add(time.Minute), 1)
-		if err != nil || len(got) != 1 {
-			b.Fatalf("JobClaim = %d jobs, %v", len(got), err)
-		}
-		claimed = append(claimed, got...)
-		if len(claimed) == running {
-			b.StopTimer()
-			err := s.Write(ctx, func(tx store.Tx) error {
-				for _, j := range claimed {
-					j.Status, j.End = ecs.JobSuccess, t0
-					if err := tx.JobUpdate(ctx, &j, store.Lease{Owner: "worker", Attempt: j.Attempts}); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			claimed = claimed[:0]
-			b.StartTimer()
-		}
-	}
-}
+// Benchmarks: the bodies are storetest's, shared with store/postgres.
 
-// BenchmarkWriteSubmit measures the submit transaction: read the server,
-// take it for a job and insert the job, in one Write.
-func BenchmarkWriteSubmit(b *testing.B) {
-	ctx := context.Background()
-	s := openTemp(b)
-	srv := server("srv-1")
-	if err := s.Write(ctx, func(tx store.Tx) error { return tx.ServerInsert(ctx, &srv) }); err != nil {
-		b.Fatal(err)
-	}
-	i := 0
-	for b.Loop() {
-		i++
-		jobID := fmt.Sprintf("job-%08d", i)
-		err := s.Write(ctx, func(tx store.Tx) error {
-			cur, err := tx.ServerGet(ctx, "p1", "srv-1")
-			if err != nil {
-				return err
-			}
-			cur.TaskState, cur.TaskJobID, cur.Updated = ecs.TaskRebuilding, jobID, t0
-			if err := tx.ServerUpdate(ctx, &cur); err != nil {
-				return err
-			}
-			j := ecs.Job{ID: jobID, ProjectID: "p1", Type: ecs.JobReinstallOS, ServerID: cur.ID, Runnable: true,
-				Params: []byte(`{"volume_id":"vol-1","password_hash":"$6$salt$hash"}`), Created: t0}
-			return tx.JobInsert(ctx, &j)
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkJobClaim(b *testing.B)    { storetest.BenchJobClaim(b, openTemp(b)) }
+func BenchmarkWriteSubmit(b *testing.B) { storetest.BenchWriteSubmit(b, openTemp(b)) }
+func BenchmarkServerGet(b *testing.B)   { storetest.BenchServerGet(b, openTemp(b)) }

@@ -400,3 +400,63 @@ func testServerOwner(t *testing.T, open opener) {
 		}
 	})
 }
+
+// Keys no row can have (a NUL byte, invalid UTF-8: PostgreSQL's TEXT holds
+// neither) are looked up like any missing key, and metadata values with
+// such bytes round-trip: the API passes what clients send.
+func testOddText(t *testing.T, open opener) {
+	b := setup(t, open)
+	s := fullServer("srv-a", projA)
+	s.Metadata = map[string]string{"nul": "a\x00b", "bad": "\xff\xfe", "ok": "ünïcode"}
+	b.insertServers(t, s)
+	got := b.getServer(t, projA, s.ID)
+	want := s
+	want.Metadata = map[string]string{"nul": "a\x00b", "bad": "\uFFFD\uFFFD", "ok": "ünïcode"} // JSON makes invalid UTF-8 valid
+	wantEqual(t, "server with odd metadata", got, want)
+
+	for _, key := range []string{"a\x00b", "\xff", "srv-a\x00"} {
+		_, err := b.s.CredentialGet(b.ctx, key)
+		wantErr(t, fmt.Sprintf("CredentialGet(%q)", key), err, ecs.ErrNotFound)
+		_, err = b.s.ImageGet(b.ctx, key)
+		wantErr(t, fmt.Sprintf("ImageGet(%q)", key), err, ecs.ErrNotFound)
+		_, err = b.s.ServerGet(b.ctx, projA, key)
+		wantErr(t, fmt.Sprintf("ServerGet(%q)", key), err, ecs.ErrNotFound)
+		_, err = b.s.ServerGet(b.ctx, key, s.ID)
+		wantErr(t, fmt.Sprintf("ServerGet in project %q", key), err, ecs.ErrNotFound)
+		_, err = b.s.VolumeGet(b.ctx, key)
+		wantErr(t, fmt.Sprintf("VolumeGet(%q)", key), err, ecs.ErrNotFound)
+		_, err = b.s.KeypairGet(b.ctx, projA, userA, key)
+		wantErr(t, fmt.Sprintf("KeypairGet(%q)", key), err, ecs.ErrNotFound)
+		_, err = b.s.JobGet(b.ctx, projA, key)
+		wantErr(t, fmt.Sprintf("JobGet(%q)", key), err, ecs.ErrNotFound)
+		list, n, err := b.s.ServerList(b.ctx, store.ServerListParams{ProjectID: projA, Name: key})
+		wantNoErr(t, fmt.Sprintf("ServerList(name %q)", key), err)
+		if n != 0 || len(list) != 0 {
+			t.Fatalf("ServerList(name %q) = %d, %v; want nothing", key, n, serverIDs(list))
+		}
+		kps, err := b.s.KeypairList(b.ctx, key, userA)
+		wantNoErr(t, fmt.Sprintf("KeypairList(%q)", key), err)
+		if len(kps) != 0 {
+			t.Fatalf("KeypairList(%q) = %v", key, kps)
+		}
+		b.write(t, func(tx store.Tx) error {
+			_, err := tx.ServerGetByID(b.ctx, key)
+			wantErr(t, fmt.Sprintf("Tx.ServerGetByID(%q)", key), err, ecs.ErrNotFound)
+			_, err = tx.JobGetByID(b.ctx, key)
+			wantErr(t, fmt.Sprintf("Tx.JobGetByID(%q)", key), err, ecs.ErrNotFound)
+			_, err = tx.VolumeGet(b.ctx, key)
+			wantErr(t, fmt.Sprintf("Tx.VolumeGet(%q)", key), err, ecs.ErrNotFound)
+			_, err = tx.KeypairGet(b.ctx, projA, userA, key)
+			wantErr(t, fmt.Sprintf("Tx.KeypairGet(%q)", key), err, ecs.ErrNotFound)
+			return nil
+		})
+		err = b.writeErr(func(tx store.Tx) error { return tx.KeypairDelete(b.ctx, projA, userA, key) })
+		wantErr(t, fmt.Sprintf("KeypairDelete(%q)", key), err, ecs.ErrNotFound)
+		b.write(t, func(tx store.Tx) error {
+			if err := tx.ServerDelete(b.ctx, key); err != nil {
+				return err
+			}
+			return tx.VolumeDelete(b.ctx, key)
+		})
+	}
+}

@@ -1,7 +1,9 @@
 // Package storetest is the conformance suite of store.Store. Every
-// implementation (store/sqlite today, store/postgres later) calls Run from
-// its own tests and must pass it unchanged; a suite that needs a special case
-// for one backend is a bug in the suite or in the backend.
+// implementation (store/sqlite, store/postgres) calls Run and RunShared
+// (several Stores on one database) from its own tests and must pass them
+// unchanged; a suite that needs a special case for one backend is a bug in
+// the suite or in the backend. The Bench functions are the stores' shared
+// benchmarks.
 //
 // The suite checks the contract of package store (its package doc and the
 // comments on Store, Reader and Tx) and the behaviour the service relies on
@@ -63,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Server", testServer},
 		{"ServerList", testServerList},
 		{"ServerOwner", testServerOwner},
+		{"OddText", testOddText},
 		{"Volume", testVolume},
 		{"Keypair", testKeypair},
 		{"Job", testJob},

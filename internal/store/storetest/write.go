@@ -268,6 +268,15 @@ func testWrite(t *testing.T, open opener) {
 		}
 	})
 
+	// Check-then-insert of a row that may not exist yet, under Tx.Lock:
+	// exactly one Write inserts it, the others find it (none fails on the
+	// unique key).
+	t.Run("Lock", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		lockedGetOrInsert(t, []store.Store{b.s}, 20)
+	})
+
 	// The submit pattern: check the server is idle, take it and insert the
 	// job, in one Write. Of many concurrent submits exactly one wins.
 	t.Run("CheckThenAct", func(t *testing.T) {
@@ -323,4 +332,51 @@ func testWrite(t *testing.T, open opener) {
 			t.Fatalf("jobs in the queue = %v, want [%s]", ids, wantJob)
 		}
 	})
+}
+
+// lockedGetOrInsert runs n concurrent Writes, spread over stores, that each
+// take the same lock, look for server srv-first and insert it when missing,
+// and checks that exactly one inserted it.
+func lockedGetOrInsert(t *testing.T, stores []store.Store, n int) {
+	t.Helper()
+	ctx := t.Context()
+	var inserted sync.Map
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		st := stores[i%len(stores)]
+		wg.Go(func() {
+			errs[i] = st.Write(ctx, func(tx store.Tx) error {
+				if err := tx.Lock(ctx, "storetest-first"); err != nil {
+					return err
+				}
+				// Another key: it must not serialise with the first.
+				if err := tx.Lock(ctx, "storetest-other"); err != nil {
+					return err
+				}
+				_, err := tx.ServerGetByID(ctx, "srv-first")
+				if err == nil {
+					inserted.Delete(i)
+					return nil
+				}
+				if !errors.Is(err, ecs.ErrNotFound) {
+					return err
+				}
+				s := plainServer("srv-first", projA, fmt.Sprintf("by-%d", i), 0)
+				inserted.Store(i, true)
+				return tx.ServerInsert(ctx, &s)
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Write %d: %v", i, err)
+		}
+	}
+	count := 0
+	inserted.Range(func(any, any) bool { count++; return true })
+	if count != 1 {
+		t.Fatalf("%d Writes inserted the server, want 1", count)
+	}
 }
