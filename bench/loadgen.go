@@ -90,6 +90,11 @@ type load struct {
 	onOK func(i int, body []byte)
 	// serverPID, when non-zero, is the process whose CPU time is reported.
 	serverPID int
+	// endpoints, when set, spread the workers over several nodes: worker w
+	// sends to endpoints[w%len(endpoints)] (else to the creds' endpoint);
+	// serverPIDs then adds up the CPU time of every node.
+	endpoints  []string
+	serverPIDs []int
 }
 
 // loadResult is what a load run measured.
@@ -163,7 +168,8 @@ func (l load) run(ctx context.Context, c *creds, hc *http.Client) (loadResult, e
 		wg       sync.WaitGroup
 		deadline time.Time
 	)
-	cpu0, err := processCPU(l.serverPID)
+	pids := append([]int{l.serverPID}, l.serverPIDs...)
+	cpu0, err := processesCPU(pids)
 	if err != nil {
 		return res, err
 	}
@@ -172,10 +178,16 @@ func (l load) run(ctx context.Context, c *creds, hc *http.Client) (loadResult, e
 	if l.duration > 0 {
 		deadline = start.Add(l.duration)
 	}
-	for range l.workers {
+	for w := range l.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c := c
+			if len(l.endpoints) > 0 {
+				own := *c
+				own.endpoint = l.endpoints[w%len(l.endpoints)]
+				c = &own
+			}
 			lat := make([]time.Duration, 0, 1024)
 			statuses := map[int]int{}
 			var firstErr string
@@ -242,7 +254,7 @@ func (l load) run(ctx context.Context, c *creds, hc *http.Client) (loadResult, e
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.clientCPU = selfCPU() - self0
-	cpu1, err := processCPU(l.serverPID)
+	cpu1, err := processesCPU(pids)
 	if err != nil {
 		return res, err
 	}
@@ -251,6 +263,19 @@ func (l load) run(ctx context.Context, c *creds, hc *http.Client) (loadResult, e
 	res.n = len(res.lat)
 	slices.Sort(res.lat)
 	return res, ctx.Err()
+}
+
+// processesCPU adds up processCPU of pids.
+func processesCPU(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		t, err := processCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
 }
 
 // readAll appends r's content to buf.
