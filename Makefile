@@ -9,15 +9,23 @@ QEMU_DATA_DIR ?= ./data-qemu
 
 .PHONY: run run-sim test deps test-unit test-sdk test-sdk-pg test-multihost lint test-vm bench build
 
+.PHONY: help
+# Lists the targets, each with the first sentence of the comment above it.
+help:
+	@awk '/^# / { c = c (c ? " " : "") substr($$0, 3); next } \
+		/^[a-z][a-z-]*:/ { sub(/:.*/, ""); i = index(c, ". "); printf "make %-10s %s\n", $$0, (i ? substr(c, 1, i) : c) } \
+		{ c = "" }' Makefile
+
+# Builds bin/ecsd and bin/ecsctl.
 build:
 	$(GO) build -o bin/ecsd ./cmd/ecsd
 	$(GO) build -o bin/ecsctl ./cmd/ecsctl
 
-# Emulator mode: simulated compute, built-in image catalog.
+# Emulator mode on ./data: simulated compute, built-in image catalog.
 run-sim: build
 	./bin/ecsd --data-dir $(DATA_DIR) --driver sim
 
-# Real VMs: installs QEMU if missing, builds and imports the test image.
+# Real VMs on ./data-qemu: installs QEMU if missing, builds and imports the test image.
 run:
 	ECS_DATA_DIR=$(QEMU_DATA_DIR) ./scripts/run.sh
 
@@ -32,6 +40,7 @@ deps:
 	./scripts/install-qemu-deps.sh
 	./scripts/postgres.sh install
 
+# gofmt, go vet and staticcheck (test/sdk: go vet).
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 	$(GO) vet ./...
@@ -39,9 +48,11 @@ lint:
 	cd test/sdk && $(GO) vet ./...
 	cd test/multihost && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
+# Every Go test of the main module, with -race.
 test-unit:
 	$(GO) test -count=1 -race ./...
 
+# The official-SDK suite (test/sdk) against a real ecsd.
 test-sdk:
 	cd test/sdk && $(GO) test -count=1 ./...
 
@@ -62,5 +73,6 @@ test-vm: deps
 	$(GO) test -tags vmtest -count=1 -p 1 -timeout 30m ./internal/compute/qemu/
 	cd test/sdk && ECS_QEMU_E2E=1 $(GO) test -count=1 -run QEMU -timeout 20m ./...
 
+# Issue 2's benchmark targets against a real ecsd (docs/benchmarks.md).
 bench:
 	$(GO) run ./bench -out docs/benchmarks-latest.txt

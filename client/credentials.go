@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/ecsproject/ecsd/internal/atomicfile"
 )
 
 // CredentialsFile is the one definition of credentials.json: the file ecsd
@@ -46,34 +47,8 @@ func WriteCredentialsFile(path string, cf CredentialsFile) error {
 		return err
 	}
 	b = append(b, '\n')
-	// CreateTemp makes the file 0600 whatever the umask.
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write credentials file: %w", err)
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
+		return fmt.Errorf("credentials file: %w", err)
 	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close() // a second Close only errs
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("write credentials file: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write credentials file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write credentials file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write credentials file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write credentials file: %w", err)
-	}
-	done = true
 	return nil
 }

@@ -39,8 +39,28 @@ until curl -fsS "http://$LISTEN/healthz" >/dev/null 2>&1 || curl -fsSk "https://
 	sleep 0.1
 done
 
+# With TLS (--tls-cert FILE or ECS_TLS_CERT), ecsctl trusts that certificate:
+# a self-signed one is the usual case here.
+tls_cert=${ECS_TLS_CERT:-}
+prev=
+for arg in "$@"; do
+	case $prev in --tls-cert | -tls-cert) tls_cert=$arg ;; esac
+	case $arg in --tls-cert=* | -tls-cert=*) tls_cert=${arg#*=} ;; esac
+	prev=$arg
+done
+if [ -n "$tls_cert" ] && [ -z "${ECS_CA_CERT:-}" ]; then
+	export ECS_CA_CERT="$tls_cert"
+fi
+
 export ECS_CREDENTIALS="$DATA_DIR/credentials.json"
-if ! ./bin/ecsctl image list | grep -qF "$IMAGE_NAME"; then
+# A failing ecsctl stops the script with its reason (rather than importing
+# the image again).
+images=$(./bin/ecsctl image list) || {
+	kill -TERM $pid
+	wait $pid
+	exit 1
+}
+if ! printf '%s\n' "$images" | grep -qF "$IMAGE_NAME"; then
 	./bin/ecsd image import --data-dir "$DATA_DIR" --name "$IMAGE_NAME" \
 		--kernel "$IMAGE_DIR/vmlinux" --initrd "$IMAGE_DIR/initrd.img" "$IMAGE_DIR/disk.qcow2" >/dev/null
 fi
@@ -49,6 +69,9 @@ image=$(./bin/ecsctl image list | grep -F "$IMAGE_NAME" | awk '{print $1; exit}'
 echo
 echo "ecsd is running with real VMs (Ctrl-C stops ecsd; guests keep running). In another shell:"
 echo "  export ECS_CREDENTIALS=$ECS_CREDENTIALS     # ecsctl reads ./data/credentials.json otherwise"
+if [ -n "${ECS_CA_CERT:-}" ]; then
+	echo "  export ECS_CA_CERT=$ECS_CA_CERT     # the certificate ecsd serves, for ecsctl to trust"
+fi
 echo "  bin/ecsctl keypair create mykey --out mykey.pem"
 echo "  bin/ecsctl server create --name vm1 --image $image --flavor t6.tiny.1 --keypair mykey --wait"
 echo "  bin/ecsctl server show SERVER_ID          # the SSH row: ssh -p PORT root@127.0.0.1"

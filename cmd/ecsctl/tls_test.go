@@ -1,60 +1,28 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ecsproject/ecsd/client"
+	"github.com/ecsproject/ecsd/internal/testd"
 )
 
-// selfSigned makes a self-signed server certificate for the given IPs and
-// DNS names, returning it for a tls.Config and as a PEM file.
-func selfSigned(t *testing.T, ips []net.IP, names ...string) (tls.Certificate, string) {
+// selfSigned makes a self-signed server certificate for hosts (IP
+// addresses or DNS names).
+func selfSigned(t *testing.T, hosts ...string) *testd.Cert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := testd.NewCert(t.TempDir(), testd.ForHosts(hosts...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "ecsd test " + serial.String()},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           ips,
-		DNSNames:              names,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "cert.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file
+	return c
 }
 
 // tlsAPI starts a fake API over HTTPS with cert; every request's signature
@@ -70,13 +38,12 @@ func tlsAPI(t *testing.T, cert tls.Certificate, routes map[string][]reply) (*fak
 	return f, srv.URL
 }
 
-var loopback = []net.IP{net.IPv4(127, 0, 0, 1)}
-
 // ecsctl works against an HTTPS ecsd with a self-signed certificate once it
 // is told to trust it, by flag, environment or credentials file.
 func TestTLSWithCACert(t *testing.T) {
 	t.Parallel()
-	cert, certFile := selfSigned(t, loopback)
+	c := selfSigned(t, "127.0.0.1")
+	cert, certFile := c.KeyPair, c.CertFile
 	routes := map[string][]reply{
 		"POST /cloudservers": {js(`{"job_id":"j1","serverIds":["s1"]}`)},
 		"GET /jobs/j1": {
@@ -148,9 +115,10 @@ func TestTLSWithCACert(t *testing.T) {
 // says why and what to pass; nothing reaches the server.
 func TestTLSUntrustedCertificate(t *testing.T) {
 	t.Parallel()
-	cert, _ := selfSigned(t, loopback)
-	_, otherCA := selfSigned(t, loopback)
-	named, namedFile := selfSigned(t, nil, "ecsd.test")
+	cert := selfSigned(t, "127.0.0.1").KeyPair
+	otherCA := selfSigned(t, "127.0.0.1").CertFile
+	n := selfSigned(t, "ecsd.test")
+	named, namedFile := n.KeyPair, n.CertFile
 	const trust = ": if ecsd uses a self-signed certificate, trust it with --ca-cert FILE (or ECS_CA_CERT, or ca_cert in the credentials file)\n"
 	tests := []struct {
 		name  string

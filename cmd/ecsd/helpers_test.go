@@ -5,8 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -75,40 +73,4 @@ func ecsd(t *testing.T, env map[string]string, args ...string) (code int, stdout
 	var out, errOut bytes.Buffer
 	code = run(t.Context(), args, lookupIn(env), &out, &errOut)
 	return code, out.String(), errOut.String()
-}
-
-// requireQEMU fails the test when the QEMU tools are missing (so that CI
-// cannot pass without them), unless ECS_SKIP_QEMU=1.
-func requireQEMU(t *testing.T) {
-	t.Helper()
-	var missing []string
-	for _, b := range []string{"qemu-system-x86_64", "qemu-storage-daemon", "qemu-img", "debugfs", "e2fsck", "mke2fs"} {
-		if findTool(b) == "" {
-			missing = append(missing, b)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("ECS_SKIP_QEMU") == "1" {
-		t.Skipf("ECS_SKIP_QEMU=1 and %v missing", missing)
-	}
-	t.Fatalf("%v not found: run scripts/install-qemu-deps.sh (as root), or set ECS_SKIP_QEMU=1 to skip QEMU tests", missing)
-}
-
-func findTool(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if p := filepath.Join(dir, name); fileExists(p) {
-			return p
-		}
-	}
-	return ""
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

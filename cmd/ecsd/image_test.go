@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ecsproject/ecsd/internal/testd"
 )
 
 // mkImage writes a raw disk image: an ext4 filesystem on the whole disk
@@ -27,7 +29,7 @@ func mkImage(t *testing.T) string {
 		}
 	}
 	img := filepath.Join(t.TempDir(), "debian.raw")
-	if out, err := exec.Command(findTool("mke2fs"), "-q", "-F", "-t", "ext4", "-d", tree, img, "8M").CombinedOutput(); err != nil {
+	if out, err := exec.Command(testd.Tool("mke2fs"), "-q", "-F", "-t", "ext4", "-d", tree, img, "8M").CombinedOutput(); err != nil {
 		t.Fatalf("mke2fs: %v %s", err, out)
 	}
 	return img
@@ -36,7 +38,7 @@ func mkImage(t *testing.T) string {
 // qemuDataDir is the data dir of a qemu ecsd started and stopped once.
 func qemuDataDir(t *testing.T) string {
 	t.Helper()
-	requireQEMU(t)
+	testd.RequireQEMU(t)
 	cfg := testConfig(t, "qemu")
 	startAndStop(t, cfg)
 	return cfg.DataDir
@@ -73,7 +75,7 @@ func TestImageImportErrors(t *testing.T) {
 	empty := filepath.Join(dir, "empty.raw")
 	os.WriteFile(empty, nil, 0o644)
 	vmdk := filepath.Join(dir, "disk.vmdk")
-	if out, err := exec.Command(findTool("qemu-img"), "create", "-q", "-f", "vmdk", vmdk, "8M").CombinedOutput(); err != nil {
+	if out, err := exec.Command(testd.Tool("qemu-img"), "create", "-q", "-f", "vmdk", vmdk, "8M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img create: %v %s", err, out)
 	}
 	noRead := filepath.Join(dir, "noread.raw")
@@ -153,7 +155,7 @@ func TestImageImportDataDirChecks(t *testing.T) {
 // daemon's API lists it at once.
 func TestImageImportBesideRunningDaemon(t *testing.T) {
 	t.Parallel()
-	requireQEMU(t)
+	testd.RequireQEMU(t)
 	cfg := testConfig(t, "qemu")
 	startDaemon(t, cfg)
 	file := mkImage(t)
@@ -187,7 +189,7 @@ func TestImageImportBesideRunningDaemon(t *testing.T) {
 	// A qcow2 image goes through the importer's own storage daemon, which
 	// stops with the command.
 	qcow := filepath.Join(t.TempDir(), "debian.qcow2")
-	if out, err := exec.Command(findTool("qemu-img"), "convert", "-O", "qcow2", file, qcow).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testd.Tool("qemu-img"), "convert", "-O", "qcow2", file, qcow).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img convert: %v %s", err, out)
 	}
 	code, out, errOut = ecsd(t, nil, "image", "import", "--data-dir", cfg.DataDir, "--name", "qcow", qcow)

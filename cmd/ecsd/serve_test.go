@@ -1,17 +1,10 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +15,7 @@ import (
 
 	"github.com/ecsproject/ecsd/client"
 	"github.com/ecsproject/ecsd/internal/datadir"
+	"github.com/ecsproject/ecsd/internal/testd"
 )
 
 // A port in use (or any failure at start) leaves no half-made data dir.
@@ -85,7 +79,8 @@ func TestDriverPerDataDir(t *testing.T) {
 func TestServeTLS(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "sim")
-	cfg.TLSCert, cfg.TLSKey = selfSigned(t)
+	c := selfSigned(t)
+	cfg.TLSCert, cfg.TLSKey = c.CertFile, c.KeyFile
 	d := startDaemon(t, cfg)
 	if !strings.HasPrefix(d.endpoint, "https://127.0.0.1:") {
 		t.Fatalf("endpoint %q", d.endpoint)
@@ -94,7 +89,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil || creds.Endpoint != d.endpoint {
 		t.Errorf("credentials.json endpoint %q (%v), want %q", creds.Endpoint, err, d.endpoint)
 	}
-	hc := trusting(t, cfg.TLSCert)
+	hc := &http.Client{Timeout: time.Minute, Transport: c.Transport()}
 	resp, err := hc.Get(d.endpoint + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +128,8 @@ func TestTLSEndpointFollowsRestarts(t *testing.T) {
 		t.Errorf("endpoint without TLS: %q", endpoint())
 	}
 	withTLS := cfg
-	withTLS.TLSCert, withTLS.TLSKey = selfSigned(t)
+	c := selfSigned(t)
+	withTLS.TLSCert, withTLS.TLSKey = c.CertFile, c.KeyFile
 	startAndStop(t, withTLS)
 	if !strings.HasPrefix(endpoint(), "https://") {
 		t.Errorf("endpoint after a restart with TLS: %q", endpoint())
@@ -147,7 +143,8 @@ func TestTLSEndpointFollowsRestarts(t *testing.T) {
 // Unusable TLS files are refused before any state is made, naming them.
 func TestServeBadTLSFiles(t *testing.T) {
 	t.Parallel()
-	cert, key := selfSigned(t)
+	c := selfSigned(t)
+	cert, key := c.CertFile, c.KeyFile
 	junk := filepath.Join(t.TempDir(), "junk.pem")
 	os.WriteFile(junk, []byte("not a PEM file\n"), 0o600)
 	for _, tt := range []struct{ cert, key, want string }{
@@ -167,51 +164,15 @@ func TestServeBadTLSFiles(t *testing.T) {
 	}
 }
 
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key,
-// and returns their paths.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
+// selfSigned makes a self-signed certificate for localhost, 127.0.0.1
+// and ::1.
+func selfSigned(t *testing.T) *testd.Cert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := testd.NewCert(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ecsd test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
-// trusting returns an HTTP client that trusts only the certificate in
-// certFile.
-func trusting(t *testing.T, certFile string) *http.Client {
-	t.Helper()
-	pemBytes, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("no certificate in", certFile)
-	}
-	return &http.Client{Timeout: time.Minute,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return c
 }
 
 func TestCredentialsAdd(t *testing.T) {
@@ -258,12 +219,8 @@ func TestCredentialsAdd(t *testing.T) {
 
 func TestEndpoint(t *testing.T) {
 	t.Parallel()
-	certFile, keyFile := selfSigned(t) // names localhost, then 127.0.0.1
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+	// The certificate names localhost, then 127.0.0.1.
+	withTLS := &tls.Config{Certificates: []tls.Certificate{selfSigned(t).KeyPair}}
 	for _, tt := range []struct {
 		ip   string
 		tls  *tls.Config

@@ -188,6 +188,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Path == "/healthz" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
 			return ecs.Errorf(ecs.CodeMethodNotAllowed, "Method not allowed.")
 		}
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -333,9 +334,6 @@ func (h *Handler) writeError(w *statusWriter, rid string, err error) {
 		return // the response has started; the log line records the error
 	}
 	status, code, msg, gateway := wireError(err)
-	if status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", "GET, POST, DELETE")
-	}
 	if gateway {
 		writeJSON(w, status, gatewayErrorBody{ErrorCode: code, ErrorMsg: msg, RequestID: rid})
 		return

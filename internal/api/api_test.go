@@ -22,41 +22,62 @@ import (
 	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
+// env is an API server on a fresh store and sim driver, with one tenant
+// credential. Its log (JSON) is kept in log; st counts credential queries.
 type env struct {
 	srv  *httptest.Server
 	cred ecs.Credential
 	svc  *cloud.Service
+	st   *countingStore
+	box  *secret.Box
+	log  *logBuffer
 }
 
-func setup(t *testing.T) *env {
+// setup starts an env whose service runs (jobs, the built-in images).
+func setup(t *testing.T) *env { return newEnv(t, true) }
+
+// authSetup starts an env whose service does not run: the log and the
+// store see only what requests do.
+func authSetup(t *testing.T) *env { return newEnv(t, false) }
+
+func newEnv(t *testing.T, running bool) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "db")})
+	raw, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	box, _ := secret.LoadOrCreate(filepath.Join(dir, "key"))
+	t.Cleanup(func() { raw.Close() })
+	st := &countingStore{Store: raw}
+	box, err := secret.LoadOrCreate(filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	drv, err := sim.New(sim.Config{Dir: filepath.Join(dir, "sim")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &logBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
 	svc := cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log})
-	if err := svc.SeedImages(ctx); err != nil {
-		t.Fatal(err)
-	}
 	cred, err := svc.NewCredential(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { svc.Run(runCtx); close(done) }()
+	stop := func() {}
+	if running {
+		if err := svc.SeedImages(ctx); err != nil {
+			t.Fatal(err)
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { svc.Run(runCtx); close(done) }()
+		stop = func() { cancel(); <-done }
+	}
 	srv := httptest.NewServer(api.New(api.Config{Service: svc, Logger: log}))
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
-	return &env{srv: srv, cred: cred, svc: svc}
+	t.Cleanup(func() { srv.Close(); stop() })
+	return &env{srv: srv, cred: cred, svc: svc, st: st, box: box, log: logs}
 }
 
 type reply struct {
@@ -320,5 +341,36 @@ func TestNoImageImportRoute(t *testing.T) {
 	}
 	if len(after) != len(before) {
 		t.Errorf("images: %d before the call, %d after", len(before), len(after))
+	}
+}
+
+// /healthz, not an API of the gateway, answers another method 405 with the
+// methods it serves; an API path answers a method it does not serve 404,
+// with no Allow header (the gateway knows no such API).
+func TestMethodNotServed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"POST", "/healthz", 405, "GET, HEAD"},
+		{"DELETE", "/v1/" + e.cred.ProjectID + "/cloudservers/detail", 404, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Code string `json:"error_code"`
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || body.Code != "APIGW.0101" || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d %s, Allow %q; want %d APIGW.0101, Allow %q",
+				tc.method, tc.path, resp.StatusCode, body.Code, resp.Header.Get("Allow"), tc.status, tc.allow)
+		}
 	}
 }

@@ -6,10 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,14 +15,8 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/aksk"
-	"github.com/ecsproject/ecsd/internal/api"
-	"github.com/ecsproject/ecsd/internal/cloud"
-	"github.com/ecsproject/ecsd/internal/compute/sim"
-	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/keyring"
-	"github.com/ecsproject/ecsd/internal/secret"
 	"github.com/ecsproject/ecsd/internal/store"
-	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
 // countingStore counts the credential queries made to the store.
@@ -83,46 +74,8 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-type authEnv struct {
-	srv  *httptest.Server
-	st   *countingStore
-	box  *secret.Box
-	cred ecs.Credential
-	log  *logBuffer
-}
-
-func authSetup(t *testing.T) *authEnv {
-	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	raw, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	st := &countingStore{Store: raw}
-	box, err := secret.LoadOrCreate(filepath.Join(dir, "key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	drv, err := sim.New(sim.Config{Dir: filepath.Join(dir, "sim")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	svc := cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log})
-	cred, err := svc.NewCredential(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, Logger: log}))
-	t.Cleanup(srv.Close)
-	return &authEnv{srv: srv, st: st, box: box, cred: cred, log: logs}
-}
-
 // send signs a GET of path?query as ak/sk and returns the reply.
-func (e *authEnv) send(t *testing.T, path, query, ak, sk string) reply {
+func (e *env) send(t *testing.T, path, query, ak, sk string) reply {
 	t.Helper()
 	req, err := http.NewRequest("GET", e.srv.URL+path, nil)
 	if err != nil {
@@ -144,7 +97,7 @@ func (e *authEnv) send(t *testing.T, path, query, ak, sk string) reply {
 	return r
 }
 
-func (e *authEnv) list() string { return "/v1/" + e.cred.ProjectID + "/cloudservers/detail" }
+func (e *env) list() string { return "/v1/" + e.cred.ProjectID + "/cloudservers/detail" }
 
 func randomAK() string { return "RND" + strings.ToUpper(rand.Text()) }
 

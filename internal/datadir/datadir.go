@@ -24,6 +24,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ecsproject/ecsd/internal/atomicfile"
 	"github.com/ecsproject/ecsd/internal/secret"
 )
 
@@ -169,7 +170,7 @@ func (d Dir) ClaimDriver(driver string) error {
 	case have != "":
 		return &DriverMismatchError{Path: d.Path, Recorded: have, Requested: driver}
 	}
-	return writeFile(filepath.Join(d.Path, driverFile), []byte(driver+"\n"), 0o600)
+	return atomicfile.Write(filepath.Join(d.Path, driverFile), []byte(driver+"\n"), 0o600)
 }
 
 // OpenBox returns the secret box of the data dir, making its key on first
@@ -186,29 +187,4 @@ func (d Dir) LoadBox() (*secret.Box, error) {
 		return nil, fmt.Errorf("data dir: secret key: %w", err)
 	}
 	return secret.New(key)
-}
-
-// writeFile replaces path with data atomically (temporary file, fsync,
-// rename).
-func writeFile(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }

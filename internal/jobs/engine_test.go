@@ -134,20 +134,22 @@ func TestLeaseRenewedWhileRunning(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
 	h := finish(st)
-	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: 400 * time.Millisecond, Poll: 20 * time.Millisecond,
+	// The lease leaves a loaded machine (-race, a VM test beside) a second
+	// to renew it (Lease/2) before the run is cancelled as lost.
+	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: 2 * time.Second, Poll: 20 * time.Millisecond,
 		Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
 			calls.Add(1)
-			<-release // runs for many lease periods
+			<-release // runs for more than a lease period
 			return h(ctx, r)
 		}}})
 	run(t, e)
 	ids := insert(t, st, "t", 1)
 	e.Notify()
 	waitStatus(t, st, ids[0], ecs.JobRunning)
-	// Another engine polling meanwhile finds nothing to claim: the lease
-	// is renewed, not expired.
-	for range 20 {
-		time.Sleep(50 * time.Millisecond)
+	// Another engine polling meanwhile (for longer than the lease) finds
+	// nothing to claim: the lease is renewed, not expired.
+	for range 30 {
+		time.Sleep(100 * time.Millisecond)
 		got, err := st.JobClaim(context.Background(), "other", time.Now(), time.Now().Add(time.Minute), 10)
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ecsproject/ecsd/internal/atomicfile"
 )
 
 // NodeIDFile is the name of the file, in a data dir, that keeps the node id.
@@ -35,23 +37,12 @@ func NodeID(dataDir string) (string, error) {
 		var r [16]byte
 		rand.Read(r[:])
 		id := hex.EncodeToString(r[:])
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err = atomicfile.Create(path, []byte(id+"\n"), 0o600)
 		if errors.Is(err, fs.ErrExist) {
 			continue // made meanwhile: read it
 		}
 		if err != nil {
 			return "", err
-		}
-		_, err = f.WriteString(id + "\n")
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-			return "", fmt.Errorf("write %s: %w", path, err)
 		}
 		return id, nil
 	}

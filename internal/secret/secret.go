@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/ecsproject/ecsd/internal/atomicfile"
 )
 
 // Box seals and opens secrets with AES-256-GCM.
@@ -25,19 +27,12 @@ func LoadOrCreate(path string) (*Box, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
+		// Made whole or not at all: a crash never leaves a short key.
+		if err := atomicfile.Create(path, key, 0o600); err != nil {
 			if errors.Is(err, os.ErrExist) {
 				return LoadOrCreate(path)
 			}
 			return nil, fmt.Errorf("secret: create key: %w", err)
-		}
-		if _, err := f.Write(key); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("secret: write key: %w", err)
-		}
-		if err := errors.Join(f.Sync(), f.Close()); err != nil {
-			return nil, fmt.Errorf("secret: write key: %w", err)
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("secret: read key: %w", err)

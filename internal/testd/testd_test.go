@@ -171,6 +171,36 @@ func TestCert(t *testing.T) {
 	}
 }
 
+// ForHosts names exactly the given hosts; two certificates never verify
+// each other's leaf.
+func TestCertForHosts(t *testing.T) {
+	t.Parallel()
+	named, err := NewCert(t.TempDir(), ForHosts("ecsd.test", "192.0.2.7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := named.KeyPair.Leaf
+	if fmt.Sprint(leaf.DNSNames, leaf.IPAddresses) != "[ecsd.test] [192.0.2.7]" {
+		t.Errorf("names %v, IPs %v", leaf.DNSNames, leaf.IPAddresses)
+	}
+	opts := x509.VerifyOptions{Roots: named.Pool, DNSName: "ecsd.test"}
+	if _, err := leaf.Verify(opts); err != nil {
+		t.Errorf("verify by its own pool: %v", err)
+	}
+	opts.DNSName = "localhost"
+	if _, err := leaf.Verify(opts); err == nil {
+		t.Error("verified for localhost, which it does not name")
+	}
+	other, err := NewCert(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.KeyPair.Leaf.Verify(x509.VerifyOptions{Roots: named.Pool, DNSName: "localhost"})
+	if ua := (x509.UnknownAuthorityError{}); !errors.As(err, &ua) || err.Error() != "x509: certificate signed by unknown authority" {
+		t.Errorf("another certificate against this pool: %v, want a plain unknown-authority error", err)
+	}
+}
+
 func TestDaemonTLS(t *testing.T) {
 	t.Parallel()
 	for _, useEnv := range []bool{false, true} {

@@ -16,19 +16,39 @@ import (
 	"time"
 )
 
-// Cert is a self-signed certificate for 127.0.0.1, ::1 and localhost, on
-// disk as PEM files, with the pool that trusts it.
+// Cert is a self-signed certificate (by default for 127.0.0.1, ::1 and
+// localhost), on disk as PEM files, with the pool that trusts it.
 type Cert struct {
 	CertFile string // PEM certificate (public)
 	KeyFile  string // PEM private key, mode 0600
 	Pool     *x509.CertPool
+	KeyPair  tls.Certificate // for an in-process server's tls.Config
+}
+
+// A CertOption changes the certificate NewCert makes.
+type CertOption func(*x509.Certificate)
+
+// ForHosts makes the certificate valid for hosts (IP addresses or DNS
+// names) instead of 127.0.0.1, ::1 and localhost.
+func ForHosts(hosts ...string) CertOption {
+	return func(c *x509.Certificate) {
+		c.IPAddresses, c.DNSNames = nil, nil
+		for _, h := range hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				c.IPAddresses = append(c.IPAddresses, ip)
+			} else {
+				c.DNSNames = append(c.DNSNames, h)
+			}
+		}
+	}
 }
 
 // NewCert generates a self-signed certificate valid for a day and writes
 // it to dir as tls-cert.pem and tls-key.pem. The certificate is its own
 // CA: a client whose roots are Pool verifies the server fully (chain,
-// validity, host name) without skipping any check.
-func NewCert(dir string) (*Cert, error) {
+// validity, host name) without skipping any check. Each certificate has a
+// subject of its own, so that one never passes for another's issuer.
+func NewCert(dir string, opts ...CertOption) (*Cert, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -40,7 +60,7 @@ func NewCert(dir string) (*Cert, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "ecsd test daemon"},
+		Subject:               pkix.Name{CommonName: "ecsd test " + serial.Text(16)},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
@@ -49,6 +69,9 @@ func NewCert(dir string) (*Cert, error) {
 		IsCA:                  true,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		DNSNames:              []string{"localhost"},
+	}
+	for _, o := range opts {
+		o(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -66,6 +89,7 @@ func NewCert(dir string) (*Cert, error) {
 		CertFile: filepath.Join(dir, "tls-cert.pem"),
 		KeyFile:  filepath.Join(dir, "tls-key.pem"),
 		Pool:     x509.NewCertPool(),
+		KeyPair:  tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
 	}
 	c.Pool.AddCert(leaf)
 	if err := os.WriteFile(c.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {

@@ -82,16 +82,7 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 		size = want
 	}
 	dst := d.diskPath(spec.ID)
-	tmp := filepath.Join(filepath.Dir(dst), "."+spec.ID+".qcow2.tmp")
-	os.Remove(tmp)
-	if err := writeQcow2Overlay(tmp, img.File, format, size); err != nil {
-		return fmt.Errorf("qemu: %s: %w", op, err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("qemu: %s: %w", op, err)
-	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := writeQcow2Overlay(dst, img.File, format, size); err != nil {
 		return fmt.Errorf("qemu: %s: %w", op, err)
 	}
 	return nil

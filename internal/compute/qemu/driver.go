@@ -130,10 +130,10 @@ const (
 	runDir     = "run"
 )
 
-// New makes a driver on cfg.Dir, creating the directories it needs,
-// cleaning what a killed daemon left behind (temporary disks, FUSE exports)
-// and reattaching to the guests that still run.
-func New(ctx context.Context, cfg Config) (*Driver, error) {
+// newDriver is the part of New and NewImporter they share: cfg with its
+// defaults and an absolute Dir, the binaries found, and Dir and its subdirs
+// made (mode 0700).
+func newDriver(cfg Config, subdirs ...string) (*Driver, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("qemu: Config.Dir is empty")
 	}
@@ -153,13 +153,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if d.bins, err = findBinaries(cfg); err != nil {
 		return nil, err
 	}
-	if d.accel, err = chooseAccel(cfg.Accel); err != nil {
-		return nil, err
-	}
-	if d.runas, err = qemuUser(ctx, cfg.User); err != nil {
-		return nil, err
-	}
-	for _, sub := range []string{"", imagesDir, disksDir, serversDir, runDir} {
+	for _, sub := range append([]string{""}, subdirs...) {
 		p := filepath.Join(dir, sub)
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return nil, fmt.Errorf("qemu: state dir: %w", err)
@@ -167,6 +161,24 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		if err := os.Chmod(p, 0o700); err != nil {
 			return nil, fmt.Errorf("qemu: state dir: %w", err)
 		}
+	}
+	return d, nil
+}
+
+// New makes a driver on cfg.Dir, creating the directories it needs,
+// cleaning what a killed daemon left behind (temporary disks, FUSE exports)
+// and reattaching to the guests that still run.
+func New(ctx context.Context, cfg Config) (*Driver, error) {
+	d, err := newDriver(cfg, imagesDir, disksDir, serversDir, runDir)
+	if err != nil {
+		return nil, err
+	}
+	dir := d.cfg.Dir
+	if d.accel, err = chooseAccel(cfg.Accel); err != nil {
+		return nil, err
+	}
+	if d.runas, err = qemuUser(ctx, cfg.User); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -369,16 +381,6 @@ func removeTemps(dir string) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // run runs a helper program and returns its stdout; a failure carries its

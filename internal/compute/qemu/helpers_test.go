@@ -9,31 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-)
 
-// The tests of this package that need QEMU and e2fsprogs fail (not skip)
-// when they are missing, so that CI cannot pass without them; set
-// ECS_SKIP_QEMU=1 to skip them on a machine that cannot have them.
-func requireTools(t testing.TB) {
-	t.Helper()
-	var missing []string
-	for _, b := range []string{"qemu-system-x86_64", "qemu-storage-daemon", "qemu-img", "debugfs", "e2fsck", "mke2fs"} {
-		if _, err := exec.LookPath(b); err != nil && !isExecutable("/usr/sbin/"+b) && !isExecutable("/sbin/"+b) {
-			missing = append(missing, b)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("ECS_SKIP_QEMU") == "1" {
-		t.Skipf("ECS_SKIP_QEMU=1 and %v missing", missing)
-	}
-	t.Fatalf("%v not found: run scripts/install-qemu-deps.sh (as root), or set ECS_SKIP_QEMU=1 to skip QEMU tests", missing)
-}
+	"github.com/ecsproject/ecsd/internal/testd"
+)
 
 func newTestDriver(t testing.TB) *Driver {
 	t.Helper()
-	requireTools(t)
+	testd.RequireQEMU(t)
 	d, err := New(context.Background(), Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

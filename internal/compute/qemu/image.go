@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/atomicfile"
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
@@ -154,65 +155,40 @@ func storeFile(ctx context.Context, src, dst string, progress func(int64)) (stri
 		}
 		return got, size, nil
 	}
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return "", 0, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			out.Close()
-			os.Remove(tmp)
-		}
-	}()
 	h := sha256.New()
-	buf := make([]byte, 1<<20)
 	var size int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", 0, err
-		}
-		n, rerr := io.ReadFull(in, buf)
-		if n > 0 {
-			h.Write(buf[:n])
-			if allZero(buf[:n]) {
-				_, err = out.Seek(int64(n), io.SeekCurrent)
-			} else {
-				_, err = out.Write(buf[:n])
+	err = atomicfile.WriteFunc(dst, 0o444, func(out *os.File) error {
+		buf := make([]byte, 1<<20)
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			if err != nil {
-				return "", 0, err
+			n, rerr := io.ReadFull(in, buf)
+			if n > 0 {
+				h.Write(buf[:n])
+				var err error
+				if allZero(buf[:n]) {
+					_, err = out.Seek(int64(n), io.SeekCurrent)
+				} else {
+					_, err = out.Write(buf[:n])
+				}
+				if err != nil {
+					return err
+				}
+				size += int64(n)
+				if progress != nil {
+					progress(size)
+				}
 			}
-			size += int64(n)
-			if progress != nil {
-				progress(size)
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				return out.Truncate(size)
+			}
+			if rerr != nil {
+				return rerr
 			}
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return "", 0, rerr
-		}
-	}
-	if err := out.Truncate(size); err != nil {
-		return "", 0, err
-	}
-	if err := out.Chmod(0o444); err != nil {
-		return "", 0, err
-	}
-	if err := out.Sync(); err != nil {
-		return "", 0, err
-	}
-	if err := out.Close(); err != nil {
-		return "", 0, err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return "", 0, err
-	}
-	ok = true
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	})
+	if err != nil {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), size, nil

@@ -27,24 +27,9 @@ type Importer struct {
 // NewImporter returns an Importer on cfg.Dir (only Dir and the binaries of
 // cfg are used), creating the directories it needs.
 func NewImporter(cfg Config) (*Importer, error) {
-	if cfg.Dir == "" {
-		return nil, errors.New("qemu: Config.Dir is empty")
-	}
-	dir, err := filepath.Abs(cfg.Dir)
+	d, err := newDriver(cfg, imagesDir, runDir)
 	if err != nil {
-		return nil, fmt.Errorf("qemu: %w", err)
-	}
-	cfg.Dir = dir
-	d := &Driver{cfg: cfg, servers: map[string]*server{}, closed: make(chan struct{})}
-	d.qsd = &storageDaemon{d: d}
-	if d.bins, err = findBinaries(cfg); err != nil {
 		return nil, err
-	}
-	for _, sub := range []string{"", imagesDir, runDir} {
-		p := filepath.Join(dir, sub)
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			return nil, fmt.Errorf("qemu: state dir: %w", err)
-		}
 	}
 	return &Importer{d: d}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/testd"
 )
 
 // These tests run the real tools (qemu-img, qemu-storage-daemon, debugfs)
@@ -24,7 +25,7 @@ const (
 
 func TestImportImageInspects(t *testing.T) {
 	t.Parallel()
-	requireTools(t)
+	testd.RequireQEMU(t)
 	noShadow := []guestFile{{path: "etc/passwd", content: "root:x:0:0::/root:/bin/sh\n"}}
 	cloud := append(append([]guestFile{}, debianTree...), guestFile{path: "etc/cloud/cloud.cfg", content: "users: []\n"})
 	tests := []struct {

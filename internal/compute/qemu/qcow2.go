@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ecsproject/ecsd/internal/atomicfile"
 )
 
 // A qcow2 overlay is written here rather than by "qemu-img create": the
@@ -69,31 +71,19 @@ func qcow2Overlay(backing, backingFmt string, size int64) ([]byte, error) {
 	return img, nil
 }
 
-// writeQcow2Overlay creates path as an empty overlay on backing, durably
-// (the file is synced; the caller syncs the directory after renaming it).
+// writeQcow2Overlay replaces path with an empty overlay on backing,
+// atomically and durably.
 func writeQcow2Overlay(path, backing, backingFmt string, size int64) error {
 	img, err := qcow2Overlay(backing, backingFmt, size)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(img)
-	if err == nil {
-		err = f.Truncate(4 * qcow2Cluster)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
+	return atomicfile.WriteFunc(path, 0o600, func(f *os.File) error {
+		if _, err := f.Write(img); err != nil {
+			return err
+		}
+		return f.Truncate(4 * qcow2Cluster) // the L1 cluster, a hole
+	})
 }
 
 // imageVirtualSize returns the size of the disk an image file holds: the

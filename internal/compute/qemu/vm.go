@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/atomicfile"
 	"github.com/ecsproject/ecsd/internal/compute"
 )
 
@@ -224,26 +225,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 // DeleteServer stops the server at once if it runs (QMP quit) and removes

@@ -39,6 +39,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/compute/computetest"
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/testd"
 )
 
 var (
@@ -51,7 +52,7 @@ var (
 // initrd.img and disk.qcow2, building it if needed.
 func testImage(t testing.TB) string {
 	t.Helper()
-	requireTools(t)
+	testd.RequireQEMU(t)
 	testImageOnce.Do(func() {
 		dir := os.Getenv("ECS_TEST_IMAGE_DIR")
 		if dir == "" {
