@@ -22,7 +22,7 @@ const (
 	perHostMax  = hostVCPUs * cpuRatio
 	adminPass   = "Mh-Fleet-Passw0rd"
 	fleetLimit  = 4 * time.Minute // a timeout for the whole test, not a speed assertion
-	simLatency  = "20ms"          // keeps every job in flight long enough for a kill to land mid-job
+	simLatency  = "50ms"          // keeps every job in flight long enough for a kill to land mid-job
 	submitters  = 8
 	killAfterOf = 3 // the node is killed once a third of the reinstalls are submitted
 )
@@ -65,7 +65,6 @@ func TestFleet(t *testing.T) {
 	}
 	mustSucceed(ctx, t, clients, createJobs)
 	hostOf := checkPlacement(ctx, t, c, clients[0], serverIDs)
-	c.logHosts(ctx, t)
 
 	// Reinstall every server through random running nodes; kill one node
 	// once a third are submitted, and start it again once all are.
@@ -115,10 +114,10 @@ func TestFleet(t *testing.T) {
 	}
 	mustSucceed(ctx, t, clients, reinstallJobs)
 	checkPlacement(ctx, t, c, clients[0], serverIDs)
-	c.logHosts(ctx, t)
 
 	// Every job ran on its server's host, once.
 	report := checkJournals(t, c.journals(t))
+	resumed := 0
 	for job, server := range jobOf {
 		calls := report.byJob[job]
 		if len(calls) == 0 {
@@ -128,6 +127,14 @@ func TestFleet(t *testing.T) {
 		if calls[0].host != hostOf[server] {
 			t.Errorf("reinstall job %s of server %s (host %s) ran on %s", job, server, hostOf[server], calls[0].host)
 		}
+		if calls[0].Lease != calls[len(calls)-1].Lease {
+			resumed++
+		}
+	}
+	// The kill must have interrupted some runs, or it proved nothing.
+	t.Logf("%d reinstall jobs of %s were interrupted by the kill and resumed under a new lease", resumed, victim.Host())
+	if resumed == 0 {
+		t.Errorf("the kill of %s interrupted no job run", victim.Host())
 	}
 	for _, id := range serverIDs {
 		for host := range report.byServer[id] {
@@ -175,7 +182,6 @@ func checkPlacement(ctx context.Context, t *testing.T, c *cluster, cl *client.Cl
 	t.Logf("servers per host: %v", perHost)
 	for _, host := range c.Hosts() {
 		n := perHost[host]
-		delete(perHost, host)
 		if n == 0 {
 			t.Errorf("host %s holds no server: the servers are not spread", host)
 		}
@@ -183,19 +189,63 @@ func checkPlacement(ctx context.Context, t *testing.T, c *cluster, cl *client.Cl
 			t.Errorf("host %s holds %d one-vCPU servers, more than its %d vCPUs x %d allow", host, n, hostVCPUs, cpuRatio)
 		}
 	}
+	c.checkHosts(ctx, t, perHost)
+	for _, host := range c.Hosts() {
+		delete(perHost, host)
+	}
 	for host, n := range perHost {
 		t.Errorf("%d servers are on %q, not a host of the cluster", n, host)
 	}
 	return hostOf
 }
 
-// logHosts logs what `ecsd hosts --json` says.
-func (c *cluster) logHosts(ctx context.Context, t *testing.T) {
+// hostRow is a host as `ecsd hosts --json` shows it.
+type hostRow struct {
+	Name      string    `json:"name"`
+	State     string    `json:"state"`
+	Servers   int       `json:"servers"`
+	Capacity  resources `json:"capacity"`  // the host's own
+	Offered   resources `json:"offered"`   // capacity times the allocation ratios
+	Allocated resources `json:"allocated"` // reserved by its servers
+}
+
+type resources struct {
+	VCPUs  float64 `json:"vcpus"`
+	RAMMB  float64 `json:"ram_mb"`
+	DiskGB float64 `json:"disk_gb"`
+}
+
+// checkHosts checks what `ecsd hosts --json` says against the servers
+// the API shows on each host (perHost): every host of the cluster up,
+// its server count right, nothing allocated beyond what it offers, and
+// one vCPU allocated per (one-vCPU) server.
+func (c *cluster) checkHosts(ctx context.Context, t *testing.T, perHost map[string]int) {
 	t.Helper()
-	var hosts any
-	if err := c.HostsJSON(ctx, &hosts); err != nil {
+	var rows []hostRow
+	if err := c.HostsJSON(ctx, &rows); err != nil {
 		t.Errorf("ecsd hosts: %v", err)
 		return
 	}
-	t.Logf("ecsd hosts --json: %v", hosts)
+	seen := map[string]bool{}
+	for _, h := range rows {
+		seen[h.Name] = true
+		t.Logf("host %s: %s, %d servers, allocated %+v of offered %+v", h.Name, h.State, h.Servers, h.Allocated, h.Offered)
+		if h.Servers != perHost[h.Name] {
+			t.Errorf("ecsd hosts: %s holds %d servers; the API shows %d on it", h.Name, h.Servers, perHost[h.Name])
+		}
+		if h.Allocated.VCPUs > h.Offered.VCPUs || h.Allocated.RAMMB > h.Offered.RAMMB || h.Allocated.DiskGB > h.Offered.DiskGB {
+			t.Errorf("ecsd hosts: %s is over capacity: allocated %+v, offered %+v", h.Name, h.Allocated, h.Offered)
+		}
+		if h.Allocated.VCPUs != float64(h.Servers) {
+			t.Errorf("ecsd hosts: %s has %v vCPUs allocated for %d one-vCPU servers", h.Name, h.Allocated.VCPUs, h.Servers)
+		}
+		if h.Offered.VCPUs != hostVCPUs*cpuRatio {
+			t.Errorf("ecsd hosts: %s offers %v vCPUs; want %d x %d", h.Name, h.Offered.VCPUs, hostVCPUs, cpuRatio)
+		}
+	}
+	for _, host := range c.Hosts() {
+		if !seen[host] {
+			t.Errorf("ecsd hosts does not list %s", host)
+		}
+	}
 }
