@@ -219,11 +219,11 @@ func (c *Cluster) LogReport(tail int) string {
 	return b.String()
 }
 
-// HostsJSON runs `ecsd hosts --store URL --json` and decodes its output
-// into v.
-func (c *Cluster) HostsJSON(ctx context.Context, v any) error {
+// HostsJSON runs `ecsd hosts --store URL --json` with extra flags (such
+// as --host-down-after) and decodes its output into v.
+func (c *Cluster) HostsJSON(ctx context.Context, v any, extra ...string) error {
 	d := c.nodes[0]
-	cmd := d.Command(ctx, "hosts", "--store", c.cfg.Store, "--json")
+	cmd := d.Command(ctx, append([]string{"hosts", "--store", c.cfg.Store, "--json"}, extra...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
