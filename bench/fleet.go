@@ -17,6 +17,7 @@ import (
 // The catalog entries the benchmark uses (built into every ecsd).
 const (
 	benchImage   = "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01" // Debian 12 64bit
+	benchHost    = "bench-host"                           // the one sim host of in-process runs
 	benchFlavor  = "s6.small.1"
 	benchKeypair = "bench"
 	benchPass    = "Bench-Pass-2026" // meets the adminpass rules

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/secret"
@@ -116,7 +117,11 @@ func pickup(ctx context.Context, dir string, jobs int, spacing time.Duration) (p
 		return 0, 0, 0, err
 	}
 	defer drv.Close()
-	svc := cloud.New(cloud.Config{Store: &commitStore{Store: db, st: st}, Driver: drv, Box: box,
+	if _, err := cluster.Register(ctx, cluster.HostConfig{Store: db, Name: benchHost, Driver: cluster.DriverSim,
+		Capacity: cluster.SimCapacity}); err != nil {
+		return 0, 0, 0, err
+	}
+	svc := cloud.New(cloud.Config{Store: &commitStore{Store: db, st: st}, Driver: drv, Box: box, Host: benchHost,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnJobStart: func(j ecs.Job) { st.set(st.start, j.ID, time.Now()) }})
 	if err := svc.SeedImages(ctx); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/api"
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/secret"
 	"github.com/ecsproject/ecsd/internal/store/sqlite"
@@ -60,7 +61,12 @@ func startInProcess(ctx context.Context, dir string, c *creds, held bool) (*inPr
 	if err != nil {
 		return nil, err
 	}
-	svc := cloud.New(cloud.Config{Store: db, Driver: drv, Box: box, Logger: log, Workers: workers})
+	host, err := cluster.Register(ctx, cluster.HostConfig{Store: db, Name: benchHost, Driver: cluster.DriverSim,
+		Capacity: cluster.SimCapacity})
+	if err != nil {
+		return nil, err
+	}
+	svc := cloud.New(cloud.Config{Store: db, Driver: drv, Box: box, Logger: log, Workers: workers, Host: benchHost})
 	if err := svc.SeedImages(ctx); err != nil {
 		return nil, err
 	}
@@ -83,6 +89,7 @@ func startInProcess(ctx context.Context, dir string, c *creds, held bool) (*inPr
 	var runCtx context.Context
 	runCtx, p.cancel = context.WithCancel(context.Background())
 	go func() { p.done <- svc.Run(runCtx) }()
+	go host.Run(runCtx)
 	go p.srv.Serve(ln)
 	return p, nil
 }

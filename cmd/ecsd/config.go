@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 )
 
@@ -29,6 +30,15 @@ type Config struct {
 	TLSCert      string
 	TLSKey       string
 	InsecureHTTP bool
+
+	// The host's capacity (0: detected; the simulator's default is
+	// cluster.SimCapacity) and allocation ratios.
+	HostVCPUs  int
+	HostRAMMB  int
+	HostDiskGB int
+	CPURatio   float64
+	RAMRatio   float64
+	DiskRatio  float64
 }
 
 // TLS reports whether the daemon serves HTTPS.
@@ -54,6 +64,12 @@ func serveFlags(fs *flagSet, c *Config) {
 	fs.stringVar(&c.LogLevel, "log-level", "ECS_LOG_LEVEL", "info", "`LEVEL`: debug, info, warn or error")
 	fs.stringVar(&c.Synchronous, "sqlite-synchronous", "ECS_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous `MODE`: NORMAL or FULL")
 	fs.stringVar(&c.QEMUAccel, "qemu-accel", "ECS_QEMU_ACCEL", "tcg", "qemu: `ACCEL`erator tcg, kvm or auto")
+	fs.intVar(&c.HostVCPUs, "host-vcpus", "ECS_HOST_VCPUS", 0, "vCPUs this host offers before the ratio (0: detected; sim: 1024)")
+	fs.intVar(&c.HostRAMMB, "host-ram-mb", "ECS_HOST_RAM_MB", 0, "memory in MB this host offers before the ratio (0: detected; sim: 4 TiB)")
+	fs.intVar(&c.HostDiskGB, "host-disk-gb", "ECS_HOST_DISK_GB", 0, "disk in GB this host offers before the ratio (0: the data dir's file system; sim: 100 TiB)")
+	fs.floatVar(&c.CPURatio, "cpu-allocation-ratio", "ECS_CPU_ALLOCATION_RATIO", cluster.DefaultRatios.CPU, "vCPUs placed per host vCPU")
+	fs.floatVar(&c.RAMRatio, "ram-allocation-ratio", "ECS_RAM_ALLOCATION_RATIO", cluster.DefaultRatios.RAM, "memory placed per MB of host memory")
+	fs.floatVar(&c.DiskRatio, "disk-allocation-ratio", "ECS_DISK_ALLOCATION_RATIO", cluster.DefaultRatios.Disk, "disk placed per GB of host disk")
 	fs.stringVar(&c.QEMUUser, "qemu-user", "ECS_QEMU_USER", "ecsd-qemu", "qemu: the unprivileged `USER` QEMU drops to when ecsd runs as root (created if missing)")
 }
 
@@ -93,6 +109,18 @@ func (c Config) check(fs *flagSet) error {
 		return bad("sqlite-synchronous", "must be NORMAL or FULL, not %q", c.Synchronous)
 	case c.QEMUAccel != "tcg" && c.QEMUAccel != "kvm" && c.QEMUAccel != "auto":
 		return bad("qemu-accel", "must be tcg, kvm or auto, not %q", c.QEMUAccel)
+	case c.HostVCPUs < 0:
+		return bad("host-vcpus", "must not be negative, not %d", c.HostVCPUs)
+	case c.HostRAMMB < 0:
+		return bad("host-ram-mb", "must not be negative, not %d", c.HostRAMMB)
+	case c.HostDiskGB < 0:
+		return bad("host-disk-gb", "must not be negative, not %d", c.HostDiskGB)
+	case !(c.CPURatio > 0):
+		return bad("cpu-allocation-ratio", "must be positive, not %v", c.CPURatio)
+	case !(c.RAMRatio > 0):
+		return bad("ram-allocation-ratio", "must be positive, not %v", c.RAMRatio)
+	case !(c.DiskRatio > 0):
+		return bad("disk-allocation-ratio", "must be positive, not %v", c.DiskRatio)
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return usagef("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither")
 	}
@@ -132,6 +160,35 @@ func loopback(listen string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// hostCapacity is the capacity the host registers: the flags, else the
+// simulator's default or what this machine has.
+func (c Config) hostCapacity(dataDir string) (cluster.Capacity, error) {
+	var base cluster.Capacity
+	if c.Driver == "sim" {
+		base = cluster.SimCapacity
+	} else if c.HostVCPUs == 0 || c.HostRAMMB == 0 || c.HostDiskGB == 0 {
+		var err error
+		if base, err = cluster.DetectCapacity(dataDir); err != nil {
+			return base, err
+		}
+	}
+	if c.HostVCPUs > 0 {
+		base.VCPUs = c.HostVCPUs
+	}
+	if c.HostRAMMB > 0 {
+		base.RAMMB = int64(c.HostRAMMB)
+	}
+	if c.HostDiskGB > 0 {
+		base.DiskGB = int64(c.HostDiskGB)
+	}
+	return base, nil
+}
+
+// ratios are the host's allocation ratios.
+func (c Config) ratios() cluster.Ratios {
+	return cluster.Ratios{CPU: c.CPURatio, RAM: c.RAMRatio, Disk: c.DiskRatio}
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {

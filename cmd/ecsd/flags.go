@@ -88,6 +88,17 @@ func (f *flagSet) intVar(p *int, name, env string, def int, usage string) {
 	f.fs.IntVar(p, name, def, withEnv(usage, env))
 }
 
+func (f *flagSet) floatVar(p *float64, name, env string, def float64, usage string) {
+	if v, ok := f.fromEnv(name, env, def); ok {
+		if x, err := strconv.ParseFloat(v, 64); err == nil {
+			def = x
+		} else {
+			f.envErr[name] = fmt.Errorf("%s=%q is not a number", env, v)
+		}
+	}
+	f.fs.Float64Var(p, name, def, withEnv(usage, env))
+}
+
 func (f *flagSet) boolVar(p *bool, name, env string, def bool, usage string) {
 	if v, ok := f.fromEnv(name, env, def); ok {
 		if b, err := strconv.ParseBool(v); err == nil {

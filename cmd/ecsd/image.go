@@ -23,19 +23,20 @@ import (
 // operator's rights), inspects it, records it in the catalog beside a
 // running daemon, and prints it as the image API shows it.
 func imageImportCommand(fs *flagSet) runFunc {
-	var dataDir, name, kernel, initrd, osType string
+	var dataDir, name, kernel, initrd, osType, id string
 	fs.stringVar(&dataDir, "data-dir", "ECS_DATA_DIR", "./data", "data `DIR` of a qemu ecsd (make run uses ./data-qemu)")
 	fs.stringVar(&name, "name", "", "", "image `NAME` (required)")
 	fs.stringVar(&kernel, "kernel", "", "", "kernel `FILE` to boot the image with directly (optional)")
 	fs.stringVar(&initrd, "initrd", "", "", "initrd `FILE` for --kernel (optional)")
 	fs.stringVar(&osType, "os-type", "", "", "`OS` of the image, Linux or Windows, when inspection cannot tell")
+	fs.stringVar(&id, "id", "", "", "import on this host the image `ID` another host imported (the same file); --name is then not needed")
 	return func(ctx context.Context, args []string, out, errOut io.Writer) error {
 		switch {
 		case len(args) == 0:
 			return usagef("no image FILE given")
 		case len(args) > 1:
 			return usagef("one image FILE, not %d arguments (flags go before FILE)", len(args))
-		case name == "":
+		case name == "" && id == "":
 			return usagef("--name is required")
 		case initrd != "" && kernel == "":
 			return usagef("--initrd needs --kernel")
@@ -65,7 +66,13 @@ func imageImportCommand(fs *flagSet) runFunc {
 		defer imp.Close()
 
 		bar := newProgressBar(errOut, file)
-		svc := cloud.New(cloud.Config{Store: st, Logger: slog.New(slog.DiscardHandler)})
+		// The image is recorded as this host's: placement puts its servers
+		// on the hosts that imported it.
+		hostName, err := nodeHostName()
+		if err != nil {
+			return err
+		}
+		svc := cloud.New(cloud.Config{Store: st, Host: hostName, Logger: slog.New(slog.DiscardHandler)})
 		img, err := svc.ImportImage(ctx, cloud.ImportImageInput{
 			Name:   name,
 			OSType: osType,
@@ -74,6 +81,7 @@ func imageImportCommand(fs *flagSet) runFunc {
 				return imp.Import(ctx, qemu.ImportSpec{ID: id, Name: name, File: file, Kernel: kernel, Initrd: initrd, Progress: bar.set})
 			},
 			Discard: imp.Discard,
+			ID:      id,
 		})
 		if err != nil {
 			return err

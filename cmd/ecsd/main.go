@@ -41,6 +41,7 @@ func commands() []command {
 		{"serve", "", "serve the API (the default command)", serveCommand},
 		{"image import", "FILE", "copy an image file into a qemu data dir and record it (safe while ecsd runs)", imageImportCommand},
 		{"credentials add", "", "make a new project with its own access key, printed as JSON", credentialsAddCommand},
+		{"hosts", "", "list the cloud's hosts: up or down, capacity, allocated, servers", hostsCommand},
 	}
 }
 

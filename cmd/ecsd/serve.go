@@ -17,6 +17,7 @@ import (
 	"github.com/ecsproject/ecsd/client"
 	"github.com/ecsproject/ecsd/internal/api"
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
@@ -53,6 +54,7 @@ type daemon struct {
 	ln       net.Listener
 	endpoint string // scheme://host:port of ln
 	svc      *cloud.Service
+	host     *cluster.Host
 	srv      *http.Server
 	closers  []func()
 }
@@ -130,8 +132,30 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if err != nil {
 		return nil, err
 	}
+	hostName, err := nodeHostName()
+	if err != nil {
+		return nil, err
+	}
+	capacity, err := cfg.hostCapacity(dir.Path)
+	if err != nil {
+		return nil, err
+	}
+	d.host, err = cluster.Register(ctx, cluster.HostConfig{Store: st, Name: hostName, Advertise: d.endpoint, Driver: cfg.Driver,
+		Capacity: capacity, Ratios: cfg.ratios(), Interval: hostDownAfter / 3, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	d.svc = cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
-		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: nodeID})
+		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: nodeID, Host: hostName,
+		HostDownAfter: hostDownAfter})
+	// The SQLite store has one node: rows made before hosts existed (an
+	// issue-7 data dir) are this host's, disks and image files included.
+	// On a shared store they would not be, and no node adopts them.
+	if n, err := d.svc.AdoptUnplaced(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("adopted the servers of a data dir made before hosts", "host", hostName, "servers", n)
+	}
 	if cfg.Driver == "sim" {
 		// The simulator's catalog; the qemu driver serves imported images.
 		if err := d.svc.SeedImages(ctx); err != nil {
@@ -211,6 +235,9 @@ func (d *daemon) run(ctx context.Context) error {
 	defer cancelRun()
 	jobsDone := make(chan error, 1)
 	go func() { jobsDone <- d.svc.Run(runCtx) }()
+	beatDone := make(chan struct{})
+	go func() { d.host.Run(runCtx); close(beatDone) }()
+	defer func() { cancelRun(); <-beatDone }()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- d.srv.Serve(d.ln) }()
 	d.log.Info("ecsd serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "driver", d.cfg.Driver,
@@ -237,6 +264,20 @@ func (d *daemon) run(ctx context.Context) error {
 	<-jobsDone
 	d.log.Info("ecsd stopped")
 	return nil
+}
+
+// hostDownAfter is how old a host's heartbeat may be before the host is
+// down (the node helper's --host-down-after replaces it).
+const hostDownAfter = cluster.DefaultDownAfter
+
+// nodeHostName is this node's host name: the OS host name until --host
+// exists (the node helper's flag replaces it here, in one place).
+func nodeHostName() (string, error) {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return "", fmt.Errorf("the host name: %v (give --host)", err)
+	}
+	return name, nil
 }
 
 func openDriver(ctx context.Context, cfg Config) (compute.Driver, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/aksk"
 	"github.com/ecsproject/ecsd/internal/api"
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/secret"
@@ -32,6 +34,9 @@ type env struct {
 	box  *secret.Box
 	log  *logBuffer
 }
+
+// testHost is the one host of the tests' cloud: 4 vCPUs, no overcommit.
+const testHost = "api-host-1"
 
 // setup starts an env whose service runs (jobs, the built-in images).
 func setup(t *testing.T) *env { return newEnv(t, true) }
@@ -60,7 +65,11 @@ func newEnv(t *testing.T, running bool) *env {
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	svc := cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log})
+	if _, err := cluster.Register(ctx, cluster.HostConfig{Store: st, Name: testHost, Driver: cluster.DriverSim,
+		Capacity: cluster.Capacity{VCPUs: 4, RAMMB: 1 << 20, DiskGB: 1 << 20}, Ratios: cluster.Ratios{CPU: 1, RAM: 1, Disk: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	svc := cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Host: testHost})
 	cred, err := svc.NewCredential(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
@@ -341,6 +350,38 @@ func TestNoImageImportRoute(t *testing.T) {
 	}
 	if len(after) != len(before) {
 		t.Errorf("images: %d before the call, %d after", len(before), len(after))
+	}
+}
+
+// A server shows its host as Nova does, and a create that no host has room
+// for answers Huawei's insufficient-resources error.
+func TestServerHost(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := "/v1/" + e.cred.ProjectID
+	create := func(count int) reply {
+		return e.do(t, "POST", p+"/cloudservers", fmt.Sprintf(`{"server":{"name":"a","imageRef":"6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01",
+		"flavorRef":"s6.large.2","vpcid":"v","nics":[{"subnet_id":"s"}],"root_volume":{"volumetype":"SSD"},"count":%d}}`, count), true)
+	}
+	r := create(1)
+	if r.status != 200 {
+		t.Fatalf("create: %d %v", r.status, r.body)
+	}
+	id := r.body["serverIds"].([]any)[0].(string)
+	s := e.do(t, "GET", p+"/cloudservers/"+id, "", true).body["server"].(map[string]any)
+	if s["OS-EXT-SRV-ATTR:host"] != testHost || s["OS-EXT-SRV-ATTR:hypervisor_hostname"] != testHost {
+		t.Errorf("host fields %v, %v; want %s", s["OS-EXT-SRV-ATTR:host"], s["OS-EXT-SRV-ATTR:hypervisor_hostname"], testHost)
+	}
+	if hid, _ := s["hostId"].(string); len(hid) != 56 || strings.Contains(hid, testHost) {
+		t.Errorf("hostId %q, want an opaque 56-hex-digit id", hid)
+	}
+	// 2 vCPUs left: two more s6.large.2 (2 vCPUs each) do not fit.
+	r = create(2)
+	if r.status != 400 || r.body["error"].(map[string]any)["code"] != "Ecs.0319" {
+		t.Fatalf("create past the capacity: %d %v, want 400 Ecs.0319", r.status, r.body)
+	}
+	if msg := r.body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "Insufficient resources") {
+		t.Errorf("no-room message %q", msg)
 	}
 }
 

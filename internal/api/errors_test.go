@@ -90,6 +90,7 @@ func TestEveryCodeOnTheWire(t *testing.T) {
 		ecs.CodeAuth:                   {401, "APIGW.0301"},
 		ecs.CodeBodyTooLarge:           {413, "Ecs.0005"},
 		ecs.CodeSubmitFailed:           {400, "Ecs.0002"},
+		ecs.CodeNoCapacity:             {400, "Ecs.0319"},
 		ecs.CodeSystemDiskAbnormal:     {400, "Ecs.0101"},
 		ecs.CodeCreateSystemDiskFailed: {400, "Ecs.0202"},
 		ecs.CodeCreateServerFailed:     {400, "Ecs.0204"},

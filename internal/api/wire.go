@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -111,13 +113,23 @@ type wireFault struct {
 	Details string `json:"details"`
 }
 
+// hostID is Nova's hostId: an opaque id of the server's host that differs
+// between projects (sha224 of project id and host name), "" for no host.
+func hostID(projectID, host string) string {
+	if host == "" {
+		return ""
+	}
+	sum := sha256.Sum224([]byte(projectID + host))
+	return hex.EncodeToString(sum[:])
+}
+
 func toWireServer(s *ecs.Server) wireServer {
 	w := wireServer{
 		ID: s.ID, Name: s.Name, Status: s.Status(), VMState: s.VMState, PowerState: s.PowerState, Locked: s.Locked,
 		TenantID: s.ProjectID, UserID: s.UserID, Created: fmtTime(s.Created, timeSec), Updated: fmtTime(s.Updated, timeSec),
 		Image: wireID{ID: s.ImageID}, KeyName: s.KeyName, Metadata: s.Metadata, RootDeviceName: "/dev/vda", AZ: s.AZ,
-		Host: "ecsd", HostID: "ecsd", HostStatus: "UP", InstanceName: "instance-" + shortID(s.ID), Hostname: s.Name,
-		HypervisorHost: "ecsd", LaunchIndex: s.LaunchIndex, DiskConfig: "MANUAL", AccessIPv4: "", ConfigDrive: "",
+		Host: s.Host, HostID: hostID(s.ProjectID, s.Host), HostStatus: "UP", InstanceName: "instance-" + shortID(s.ID), Hostname: s.Name,
+		HypervisorHost: s.Host, LaunchIndex: s.LaunchIndex, DiskConfig: "MANUAL", AccessIPv4: "", ConfigDrive: "",
 		SecurityGroups: []wireSecurityGroup{{ID: "default", Name: "default"}}, Tags: []string{}, EnterpriseProjID: "0",
 	}
 	if s.Status() == "ACTIVE" || s.Status() == "SHUTOFF" {

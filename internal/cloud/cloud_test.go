@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
@@ -35,6 +36,7 @@ type bundle struct {
 	caller cloud.Caller
 	stop   func()
 	newSvc func() *cloud.Service
+	host   *cluster.Host
 }
 
 // testNode is the node id of every service a test starts: a new service
@@ -71,7 +73,12 @@ func setupWith(t *testing.T, simCfg sim.Config, mod func(*cloud.Config), faults 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second, NodeID: testNode,
+	host, err := cluster.Register(ctx, cluster.HostConfig{Store: st, Name: testNode, Driver: cluster.DriverSim,
+		Capacity: cluster.SimCapacity, Interval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second, NodeID: testNode, Host: testNode,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mod != nil {
 		mod(&cfg)
@@ -85,7 +92,7 @@ func setupWith(t *testing.T, simCfg sim.Config, mod func(*cloud.Config), faults 
 		t.Fatal(err)
 	}
 	b := &bundle{svc: svc, drv: drv, st: st, caller: cloud.Caller{ProjectID: cred.ProjectID, UserID: cred.UserID},
-		newSvc: func() *cloud.Service { return cloud.New(cfg) }}
+		newSvc: func() *cloud.Service { return cloud.New(cfg) }, host: host}
 	b.run(t)
 	return b
 }
@@ -93,9 +100,10 @@ func setupWith(t *testing.T, simCfg sim.Config, mod func(*cloud.Config), faults 
 // run starts the service's job engine until the test ends or stop.
 func (b *bundle) run(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	done, beat := make(chan struct{}), make(chan struct{})
 	go func() { b.svc.Run(ctx); close(done) }()
-	b.stop = func() { cancel(); <-done }
+	go func() { b.host.Run(ctx); close(beat) }()
+	b.stop = func() { cancel(); <-done; <-beat }
 	t.Cleanup(b.stop)
 }
 
@@ -471,7 +479,7 @@ func TestInterruptedJobResumesAndStaleRunIsFenced(t *testing.T) {
 	// A run of this node's previous process, which then died: it claimed
 	// the job and owns the server, and its lease is still live.
 	now := time.Now()
-	claimed, err := b.st.JobClaim(ctx, testNode, now, now.Add(time.Hour), 10)
+	claimed, err := b.st.JobClaim(ctx, store.JobClaimParams{Owner: testNode, Host: testNode, Now: now, LeaseUntil: now.Add(time.Hour), Limit: 10})
 	if err != nil || len(claimed) != 1 || claimed[0].ID != job {
 		t.Fatalf("claim: %+v %v", claimed, err)
 	}
@@ -530,7 +538,11 @@ func TestCatalogImagesOnlyForTheSimulator(t *testing.T) {
 		defer st.Close()
 		box, _ := secret.LoadOrCreate(filepath.Join(dir, "key"))
 		drv, _ := sim.New(sim.Config{Dir: filepath.Join(dir, "sim")})
-		svc := cloud.New(cloud.Config{Store: st, Driver: withCaps{drv, tt.name, tt.caps}, Box: box,
+		if _, err := cluster.Register(ctx, cluster.HostConfig{Store: st, Name: "h", Driver: cluster.DriverSim,
+			Capacity: cluster.SimCapacity}); err != nil {
+			t.Fatal(err)
+		}
+		svc := cloud.New(cloud.Config{Store: st, Driver: withCaps{drv, tt.name, tt.caps}, Box: box, Host: "h",
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err := svc.SeedImages(ctx); err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // Operator actions: run by the ecsd command on a node (ecsd credentials
@@ -45,6 +46,11 @@ type ImportImageInput struct {
 	// Discard, when set, removes what Import stored, when the image cannot
 	// be recorded after all.
 	Discard func(img ecs.Image)
+	// ID, when set, names an image of the catalog that another host
+	// imported: the file imported here must be that image (same
+	// checksum), and this host is recorded as one that has it. The catalog
+	// entry is kept as it is.
+	ID string
 }
 
 // maxImageName is the longest image name (Huawei IMS allows 1-128
@@ -56,6 +62,9 @@ const maxImageName = 128
 // The catalog of a running daemon sees it at once (a new id is never
 // cached).
 func (s *Service) ImportImage(ctx context.Context, in ImportImageInput) (ecs.Image, error) {
+	if in.ID != "" {
+		return s.importOnHost(ctx, in)
+	}
 	if err := checkImageName(in.Name); err != nil {
 		return ecs.Image{}, err
 	}
@@ -82,6 +91,46 @@ func (s *Service) ImportImage(ctx context.Context, in ImportImageInput) (ecs.Ima
 		return ecs.Image{}, fmt.Errorf("record the image: %w", err)
 	}
 	return img, nil
+}
+
+// importOnHost imports the file of catalog image in.ID on this node's
+// host (an image's files are imported on every host that is to run its
+// servers; placement picks only such hosts).
+func (s *Service) importOnHost(ctx context.Context, in ImportImageInput) (ecs.Image, error) {
+	if s.cfg.Host == "" {
+		return ecs.Image{}, errors.New("this node has no host name")
+	}
+	if !ecs.ValidID(in.ID) {
+		return ecs.Image{}, fmt.Errorf("image id %q is not an image id", safeID(in.ID))
+	}
+	cat, err := s.store.ImageGet(ctx, in.ID)
+	if errors.Is(err, ecs.ErrNotFound) {
+		return ecs.Image{}, fmt.Errorf("image %s is not in the catalog: import it without --id first", in.ID)
+	}
+	if err != nil {
+		return ecs.Image{}, err
+	}
+	if cat.File == "" {
+		return ecs.Image{}, fmt.Errorf("image %s is a simulator image without a file: every simulator host has it", in.ID)
+	}
+	img, err := in.Import(ctx, in.ID)
+	if err != nil {
+		return ecs.Image{}, err
+	}
+	if img.Checksum != cat.Checksum {
+		if in.Discard != nil {
+			in.Discard(img)
+		}
+		return ecs.Image{}, fmt.Errorf("the file is not image %s: its sha256 is %s, the catalog's %s", in.ID, img.Checksum, cat.Checksum)
+	}
+	if err := s.store.ImageHostAdd(ctx, store.ImageHost{ImageID: cat.ID, Host: s.cfg.Host, File: img.File, Kernel: img.Kernel,
+		Initrd: img.Initrd}); err != nil {
+		if in.Discard != nil {
+			in.Discard(img)
+		}
+		return ecs.Image{}, fmt.Errorf("record the image on host %s: %w", s.cfg.Host, err)
+	}
+	return cat, nil
 }
 
 func checkImageName(name string) error {

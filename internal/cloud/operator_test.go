@@ -114,3 +114,47 @@ func TestImportImageRules(t *testing.T) {
 		t.Errorf("failed import: %v", err)
 	}
 }
+
+// An image is imported on each host that is to run it: a second import
+// with --id on another host records that host (and its file's path), after
+// checking that the file is the same image.
+func TestImportImageOnAnotherHost(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	onHost := func(host string) *cloud.Service { return cloud.New(cloud.Config{Store: st, Host: host}) }
+	file := func(host, sum string) func(context.Context, string) (ecs.Image, error) {
+		return func(_ context.Context, id string) (ecs.Image, error) {
+			return ecs.Image{ID: id, Status: "active", DiskFormat: "raw", OSType: "Linux", Checksum: sum,
+				File: "/" + host + "/images/" + id + ".raw"}, nil
+		}
+	}
+	img, err := onHost("host-a").ImportImage(ctx, cloud.ImportImageInput{Name: "deb", Import: file("host-a", "sum1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	discarded := false
+	_, err = onHost("host-b").ImportImage(ctx, cloud.ImportImageInput{ID: img.ID, Import: file("host-b", "other"),
+		Discard: func(ecs.Image) { discarded = true }})
+	if err == nil || !strings.Contains(err.Error(), "is not image") || !discarded {
+		t.Fatalf("import of another file under the id: %v (discarded %v), want a refusal", err, discarded)
+	}
+	got, err := onHost("host-b").ImportImage(ctx, cloud.ImportImageInput{ID: img.ID, Import: file("host-b", "sum1")})
+	if err != nil || got.ID != img.ID || got.File != img.File {
+		t.Fatalf("import on host-b = %+v, %v; want the catalog's image", got, err)
+	}
+	hosts, err := st.ImageHostList(ctx, img.ID)
+	if err != nil || len(hosts) != 2 || hosts[0].Host != "host-a" || hosts[1].Host != "host-b" ||
+		hosts[1].File != "/host-b/images/"+img.ID+".raw" {
+		t.Fatalf("image hosts = %+v, %v", hosts, err)
+	}
+	if _, err := onHost("host-b").ImportImage(ctx, cloud.ImportImageInput{ID: "6f1d0c2e-5a3b-4c1d-9e8f-000000000000",
+		Import: file("host-b", "sum1")}); err == nil || !strings.Contains(err.Error(), "not in the catalog") {
+		t.Fatalf("import under an unknown id: %v", err)
+	}
+}

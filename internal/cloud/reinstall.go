@@ -79,6 +79,9 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 		if err := password.Validate(*in.AdminPass, strings.EqualFold(img.OSType, "Windows")); err != nil {
 			return "", err
 		}
+		if err := s.hostGate(s.store.HostList).check(ctx, &srv); err != nil {
+			return "", submitError(err)
+		}
 		if err := reinstallAllowed(&srv, in); err != nil {
 			return "", err
 		}
@@ -107,6 +110,9 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 			}
 			p.KeyName, p.PublicKey = kp.Name, kp.PublicKey
 		}
+		if err := s.hostGate(tx.HostList).check(ctx, &srv); err != nil {
+			return err
+		}
 		if err := reinstallAllowed(&srv, in); err != nil {
 			return err
 		}
@@ -123,7 +129,7 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 			return err
 		}
 		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobReinstallOS, Status: ecs.JobInit,
-			ServerID: srv.ID, Runnable: true, Params: params, Created: now})
+			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now})
 	})
 	if err != nil {
 		return "", submitError(err)
@@ -241,6 +247,9 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 	if err != nil {
 		return failStep(ecs.CodeImageNotFound, "The image does not exist.", err)
 	}
+	if img, err = s.localImage(ctx, img); err != nil {
+		return err
+	}
 	// The new disk keeps the old one's size and type.
 	size, volType := diskSize(img), "SSD"
 	if ov, err := s.store.VolumeGet(ctx, p.OldVolumeID); err == nil {
@@ -251,7 +260,7 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 	}, func(tx store.Tx, srv *ecs.Server) error {
 		srv.TaskState = ecs.TaskRebuildSpawning
 		return tx.VolumeUpsert(ctx, &ecs.Volume{ID: p.NewVolumeID, ProjectID: srv.ProjectID, ImageID: img.ID,
-			SizeGB: size, VolumeType: volType, Status: "available", Created: time.Now().UTC()})
+			SizeGB: size, VolumeType: volType, Status: "available", Host: srv.Host, Created: time.Now().UTC()})
 	})
 	if err != nil {
 		return err

@@ -45,9 +45,11 @@ type createParams struct {
 var volumeTypes = map[string]bool{"SATA": true, "SAS": true, "SSD": true, "GPSSD": true, "co-p1": true, "uh-l1": true,
 	"ESSD": true, "GPSSD2": true, "ESSD2": true}
 
-// CreateServers validates a create request and, in one transaction, inserts
-// the servers, their system volumes and one batch job with a sub-job per
-// server. It returns the job id and the server ids.
+// CreateServers validates a create request and, in one transaction, places
+// each server on a host (reserving its vCPUs, RAM and system disk there),
+// inserts the servers, their system volumes and one batch job with a
+// sub-job per server, to run on the server's host. It returns the job id
+// and the server ids. A request that does not fit is refused whole.
 func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (string, []string, error) {
 	if in.Count == 0 {
 		in.Count = 1
@@ -138,6 +140,10 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobCreateServers, Created: now}); err != nil {
 			return err
 		}
+		pl, err := s.newPlacement(ctx, tx, flavor, size, img)
+		if err != nil {
+			return err
+		}
 		for i := range ids {
 			name := in.Name
 			if in.Count > 1 {
@@ -151,16 +157,19 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			sub := newJobID()
 			srv.TaskJobID = sub
 			ids[i] = srv.ID
+			if srv.Host, err = pl.place(ctx, tx, srv.ID); err != nil {
+				return err
+			}
 			if err := tx.ServerInsert(ctx, &srv); err != nil {
 				return err
 			}
 			if err := tx.VolumeUpsert(ctx, &ecs.Volume{ID: srv.SystemVolumeID, ProjectID: c.ProjectID, ServerID: srv.ID, ImageID: img.ID,
-				SizeGB: size, VolumeType: in.VolumeType, Status: "creating", Device: "/dev/vda", Created: now}); err != nil {
+				SizeGB: size, VolumeType: in.VolumeType, Status: "creating", Device: "/dev/vda", Host: srv.Host, Created: now}); err != nil {
 				return err
 			}
 			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub})
 			if err := tx.JobInsert(ctx, &ecs.Job{ID: sub, ProjectID: c.ProjectID, Type: ecs.JobCreateSingleServer, ParentID: jobID,
-				ServerID: srv.ID, Runnable: true, Params: params, Created: now}); err != nil {
+				ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
 				return err
 			}
 		}
@@ -219,6 +228,9 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 		img, err := s.image(ctx, srv.ImageID)
 		if err != nil {
 			return failStep(ecs.CodeImageNotFound, "The image does not exist.", err)
+		}
+		if img, err = s.localImage(ctx, img); err != nil {
+			return err
 		}
 		vol, err := s.store.VolumeGet(ctx, p.VolumeID)
 		if err != nil {
@@ -378,7 +390,8 @@ func idle(srv *ecs.Server) error {
 }
 
 // batch checks and changes every server with check, then inserts a parent
-// job and one sub-job per server, all in one transaction.
+// job and one sub-job per server (to run on the server's host), all in one
+// transaction. A server whose host is down is refused.
 func (s *Service) batch(ctx context.Context, c Caller, parentType, subType string, params []byte, ids []string,
 	check func(srv *ecs.Server) error) (string, error) {
 	jobID := newJobID()
@@ -387,9 +400,13 @@ func (s *Service) batch(ctx context.Context, c Caller, parentType, subType strin
 		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: parentType, Created: now}); err != nil {
 			return err
 		}
+		gate := s.hostGate(tx.HostList)
 		for _, id := range ids {
 			srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, id)
 			if err != nil {
+				return err
+			}
+			if err := gate.check(ctx, &srv); err != nil {
 				return err
 			}
 			if err := check(&srv); err != nil {
@@ -402,7 +419,7 @@ func (s *Service) batch(ctx context.Context, c Caller, parentType, subType strin
 				return err
 			}
 			if err := tx.JobInsert(ctx, &ecs.Job{ID: sub, ProjectID: c.ProjectID, Type: subType, ParentID: jobID, ServerID: id,
-				Runnable: true, Params: params, Created: now}); err != nil {
+				Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
 				return err
 			}
 		}

@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/jobs"
@@ -54,6 +55,14 @@ type Config struct {
 	// NodeID names this node as the owner of the job leases it takes
 	// (jobs.NodeID); default a random token.
 	NodeID string
+	// Host is this node's host (registered by cluster.Register): new
+	// servers are placed on the registered hosts, and this node runs the
+	// jobs of Host's servers and those of no host.
+	Host string
+	// HostDownAfter is how old a host's heartbeat may be before the host
+	// is down: new operations on its servers are refused (default
+	// cluster.DefaultDownAfter).
+	HostDownAfter time.Duration
 	// StepTimeout bounds each driver call of a job (default 10m).
 	StepTimeout time.Duration
 	// JobRetention is how long finished jobs are kept (default 24h).
@@ -92,6 +101,9 @@ func New(cfg Config) *Service {
 	if cfg.JobRetention <= 0 {
 		cfg.JobRetention = 24 * time.Hour
 	}
+	if cfg.HostDownAfter <= 0 {
+		cfg.HostDownAfter = cluster.DefaultDownAfter
+	}
 	s := &Service{store: cfg.Store, drv: cfg.Driver, box: cfg.Box, log: cfg.Logger, cfg: cfg}
 	s.keys = keyring.New(keyring.Config{Store: cfg.Store, Open: s.openSecret, Logger: cfg.Logger})
 	s.engine = jobs.New(jobs.Config{
@@ -99,6 +111,7 @@ func New(cfg Config) *Service {
 		Workers:   cfg.Workers,
 		Lease:     cfg.Lease,
 		Owner:     cfg.NodeID,
+		Host:      cfg.Host,
 		MaxErrors: cfg.JobMaxErrors,
 		Backoff:   cfg.JobBackoff,
 		Logger:    cfg.Logger,
@@ -150,8 +163,9 @@ func (s *Service) cleanLoop(ctx context.Context) {
 	}
 }
 
-// reapVolumes deletes disks left in state "deleting" (a reinstall could not
-// delete the old disk).
+// reapVolumes deletes this host's disks left in state "deleting" (a
+// reinstall could not delete the old disk); other hosts' disks are theirs
+// to reap.
 func (s *Service) reapVolumes(ctx context.Context) {
 	vols, err := s.store.VolumeListAll(ctx)
 	if err != nil {
@@ -160,7 +174,7 @@ func (s *Service) reapVolumes(ctx context.Context) {
 	}
 	s.collectGarbage(ctx, vols)
 	for _, v := range vols {
-		if v.Status != "deleting" {
+		if v.Status != "deleting" || v.Host != s.cfg.Host {
 			continue
 		}
 		if err := s.drv.DeleteDisk(ctx, v.ID); err != nil {
@@ -347,10 +361,43 @@ func (s *Service) SeedImages(ctx context.Context) error {
 	return nil
 }
 
-// AddImage records an image (imported by an operator) in the catalog.
+// AddImage records an image (imported by an operator) in the catalog and,
+// when it has a file, this node's host as one that has it (an import per
+// host: placement puts servers of the image only on such hosts).
 func (s *Service) AddImage(ctx context.Context, img ecs.Image) error {
 	s.images.Delete(img.ID)
-	return s.store.ImageUpsert(ctx, img)
+	if err := s.store.ImageUpsert(ctx, img); err != nil {
+		return err
+	}
+	return s.addImageHost(ctx, img)
+}
+
+// addImageHost records that this node's host has img's files.
+func (s *Service) addImageHost(ctx context.Context, img ecs.Image) error {
+	if img.File == "" || s.cfg.Host == "" {
+		return nil
+	}
+	return s.store.ImageHostAdd(ctx, store.ImageHost{ImageID: img.ID, Host: s.cfg.Host, File: img.File, Kernel: img.Kernel,
+		Initrd: img.Initrd})
+}
+
+// localImage returns img with the paths of its files on this node's host
+// (each host imported the image into its own image store).
+func (s *Service) localImage(ctx context.Context, img ecs.Image) (ecs.Image, error) {
+	if img.File == "" {
+		return img, nil
+	}
+	hosts, err := s.store.ImageHostList(ctx, img.ID)
+	if err != nil {
+		return img, err
+	}
+	for _, h := range hosts {
+		if h.Host == s.cfg.Host {
+			img.File, img.Kernel, img.Initrd = h.File, h.Kernel, h.Initrd
+			return img, nil
+		}
+	}
+	return img, nil
 }
 
 // runnable refuses an image the driver cannot make disks from: the

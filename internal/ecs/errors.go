@@ -147,6 +147,12 @@ var (
 	CodeAuth             = code(ErrUnauthorized, "APIGW.0301")
 	CodeBodyTooLarge     = code(ErrTooLarge, "Ecs.0005") // our choice
 	CodeSubmitFailed     = code(ErrFailed, "Ecs.0002")
+	// CodeNoCapacity is a create that no host has room for (our choice of
+	// Huawei's "insufficient resources for this flavor"; README).
+	CodeNoCapacity = code(ErrFailed, "Ecs.0319")
+	// CodeHostDown is an operation on a server whose host is down: it is
+	// refused at once rather than queued (our choice; README).
+	CodeHostDown = CodeBadState
 
 	// Job failure codes (a job's error_code).
 	CodeSystemDiskAbnormal     = code(ErrFailed, "Ecs.0101")

@@ -129,9 +129,13 @@ type Server struct {
 	// 127.0.0.1 (QEMU driver); 0 when none.
 	AccessPort  int
 	LaunchIndex int
-	Created     time.Time
-	Updated     time.Time
-	LaunchedAt  time.Time
+	// Host is the host the server was placed on: its disks are there and
+	// its jobs run there. "" only for a server of a release before hosts
+	// not yet adopted.
+	Host       string
+	Created    time.Time
+	Updated    time.Time
+	LaunchedAt time.Time
 }
 
 // Status returns the API status of s.
@@ -148,6 +152,7 @@ type Volume struct {
 	VolumeType string
 	Status     string // creating, in-use, available, deleting
 	Device     string
+	Host       string // the host that holds the disk
 	Created    time.Time
 }
 
@@ -204,12 +209,15 @@ type Keypair struct {
 // Job is an asynchronous operation. A batch job (ParentID "" and Runnable
 // false) has sub-jobs, one per server; its status is derived from theirs.
 type Job struct {
-	ID         string
-	ProjectID  string
-	Type       string
-	Status     string
-	ParentID   string
-	ServerID   string
+	ID        string
+	ProjectID string
+	Type      string
+	Status    string
+	ParentID  string
+	ServerID  string
+	// Host is where the job must run (its server's host); "" for a job any
+	// node may run.
+	Host       string
 	Runnable   bool
 	ErrorCode  string
 	FailReason string

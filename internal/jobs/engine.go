@@ -93,7 +93,10 @@ type Config struct {
 	MaxBackoff time.Duration
 	// Owner names this engine in leases: the node id (default a random
 	// token, for tests).
-	Owner  string
+	Owner string
+	// Host is the node's host: the engine claims the jobs of that host and
+	// those of no host (store.JobClaimParams.Host).
+	Host   string
 	Logger *slog.Logger
 	// OnStart, when set, is called as each claimed job starts (benchmarks
 	// measure pickup latency with it).
@@ -196,7 +199,8 @@ func (e *Engine) Run(ctx context.Context) error {
 				break
 			}
 			now := time.Now()
-			claimed, err := e.cfg.Store.JobClaim(ctx, e.cfg.Owner, now, now.Add(e.cfg.Lease), free)
+			claimed, err := e.cfg.Store.JobClaim(ctx, store.JobClaimParams{Owner: e.cfg.Owner, Host: e.cfg.Host, Now: now,
+				LeaseUntil: now.Add(e.cfg.Lease), Limit: free})
 			if err != nil {
 				if ctx.Err() == nil {
 					e.cfg.Logger.Error("job claim failed", "err", err)

@@ -170,7 +170,7 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 	id := insert(t, st, "t", 1)[0]
 	for i := range 3 { // three processes that died mid-run
 		now := time.Now()
-		if got, err := st.JobClaim(context.Background(), "dead", now, now.Add(-time.Second), 1); err != nil || len(got) != 1 {
+		if got, err := st.JobClaim(context.Background(), store.JobClaimParams{Owner: "dead", Now: now, LeaseUntil: now.Add(-time.Second), Limit: 1}); err != nil || len(got) != 1 {
 			t.Fatalf("claim %d: %v %v", i, got, err)
 		}
 	}
@@ -305,7 +305,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if got, err := st.JobClaim(ctx, "node-a", now, now.Add(lease), 1); err != nil || len(got) != 1 || got[0].ID != "idle" {
+	if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-a", Now: now, LeaseUntil: now.Add(lease), Limit: 1}); err != nil || len(got) != 1 || got[0].ID != "idle" {
 		t.Fatalf("claim of the idle job = %v, %v", got, err)
 	}
 	// Another node rescues the idle job once its lease expires, while the
@@ -313,7 +313,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		now := time.Now()
-		got, err := st.JobClaim(ctx, "node-b", now, now.Add(time.Hour), 10)
+		got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-b", Now: now, LeaseUntil: now.Add(time.Hour), Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +331,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 	// Several lease periods later the running job is still the engine's.
 	time.Sleep(2 * lease)
 	now = time.Now()
-	if got, err := st.JobClaim(ctx, "node-b", now, now.Add(time.Hour), 10); err != nil || len(got) != 0 {
+	if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-b", Now: now, LeaseUntil: now.Add(time.Hour), Limit: 10}); err != nil || len(got) != 0 {
 		t.Fatalf("node-b claimed %v (%v) while node-a runs it", got, err)
 	}
 	close(release)
@@ -350,7 +350,7 @@ func TestStartReleasesOnlyOwnLeases(t *testing.T) {
 	ids := insert(t, st, "t", 2)
 	now := time.Now()
 	for i, owner := range []string{"node-a", "node-b"} {
-		if got, err := st.JobClaim(ctx, owner, now, now.Add(time.Hour), 1); err != nil || len(got) != 1 || got[0].ID != ids[i] {
+		if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: owner, Now: now, LeaseUntil: now.Add(time.Hour), Limit: 1}); err != nil || len(got) != 1 || got[0].ID != ids[i] {
 			t.Fatalf("claim by %s = %v, %v", owner, got, err)
 		}
 	}

@@ -72,7 +72,9 @@ type Store interface {
 	// The fencing token of a claim is Lease{Owner, Attempt: job.Attempts}.
 	// A sub-job's first claim, and the tally of its parent batch, commit
 	// together.
-	JobClaim(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error)
+	// Only jobs whose host is p.Host, or "" (a job any node may run), are
+	// claimed: a node runs the jobs of its own host's servers.
+	JobClaim(ctx context.Context, p JobClaimParams) ([]ecs.Job, error)
 	// JobLeaseRenew extends until leaseUntil the leases of the given runs,
 	// each still RUNNING under its lease; it touches no other job. It
 	// returns the ids of the jobs it renewed: a run missing from them has
@@ -94,6 +96,17 @@ type Store interface {
 
 	// ImageUpsert inserts or replaces a catalog image.
 	ImageUpsert(ctx context.Context, img ecs.Image) error
+	// ImageHostAdd records that host has the files of a catalog image (an
+	// import on that host), at the given paths; a second call for the same
+	// image and host replaces the paths.
+	ImageHostAdd(ctx context.Context, h ImageHost) error
+
+	// HostUpsert registers a host or updates its capacity, ratios,
+	// advertise URL, driver and heartbeat, keeping its allocations.
+	HostUpsert(ctx context.Context, h Host) error
+	// HostHeartbeat sets the heartbeat time of a host (ecs.ErrNotFound for
+	// an unknown host).
+	HostHeartbeat(ctx context.Context, name string, at time.Time) error
 
 	Close() error
 }
@@ -130,6 +143,14 @@ type Reader interface {
 
 	// JobGet returns a job with its sub-jobs.
 	JobGet(ctx context.Context, projectID, id string) (ecs.Job, error)
+
+	// HostGet returns a host with its server count.
+	HostGet(ctx context.Context, name string) (Host, error)
+	// HostList lists every host, by name, with their server counts.
+	HostList(ctx context.Context) ([]Host, error)
+	// ImageHostList lists the hosts that have the files of an image, by
+	// host name.
+	ImageHostList(ctx context.Context, imageID string) ([]ImageHost, error)
 }
 
 // Tx is a write transaction. Every method acts inside it.
@@ -151,6 +172,8 @@ type Tx interface {
 	ServerGetByID(ctx context.Context, id string) (ecs.Server, error)
 	ServerInsert(ctx context.Context, s *ecs.Server) error
 	ServerUpdate(ctx context.Context, s *ecs.Server) error
+	// ServerDelete deletes a server and frees what it held on its host
+	// (its allocation, see HostAllocate).
 	ServerDelete(ctx context.Context, id string) error
 	// ServerFence returns ecs.ErrFenced unless the server's task owner is
 	// token: the caller lost the job to another worker.
@@ -173,6 +196,80 @@ type Tx interface {
 	// JobUpdate writes a job's status, step, error, times and params,
 	// provided the job is still leased to lease; else ecs.ErrFenced.
 	JobUpdate(ctx context.Context, j *ecs.Job, lease Lease) error
+
+	// HostList lists every host, as Reader.HostList but without their
+	// server counts (Servers is 0: the create path has no use for them),
+	// and without locking them: HostAllocate is what guards capacity.
+	HostList(ctx context.Context) ([]Host, error)
+	// ImageHostList lists the hosts that have an image's files.
+	ImageHostList(ctx context.Context, imageID string) ([]ImageHost, error)
+	// HostAllocate reserves a server's vCPUs, RAM and disk on its host, in
+	// one conditional update: the host's allocation plus a's must stay
+	// within its capacity times its allocation ratio, else nothing changes
+	// and the error wraps ErrNoCapacity (ecs.ErrNotFound for an unknown
+	// host). a.Force skips the check (adopting servers that exist). The
+	// allocation is recorded under a.ServerID and freed by ServerDelete.
+	HostAllocate(ctx context.Context, a Allocation) error
+}
+
+// ErrNoCapacity is returned by HostAllocate when the host has not enough
+// free capacity left.
+var ErrNoCapacity = errors.New("not enough free capacity on the host")
+
+// JobClaimParams describes a JobClaim.
+type JobClaimParams struct {
+	// Owner is the lease owner (the node's host name).
+	Owner string
+	// Host is the claiming node's host: only jobs of that host or of no
+	// host ("") are claimed.
+	Host       string
+	Now        time.Time
+	LeaseUntil time.Time
+	Limit      int
+}
+
+// Host is a node's host: its capacity, allocation ratios (as Nova has
+// them: a host offers capacity*ratio), what servers hold of it, and its
+// heartbeat.
+type Host struct {
+	Name   string
+	VCPUs  int
+	RAMMB  int64
+	DiskGB int64
+	// Allocation ratios (cpu 16, ram 1.5, disk 1.0 by default).
+	CPURatio  float64
+	RAMRatio  float64
+	DiskRatio float64
+	// Allocated totals of the servers on the host.
+	AllocVCPUs  int
+	AllocRAMMB  int64
+	AllocDiskGB int64
+	// Servers is how many servers the host holds (read-only).
+	Servers   int
+	Advertise string
+	Driver    string
+	Heartbeat time.Time
+	Created   time.Time
+}
+
+// Allocation is what one server holds of its host.
+type Allocation struct {
+	ServerID string
+	Host     string
+	VCPUs    int
+	RAMMB    int64
+	DiskGB   int64
+	Force    bool
+}
+
+// ImageHost says that a host has an image's files, at these paths (its
+// own image store; empty for the simulator).
+type ImageHost struct {
+	ImageID string
+	Host    string
+	File    string
+	Kernel  string
+	Initrd  string
 }
 
 // Lease identifies one claim of a job: the claiming owner and the attempt

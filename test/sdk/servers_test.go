@@ -148,6 +148,11 @@ func TestCreateAndShowServer(t *testing.T) {
 	if s.Image == nil || s.Image.Id != cat.linuxImage {
 		t.Errorf("image = %+v, want id %s", s.Image, cat.linuxImage)
 	}
+	// The host the server was placed on (the daemon's one host).
+	if s.OSEXTSRVATTRhost == "" || s.OSEXTSRVATTRhypervisorHostname != s.OSEXTSRVATTRhost {
+		t.Errorf("OS-EXT-SRV-ATTR:host %q, hypervisor_hostname %q: want the server's host in both",
+			s.OSEXTSRVATTRhost, s.OSEXTSRVATTRhypervisorHostname)
+	}
 	if s.Flavor == nil || s.Flavor.Id != cat.flavor {
 		t.Errorf("flavor = %+v, want id %s", s.Flavor, cat.flavor)
 	} else if _, err := strconv.Atoi(s.Flavor.Vcpus); err != nil {

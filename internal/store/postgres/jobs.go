@@ -13,14 +13,16 @@ import (
 	"github.com/ecsproject/ecsd/internal/store"
 )
 
+// jobCols are the columns of a job; JobGet orders by the two it adds after
+// them (19 and 20): keep it in step.
 const jobCols = `id, project_id, type, status, parent_id, server_id, runnable, error_code, fail_reason, params, step, attempts,
-	errors, last_error, created, begin_time, end_time`
+	errors, last_error, created, begin_time, end_time, host`
 
 func scanJob(sc pgx.Row, extra ...any) (ecs.Job, error) {
 	var j ecs.Job
 	var created, begin, end int64
 	err := sc.Scan(append([]any{&j.ID, &j.ProjectID, &j.Type, &j.Status, &j.ParentID, &j.ServerID, &j.Runnable, &j.ErrorCode,
-		&j.FailReason, &j.Params, &j.Step, &j.Attempts, &j.Errors, &j.LastError, &created, &begin, &end}, extra...)...)
+		&j.FailReason, &j.Params, &j.Step, &j.Attempts, &j.Errors, &j.LastError, &created, &begin, &end, &j.Host}, extra...)...)
 	j.Created, j.Begin, j.End = fromMS(created), fromMS(begin), fromMS(end)
 	return j, err
 }
@@ -30,10 +32,10 @@ func (t *tx) JobInsert(ctx context.Context, j *ecs.Job) error {
 		j.Status = ecs.JobInit
 	}
 	_, err := t.q.Exec(ctx, `INSERT INTO jobs(id, project_id, type, status, parent_id, server_id, runnable, error_code,
-		fail_reason, params, step, attempts, lease_owner, lease_expires, created, begin_time, end_time)
-		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,0,'',0,$12,$13,$14)`,
+		fail_reason, params, step, attempts, lease_owner, lease_expires, created, begin_time, end_time, host)
+		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,0,'',0,$12,$13,$14,$15)`,
 		j.ID, j.ProjectID, j.Type, j.Status, j.ParentID, j.ServerID, j.Runnable, j.ErrorCode, j.FailReason, j.Params, j.Step,
-		ms(j.Created), ms(j.Begin), ms(j.End))
+		ms(j.Created), ms(j.Begin), ms(j.End), j.Host)
 	if isUnique(err) {
 		return fmt.Errorf("job %q: %w", j.ID, ecs.ErrConflict)
 	}
@@ -75,7 +77,7 @@ func (s *Store) JobGet(ctx context.Context, projectID, id string) (ecs.Job, erro
 		UNION ALL
 		SELECT `+prefixed("c.", jobCols)+`, false, c.seq FROM jobs c JOIN jobs p ON p.id = c.parent_id
 			WHERE p.id = $1 AND p.project_id = $2 AND NOT p.runnable
-		ORDER BY 18 DESC, 19`, id, projectID)
+		ORDER BY 19 DESC, 20`, id, projectID)
 	if err != nil {
 		return ecs.Job{}, err
 	}
@@ -161,21 +163,22 @@ func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error
 // jobs are runnable and parents are not, so the two never touch the same
 // row. Two claimers that lock parents in opposite orders deadlock; the
 // loser is run again, as a Write would be.
-func (s *Store) JobClaim(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error) {
-	if limit <= 0 {
+func (s *Store) JobClaim(ctx context.Context, p store.JobClaimParams) ([]ecs.Job, error) {
+	if p.Limit <= 0 {
 		return nil, nil
 	}
 	for run := 1; ; run++ {
-		out, err := s.claimOnce(ctx, owner, now, leaseUntil, limit)
+		out, err := s.claimOnce(ctx, p)
 		if err == nil || !retryable(err) || run == maxWriteRuns || ctx.Err() != nil {
 			return out, err
 		}
 	}
 }
 
-func (s *Store) claimOnce(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error) {
+func (s *Store) claimOnce(ctx context.Context, p store.JobClaimParams) ([]ecs.Job, error) {
 	rows, err := s.db.Query(ctx, `WITH picked AS (
 			SELECT seq FROM jobs WHERE runnable AND status IN ('INIT','RUNNING') AND lease_expires < $1 AND run_at <= $1
+				AND host IN ($5, '')
 			ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
 		claimed AS (
 			UPDATE jobs j SET status = 'RUNNING', lease_owner = $3, lease_expires = $4, attempts = j.attempts + 1,
@@ -189,7 +192,7 @@ func (s *Store) claimOnce(ctx context.Context, owner string, now, leaseUntil tim
 				status = CASE WHEN p.status = 'INIT' THEN 'RUNNING' ELSE p.status END,
 				begin_time = CASE WHEN p.begin_time = 0 THEN $1 ELSE p.begin_time END
 			FROM started WHERE p.id = started.parent_id)
-		SELECT * FROM claimed ORDER BY seq`, ms(now), limit, owner, ms(leaseUntil))
+		SELECT * FROM claimed ORDER BY seq`, ms(p.Now), p.Limit, p.Owner, ms(p.LeaseUntil), p.Host)
 	if err != nil {
 		return nil, err
 	}

@@ -338,7 +338,7 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
 	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at`
+	created, updated, launched_at, host`
 
 func scanServer(sc pgx.Row) (ecs.Server, error) {
 	var s ecs.Server
@@ -347,7 +347,7 @@ func scanServer(sc pgx.Row) (ecs.Server, error) {
 	var owner string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &s.Locked, &s.ImageID,
 		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &s.ReinstallFailed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID,
-		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched)
+		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host)
 	if err != nil {
 		return s, err
 	}
@@ -370,7 +370,7 @@ func serverArgs(s *ecs.Server) []any {
 	}
 	return []any{s.ProjectID, s.UserID, s.Name, ecs.Status(s.VMState, s.TaskState), s.VMState, s.TaskState, s.PowerState,
 		s.Locked, s.ImageID, s.FlavorID, s.KeyName, s.SystemVolumeID, s.ReinstallFailed, s.TaskJobID, s.Fault, meta,
-		s.AZ, s.VPCID, s.Addr, s.AccessPort, s.LaunchIndex, ms(s.Created), ms(s.Updated), ms(s.LaunchedAt)}
+		s.AZ, s.VPCID, s.Addr, s.AccessPort, s.LaunchIndex, ms(s.Created), ms(s.Updated), ms(s.LaunchedAt), s.Host}
 }
 
 // getServer reads a server, of any project when projectID is "". lock is
@@ -483,8 +483,8 @@ func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
 	args := append([]any{s.ID}, serverArgs(s)...)
 	_, err := t.q.Exec(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
 		locked, image_id, flavor_id, key_name, system_volume_id, reinstall_failed, task_job_id, fault, metadata, az, vpc_id, addr,
-		access_port, launch_index, created, updated, launched_at, task_owner)
-		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,'')`, args...)
+		access_port, launch_index, created, updated, launched_at, host, task_owner)
+		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,'')`, args...)
 	if isUnique(err) {
 		return fmt.Errorf("server %q: %w", s.ID, ecs.ErrConflict)
 	}
@@ -498,8 +498,8 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 	tag, err := t.q.Exec(ctx, `UPDATE servers SET user_id=$1, name=$2, status=$3, vm_state=$4, task_state=$5, power_state=$6,
 		locked=$7, image_id=$8, flavor_id=$9, key_name=$10, system_volume_id=$11, reinstall_failed=$12, task_job_id=$13, fault=$14,
 		metadata=$15, az=$16, vpc_id=$17, addr=$18, access_port=$19, launch_index=$20, created=$21, updated=$22, launched_at=$23,
-		task_owner = CASE WHEN $13 = '' THEN '' ELSE task_owner END
-		WHERE id=$24 AND project_id=$25`, args...)
+		host=$24, task_owner = CASE WHEN $13 = '' THEN '' ELSE task_owner END
+		WHERE id=$25 AND project_id=$26`, args...)
 	if err != nil {
 		return err
 	}
@@ -513,8 +513,10 @@ func (t *tx) ServerDelete(ctx context.Context, id string) error {
 	if unstorable(id) {
 		return nil
 	}
-	_, err := t.q.Exec(ctx, `DELETE FROM servers WHERE id = $1`, id)
-	return err
+	if _, err := t.q.Exec(ctx, `DELETE FROM servers WHERE id = $1`, id); err != nil {
+		return err
+	}
+	return t.allocationFree(ctx, id)
 }
 
 func (t *tx) ServerFence(ctx context.Context, serverID, token string) error {
@@ -548,12 +550,12 @@ func (t *tx) ServerSetOwner(ctx context.Context, serverID, jobID, token string) 
 
 // ---- volumes
 
-const volumeCols = `id, project_id, server_id, image_id, size_gb, volume_type, status, device, created`
+const volumeCols = `id, project_id, server_id, image_id, size_gb, volume_type, status, device, created, host`
 
 func scanVolume(sc pgx.Row) (ecs.Volume, error) {
 	var v ecs.Volume
 	var created int64
-	err := sc.Scan(&v.ID, &v.ProjectID, &v.ServerID, &v.ImageID, &v.SizeGB, &v.VolumeType, &v.Status, &v.Device, &created)
+	err := sc.Scan(&v.ID, &v.ProjectID, &v.ServerID, &v.ImageID, &v.SizeGB, &v.VolumeType, &v.Status, &v.Device, &created, &v.Host)
 	v.Created = fromMS(created)
 	return v, err
 }
@@ -586,11 +588,11 @@ func (s *Store) VolumeListAll(ctx context.Context) ([]ecs.Volume, error) {
 }
 
 func (t *tx) VolumeUpsert(ctx context.Context, v *ecs.Volume) error {
-	_, err := t.q.Exec(ctx, `INSERT INTO volumes(`+volumeCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)
+	_, err := t.q.Exec(ctx, `INSERT INTO volumes(`+volumeCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
 		ON CONFLICT (id) DO UPDATE SET project_id=EXCLUDED.project_id, server_id=EXCLUDED.server_id, image_id=EXCLUDED.image_id,
 		size_gb=EXCLUDED.size_gb, volume_type=EXCLUDED.volume_type, status=EXCLUDED.status, device=EXCLUDED.device,
-		created=EXCLUDED.created`,
-		v.ID, v.ProjectID, v.ServerID, v.ImageID, v.SizeGB, v.VolumeType, v.Status, v.Device, ms(v.Created))
+		created=EXCLUDED.created, host=EXCLUDED.host`,
+		v.ID, v.ProjectID, v.ServerID, v.ImageID, v.SizeGB, v.VolumeType, v.Status, v.Device, ms(v.Created), v.Host)
 	return err
 }
 

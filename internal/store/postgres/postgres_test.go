@@ -268,7 +268,7 @@ func TestJobRetryCleansCause(t *testing.T) {
 	if err := s.Write(ctx, func(tx store.Tx) error { return tx.JobInsert(ctx, &j) }); err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.JobClaim(ctx, "w", t0, t0.Add(time.Minute), 1)
+	c, err := s.JobClaim(ctx, store.JobClaimParams{Owner: "w", Now: t0, LeaseUntil: t0.Add(time.Minute), Limit: 1})
 	if err != nil || len(c) != 1 {
 		t.Fatalf("JobClaim = %v, %v", c, err)
 	}

@@ -12,14 +12,14 @@ import (
 )
 
 const jobCols = `id, project_id, type, status, parent_id, server_id, runnable, error_code, fail_reason, params, step, attempts,
-	errors, last_error, created, begin_time, end_time`
+	errors, last_error, created, begin_time, end_time, host`
 
 func scanJob(sc scanner) (ecs.Job, error) {
 	var j ecs.Job
 	var runnable int
 	var created, begin, end int64
 	err := sc.Scan(&j.ID, &j.ProjectID, &j.Type, &j.Status, &j.ParentID, &j.ServerID, &runnable, &j.ErrorCode, &j.FailReason,
-		&j.Params, &j.Step, &j.Attempts, &j.Errors, &j.LastError, &created, &begin, &end)
+		&j.Params, &j.Step, &j.Attempts, &j.Errors, &j.LastError, &created, &begin, &end, &j.Host)
 	j.Runnable = runnable != 0
 	j.Created, j.Begin, j.End = fromMS(created), fromMS(begin), fromMS(end)
 	return j, err
@@ -30,10 +30,10 @@ func (t *tx) JobInsert(ctx context.Context, j *ecs.Job) error {
 		j.Status = ecs.JobInit
 	}
 	_, err := t.q.ExecContext(ctx, `INSERT INTO jobs(id, project_id, type, status, parent_id, server_id, runnable, error_code,
-		fail_reason, params, step, attempts, lease_owner, lease_expires, created, begin_time, end_time)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,0,'',0,?,?,?)`,
+		fail_reason, params, step, attempts, lease_owner, lease_expires, created, begin_time, end_time, host)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,0,'',0,?,?,?,?)`,
 		j.ID, j.ProjectID, j.Type, j.Status, j.ParentID, j.ServerID, b2i(j.Runnable), j.ErrorCode, j.FailReason, j.Params, j.Step,
-		ms(j.Created), ms(j.Begin), ms(j.End))
+		ms(j.Created), ms(j.Begin), ms(j.End), j.Host)
 	if isUnique(err) {
 		return fmt.Errorf("job %q: %w", j.ID, ecs.ErrConflict)
 	}
@@ -127,15 +127,16 @@ func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error
 
 // JobClaim takes the leases and tallies the parents of newly started
 // sub-jobs in one transaction.
-func (s *Store) JobClaim(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]ecs.Job, error) {
+func (s *Store) JobClaim(ctx context.Context, p store.JobClaimParams) ([]ecs.Job, error) {
+	now := p.Now
 	var out []ecs.Job
 	err := s.Write(ctx, func(stx store.Tx) error {
 		q := stx.(*tx).q
 		rows, err := q.QueryContext(ctx, `UPDATE jobs SET status='RUNNING', lease_owner=?, lease_expires=?, attempts=attempts+1,
 			begin_time = CASE WHEN begin_time = 0 THEN ? ELSE begin_time END
 			WHERE seq IN (SELECT seq FROM jobs WHERE runnable = 1 AND status IN ('INIT','RUNNING') AND lease_expires < ?
-				AND run_at <= ? ORDER BY seq LIMIT ?)
-			RETURNING `+jobCols, owner, ms(leaseUntil), ms(now), ms(now), ms(now), limit)
+				AND run_at <= ? AND host IN (?, '') ORDER BY seq LIMIT ?)
+			RETURNING `+jobCols, p.Owner, ms(p.LeaseUntil), ms(now), ms(now), ms(now), p.Host, p.Limit)
 		if err != nil {
 			return err
 		}

@@ -261,7 +261,7 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
 	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at`
+	created, updated, launched_at, host`
 
 func scanServer(sc scanner) (ecs.Server, error) {
 	var s ecs.Server
@@ -271,7 +271,7 @@ func scanServer(sc scanner) (ecs.Server, error) {
 	var owner string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &locked, &s.ImageID,
 		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &failed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID, &s.Addr,
-		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched)
+		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host)
 	if err != nil {
 		return s, err
 	}
@@ -294,7 +294,7 @@ func serverArgs(s *ecs.Server) []any {
 	}
 	return []any{s.ProjectID, s.UserID, s.Name, ecs.Status(s.VMState, s.TaskState), s.VMState, s.TaskState, s.PowerState,
 		b2i(s.Locked), s.ImageID, s.FlavorID, s.KeyName, s.SystemVolumeID, b2i(s.ReinstallFailed), s.TaskJobID, s.Fault, meta,
-		s.AZ, s.VPCID, s.Addr, s.AccessPort, s.LaunchIndex, ms(s.Created), ms(s.Updated), ms(s.LaunchedAt)}
+		s.AZ, s.VPCID, s.Addr, s.AccessPort, s.LaunchIndex, ms(s.Created), ms(s.Updated), ms(s.LaunchedAt), s.Host}
 }
 
 func getServer(ctx context.Context, q queryer, projectID, id string) (ecs.Server, error) {
@@ -382,8 +382,8 @@ func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
 	args := append([]any{s.ID}, serverArgs(s)...)
 	_, err := t.q.ExecContext(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
 		locked, image_id, flavor_id, key_name, system_volume_id, reinstall_failed, task_job_id, fault, metadata, az, vpc_id, addr,
-		access_port, launch_index, created, updated, launched_at, task_owner)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'')`, args...)
+		access_port, launch_index, created, updated, launched_at, host, task_owner)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'')`, args...)
 	if isUnique(err) {
 		return fmt.Errorf("server %q: %w", s.ID, ecs.ErrConflict)
 	}
@@ -396,7 +396,7 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 	args := append(serverArgs(s)[1:], s.TaskJobID, s.ID, s.ProjectID)
 	res, err := t.q.ExecContext(ctx, `UPDATE servers SET user_id=?, name=?, status=?, vm_state=?, task_state=?, power_state=?,
 		locked=?, image_id=?, flavor_id=?, key_name=?, system_volume_id=?, reinstall_failed=?, task_job_id=?, fault=?, metadata=?,
-		az=?, vpc_id=?, addr=?, access_port=?, launch_index=?, created=?, updated=?, launched_at=?,
+		az=?, vpc_id=?, addr=?, access_port=?, launch_index=?, created=?, updated=?, launched_at=?, host=?,
 		task_owner = CASE WHEN ? = '' THEN '' ELSE task_owner END
 		WHERE id=? AND project_id=?`, args...)
 	if err != nil {
@@ -409,8 +409,10 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 }
 
 func (t *tx) ServerDelete(ctx context.Context, id string) error {
-	_, err := t.q.ExecContext(ctx, `DELETE FROM servers WHERE id = ?`, id)
-	return err
+	if _, err := t.q.ExecContext(ctx, `DELETE FROM servers WHERE id = ?`, id); err != nil {
+		return err
+	}
+	return t.allocationFree(ctx, id)
 }
 
 func (t *tx) ServerFence(ctx context.Context, serverID, token string) error {
@@ -441,12 +443,12 @@ func (t *tx) ServerSetOwner(ctx context.Context, serverID, jobID, token string) 
 
 // ---- volumes
 
-const volumeCols = `id, project_id, server_id, image_id, size_gb, volume_type, status, device, created`
+const volumeCols = `id, project_id, server_id, image_id, size_gb, volume_type, status, device, created, host`
 
 func scanVolume(sc scanner) (ecs.Volume, error) {
 	var v ecs.Volume
 	var created int64
-	err := sc.Scan(&v.ID, &v.ProjectID, &v.ServerID, &v.ImageID, &v.SizeGB, &v.VolumeType, &v.Status, &v.Device, &created)
+	err := sc.Scan(&v.ID, &v.ProjectID, &v.ServerID, &v.ImageID, &v.SizeGB, &v.VolumeType, &v.Status, &v.Device, &created, &v.Host)
 	v.Created = fromMS(created)
 	return v, err
 }
@@ -484,8 +486,8 @@ func (s *Store) VolumeListAll(ctx context.Context) ([]ecs.Volume, error) {
 }
 
 func (t *tx) VolumeUpsert(ctx context.Context, v *ecs.Volume) error {
-	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO volumes(`+volumeCols+`) VALUES(?,?,?,?,?,?,?,?,?)`,
-		v.ID, v.ProjectID, v.ServerID, v.ImageID, v.SizeGB, v.VolumeType, v.Status, v.Device, ms(v.Created))
+	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO volumes(`+volumeCols+`) VALUES(?,?,?,?,?,?,?,?,?,?)`,
+		v.ID, v.ProjectID, v.ServerID, v.ImageID, v.SizeGB, v.VolumeType, v.Status, v.Device, ms(v.Created), v.Host)
 	return err
 }
 

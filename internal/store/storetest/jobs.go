@@ -246,7 +246,7 @@ func testJobClaim(t *testing.T, open opener) {
 			owner := fmt.Sprintf("worker-%d", w)
 			wg.Go(func() {
 				for {
-					got, err := b.s.JobClaim(b.ctx, owner, t0, t0.Add(time.Hour), 3)
+					got, err := b.s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: t0, LeaseUntil: t0.Add(time.Hour), Limit: 3})
 					mu.Lock()
 					if err != nil {
 						errs = append(errs, fmt.Errorf("%s: %w", owner, err))

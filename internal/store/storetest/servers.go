@@ -17,7 +17,7 @@ func fullServer(id, project string) ecs.Server {
 		TaskState: ecs.TaskRebuilding, PowerState: ecs.PowerRunning, Locked: true, ImageID: "img-debian",
 		FlavorID: "s6.large.2", KeyName: "kp-a", SystemVolumeID: "vol-" + id, ReinstallFailed: true, TaskJobID: "job-" + id,
 		Fault: "system disk detached", AZ: "az1", VPCID: "vpc-1", Addr: "192.168.1.7", AccessPort: 22022, LaunchIndex: 3,
-		Created: t0, Updated: t0.Add(1500 * time.Millisecond), LaunchedAt: t0.Add(2*time.Second + 7*time.Millisecond),
+		Host: "host-a", Created: t0, Updated: t0.Add(1500 * time.Millisecond), LaunchedAt: t0.Add(2*time.Second + 7*time.Millisecond),
 		Metadata: map[string]string{"__support_agent_list": "hss,ces", "owner": "team \"a\"", "ünï": "cødé\nline"}}
 }
 
@@ -117,7 +117,7 @@ func testServer(t *testing.T, open opener) {
 					TaskState: ecs.TaskPoweringOn, PowerState: ecs.PowerShutdown, Locked: false, ImageID: "img-ubuntu",
 					FlavorID: "c7.xlarge.4", KeyName: "kp-b", SystemVolumeID: "vol-new", ReinstallFailed: false,
 					TaskJobID: "job-next", Fault: "", AZ: "az2", VPCID: "vpc-2", Addr: "192.168.9.9", AccessPort: 30001,
-					LaunchIndex: 0, Metadata: map[string]string{"owner": "team b", "new": "1"},
+					LaunchIndex: 0, Metadata: map[string]string{"owner": "team b", "new": "1"}, Host: "host-b",
 					Created: t0.Add(-time.Hour), Updated: t0.Add(time.Minute + 999*time.Millisecond),
 					LaunchedAt: t0.Add(time.Minute + time.Millisecond)}
 			}},

@@ -19,7 +19,8 @@ import (
 // claimers spread over the Stores never get the same job; that
 // read-check-update Writes spread over the Stores never interleave (no
 // lost update, and of many concurrent submits for one server exactly one
-// wins); that Tx.Lock serialises Writes of every Store.
+// wins); that Tx.Lock serialises Writes of every Store; that concurrent
+// reservations on one host through every Store never pass its capacity.
 func RunShared(t *testing.T, open func(t *testing.T, n int) []store.Store) {
 	tests := []struct {
 		name string
@@ -30,6 +31,7 @@ func RunShared(t *testing.T, open func(t *testing.T, n int) []store.Store) {
 		{"Serialised", testSharedSerialised},
 		{"OneWinner", testSharedOneWinner},
 		{"Lock", func(t *testing.T, open func(t *testing.T, n int) []store.Store) { lockedGetOrInsert(t, open(t, 3), 30) }},
+		{"HostAllocate", testSharedHostAllocate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,7 +81,7 @@ func testSharedClaim(t *testing.T, open func(t *testing.T, n int) []store.Store)
 			owner := fmt.Sprintf("node-%d/worker-%d", si, w)
 			wg.Go(func() {
 				for {
-					got, err := s.JobClaim(b.ctx, owner, t0, t0.Add(time.Hour), 2)
+					got, err := s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: t0, LeaseUntil: t0.Add(time.Hour), Limit: 2})
 					mu.Lock()
 					if err != nil {
 						errs = append(errs, fmt.Errorf("%s: %w", owner, err))
@@ -188,11 +190,53 @@ func testSharedOneWinner(t *testing.T, open func(t *testing.T, n int) []store.St
 	}
 	var queued []ecs.Job
 	for i, st := range ss {
-		got, err := st.JobClaim(b.ctx, fmt.Sprintf("node-%d", i), t0, t0.Add(time.Minute), 100)
+		got, err := st.JobClaim(b.ctx, store.JobClaimParams{Owner: fmt.Sprintf("node-%d", i), Now: t0, LeaseUntil: t0.Add(time.Minute), Limit: 100})
 		wantNoErr(t, "JobClaim", err)
 		queued = append(queued, got...)
 	}
 	if len(queued) != 1 {
 		t.Fatalf("jobs in the queue = %v, want one", jobIDs(queued))
 	}
+}
+
+// 200 creates spread over 3 Stores reserve on one small host at once: the
+// host is filled exactly, never past its capacity.
+func testSharedHostAllocate(t *testing.T, open func(t *testing.T, n int) []store.Store) {
+	ss := open(t, 3)
+	bs := make([]*bundle, len(ss))
+	for i, s := range ss {
+		bs[i] = &bundle{ctx: t.Context(), s: s}
+	}
+	bs[0].upsertHost(t, smallHost("host-a"))
+	const n = 200
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		ok, full int
+		errs     []error
+	)
+	for i := range n {
+		wg.Go(func() {
+			err := bs[i%len(bs)].placeServer(fmt.Sprintf("srv-%03d", i), "host-a", 1, 1024, 10)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrNoCapacity):
+				full++
+			default:
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d reservations failed otherwise than for capacity, first: %v", len(errs), errs[0])
+	}
+	// 8 vCPUs, 12288 MB, 100 GB: vCPUs run out first, at 8.
+	if ok != 8 || full != n-8 {
+		t.Fatalf("%d concurrent reservations over %d stores: %d made, %d refused; want 8 and %d", n, len(bs), ok, full, n-8)
+	}
+	wantAlloc(t, "after concurrent reservations", bs[1].getHost(t, "host-a"), 8, 8*1024, 80, 8)
 }

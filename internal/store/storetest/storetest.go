@@ -76,6 +76,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobRetry", testJobRetry},
 		{"JobDeleteFinished", testJobDeleteFinished},
 		{"Write", testWrite},
+		{"Host", testHost},
+		{"HostAllocate", testHostAllocate},
+		{"JobClaimHost", testJobClaimHost},
+		{"ImageHost", testImageHost},
 	}
 	for _, f := range families {
 		t.Run(f.name, func(t *testing.T) {
@@ -171,7 +175,7 @@ func (b *bundle) getJob(t *testing.T, projectID, id string) ecs.Job {
 // claim claims up to limit jobs for owner at now, leased until now+lease.
 func (b *bundle) claim(t *testing.T, owner string, now time.Time, lease time.Duration, limit int) []ecs.Job {
 	t.Helper()
-	jobs, err := b.s.JobClaim(b.ctx, owner, now, now.Add(lease), limit)
+	jobs, err := b.s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: now, LeaseUntil: now.Add(lease), Limit: limit})
 	if err != nil {
 		t.Fatalf("JobClaim(%s): %v", owner, err)
 	}
@@ -461,7 +465,7 @@ func testImage(t *testing.T, open opener) {
 
 func testVolume(t *testing.T, open opener) {
 	vol := func(id, project, server string) ecs.Volume {
-		return ecs.Volume{ID: id, ProjectID: project, ServerID: server, ImageID: "img-a", SizeGB: 40, VolumeType: "SSD",
+		return ecs.Volume{ID: id, ProjectID: project, ServerID: server, ImageID: "img-a", SizeGB: 40, VolumeType: "SSD", Host: "host-a",
 			Status: "in-use", Device: "/dev/vda", Created: t0.Add(123 * time.Millisecond)}
 	}
 	upsert := func(t *testing.T, b *bundle, vs ...ecs.Volume) {

@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
+	"github.com/ecsproject/ecsd/internal/store/sqlite"
+)
+
+var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func host(name string, vcpus int, allocVCPUs int, beat time.Duration) store.Host {
+	return store.Host{Name: name, VCPUs: vcpus, RAMMB: 64 << 10, DiskGB: 1000, CPURatio: 1, RAMRatio: 1, DiskRatio: 1,
+		AllocVCPUs: allocVCPUs, Driver: DriverSim, Heartbeat: now.Add(-beat)}
+}
+
+func TestUp(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		age  time.Duration
+		want bool
+	}{{0, true}, {29 * time.Second, true}, {30 * time.Second, true}, {31 * time.Second, false}, {-5 * time.Second, true}} {
+		if got := Up(host("h", 1, 0, tt.age), now, 30*time.Second); got != tt.want {
+			t.Errorf("Up with a heartbeat %s old = %v, want %v", tt.age, got, tt.want)
+		}
+	}
+	if Up(store.Host{Name: "never"}, now, time.Hour) {
+		t.Error("a host without a heartbeat is up")
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	t.Parallel()
+	hosts := []store.Host{
+		host("busy", 10, 8, 0),
+		host("down", 10, 0, time.Hour),
+		host("empty", 10, 0, 0),
+		host("half", 10, 5, 0),
+		host("full", 10, 10, 0),
+	}
+	qemu := host("qemu", 10, 0, 0)
+	qemu.Driver = "qemu"
+	hosts = append(hosts, qemu)
+	p := NewPlacer(hosts, now, 30*time.Second)
+	got, err := p.Candidates(Need{VCPUs: 2}, Image{Fileless: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, h := range got {
+		names = append(names, h.Name)
+	}
+	if strings.Join(names, ",") != "empty,half,busy" {
+		t.Errorf("candidates of a file-less image = %v, want empty,half,busy (most free first; no down, full or qemu host)", names)
+	}
+	got, err = p.Candidates(Need{VCPUs: 1}, Image{Hosts: []string{"qemu", "down"}})
+	if err != nil || len(got) != 1 || got[0].Name != "qemu" {
+		t.Errorf("candidates of an image on qemu and down = %v, %v; want qemu", got, err)
+	}
+	_, err = p.Candidates(Need{VCPUs: 11}, Image{Fileless: true})
+	var nr *NoRoomError
+	if !errors.As(err, &nr) || !strings.Contains(nr.Reason, "of 6 hosts, 4 without enough free vCPUs, memory or disk, 1 without the image, 1 down") {
+		t.Errorf("no candidate: %v", err)
+	}
+	_, err = NewPlacer(nil, now, time.Minute).Candidates(Need{VCPUs: 1}, Image{Fileless: true})
+	if !errors.As(err, &nr) || !strings.Contains(nr.Reason, "no host registered") {
+		t.Errorf("no host: %v", err)
+	}
+}
+
+// A host that filled up since the placer read it (another node's create)
+// is passed over for the next best one.
+func TestPlacePassesOverAHostFilledMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, h := range []store.Host{host("a", 4, 0, 0), host("b", 2, 0, 0)} {
+		if err := st.HostUpsert(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale, err := st.HostList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another node fills host a.
+	if err := st.Write(ctx, func(tx store.Tx) error {
+		return tx.HostAllocate(ctx, store.Allocation{ServerID: "other", Host: "a", VCPUs: 4})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPlacer(stale, now, 100*365*24*time.Hour)
+	var placed []string
+	err = st.Write(ctx, func(tx store.Tx) error {
+		placed = placed[:0]
+		for _, id := range []string{"s1", "s2", "s3"} {
+			h, err := p.Place(ctx, tx, id, Need{VCPUs: 1}, Image{Fileless: true})
+			if err != nil {
+				return err
+			}
+			placed = append(placed, h)
+		}
+		return nil
+	})
+	var nr *NoRoomError
+	if !errors.As(err, &nr) || strings.Join(placed, ",") != "b,b" {
+		t.Fatalf("placing 3 on a filled a and a b of 2: %v after %v; want b,b then no room", err, placed)
+	}
+	if h, _ := st.HostGet(ctx, "b"); h.AllocVCPUs != 0 {
+		t.Fatalf("host b holds %d vCPUs after the rolled back Write", h.AllocVCPUs)
+	}
+}
+
+func TestRegister(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, bad := range []HostConfig{
+		{Store: st, Capacity: SimCapacity},
+		{Store: st, Name: "h", Capacity: Capacity{VCPUs: 1, RAMMB: 1}},
+		{Store: st, Name: "h", Capacity: SimCapacity, Ratios: Ratios{CPU: 1, RAM: 0, Disk: 1}},
+	} {
+		if _, err := Register(ctx, bad); err == nil {
+			t.Errorf("Register(%+v) succeeded", bad)
+		}
+	}
+	h, err := Register(ctx, HostConfig{Store: st, Name: "h", Driver: "sim", Capacity: SimCapacity, Advertise: "http://x"})
+	if err != nil || h.Name() != "h" {
+		t.Fatal(err)
+	}
+	got, err := st.HostGet(ctx, "h")
+	if err != nil || got.CPURatio != 16 || got.RAMRatio != 1.5 || got.DiskRatio != 1 || got.VCPUs != 1024 ||
+		got.RAMMB != 4<<20 || got.DiskGB != 100<<10 || !Up(got, time.Now(), time.Minute) {
+		t.Fatalf("registered host = %+v, %v", got, err)
+	}
+	if _, err := st.HostGet(ctx, "other"); !errors.Is(err, ecs.ErrNotFound) {
+		t.Fatalf("HostGet of an unregistered host: %v", err)
+	}
+}
+
+func TestDetectCapacity(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c, err := DetectCapacity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VCPUs < 1 || c.RAMMB < 1 || c.DiskGB < 0 {
+		t.Fatalf("detected %+v", c)
+	}
+	f := filepath.Join(dir, "meminfo")
+	os.WriteFile(f, []byte("MemFree:  100 kB\nMemTotal:       16314384 kB\n"), 0o600)
+	if mb, err := memTotalMB(f); err != nil || mb != 16314384>>10 {
+		t.Fatalf("memTotalMB = %d, %v", mb, err)
+	}
+	os.WriteFile(f, []byte("MemFree:  100 kB\n"), 0o600)
+	if _, err := memTotalMB(f); err == nil {
+		t.Fatal("memTotalMB of a file without MemTotal succeeded")
+	}
+}
+
+// Run keeps the heartbeat fresh until its context ends.
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := Register(ctx, HostConfig{Store: st, Name: "h", Capacity: SimCapacity, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := st.HostGet(ctx, "h")
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	for {
+		got, err := st.HostGet(ctx, "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Heartbeat.After(first.Heartbeat) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
