@@ -227,6 +227,9 @@ type tx struct {
 	// jobInserted is set once the transaction inserted a runnable job: its
 	// commit notifies the listeners.
 	jobInserted bool
+	// hostsLocked is set once the transaction holds every host row (see
+	// HostAllocate).
+	hostsLocked bool
 }
 
 // Lock takes a transaction-level advisory lock on a 64-bit hash of key
