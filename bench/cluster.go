@@ -176,6 +176,53 @@ func (s *pgServer) database(ctx context.Context) (string, error) {
 	return pgtest.CreateDatabase(ctx, s.admin, fmt.Sprintf("ecsd_bench_%d", s.seq), "")
 }
 
+// cpu is the CPU time the server's processes have used: the postmaster
+// and its children (backends, writers), read from /proc. A backend that
+// exited takes its time with it (the nodes' pools keep theirs open).
+func (s *pgServer) cpu() time.Duration {
+	b, err := os.ReadFile(filepath.Join(s.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return 0
+	}
+	total, _ := processCPU(pm)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		if ppid, ok := statPPID(string(stat)); ok && ppid == pm {
+			if t, err := parseStatCPU(string(stat)); err == nil {
+				total += t
+			}
+		}
+	}
+	return total
+}
+
+// statPPID reads the parent pid (field 4) of a /proc/<pid>/stat line.
+func statPPID(stat string) (int, bool) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 2 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[1])
+	return n, err == nil
+}
+
 func (s *pgServer) stop() {
 	if s == nil {
 		return
@@ -185,6 +232,7 @@ func (s *pgServer) stop() {
 
 // nodeSet is the running nodes of one mode.
 type nodeSet struct {
+	pg       *pgServer // nil on SQLite
 	nodes    []*testd.Daemon
 	journals map[int]string // node index -> call journal
 	creds    creds          // of node 0
@@ -240,6 +288,9 @@ func (n *nodeSet) close() {
 // startNodes starts the nodes of mode m in dir.
 func (b *bench) startNodes(ctx context.Context, m clusterMode, pg *pgServer, dir string) (*nodeSet, error) {
 	ns := &nodeSet{journals: map[int]string{}}
+	if m.store == "postgres" {
+		ns.pg = pg
+	}
 	journal := func(i int) string { return filepath.Join(dir, fmt.Sprintf("node%d.journal", i+1)) }
 	if m.store == "sqlite" {
 		d, err := testd.New(testd.Config{Bin: b.ecsd, DataDir: filepath.Join(dir, "node1"), WorkDir: filepath.Join(dir, "node1-logs"),
@@ -386,6 +437,9 @@ func (b *bench) measureOn(ctx context.Context, ns *nodeSet, l load) (loadResult,
 		if err := warm(ctx, e, hc, max(1, l.workers/len(l.endpoints))); err != nil {
 			return loadResult{}, err
 		}
+	}
+	if ns.pg != nil {
+		l.dbCPU = ns.pg.cpu
 	}
 	b.logf("load run %q: %d workers over %d nodes", l.name, l.workers, len(l.endpoints))
 	c := ns.creds

@@ -95,6 +95,9 @@ type load struct {
 	// serverPIDs then adds up the CPU time of every node.
 	endpoints  []string
 	serverPIDs []int
+	// dbCPU, when set, reads the CPU time the database server has used
+	// (PostgreSQL: its postmaster and backends), reported apart.
+	dbCPU func() time.Duration
 }
 
 // loadResult is what a load run measured.
@@ -105,6 +108,7 @@ type loadResult struct {
 	statuses  map[int]int     // non-2xx status -> count (0: transport error)
 	firstErr  string
 	serverCPU time.Duration
+	dbCPU     time.Duration // -1 when not measured
 	clientCPU time.Duration
 	// otherCPU is the CPU that processes other than the client and server
 	// spent during the run (other users of the machine).
@@ -174,6 +178,10 @@ func (l load) run(ctx context.Context, c *creds, hc *http.Client) (loadResult, e
 		return res, err
 	}
 	self0, busy0 := selfCPU(), machineBusy()
+	var db0 time.Duration
+	if l.dbCPU != nil {
+		db0 = l.dbCPU()
+	}
 	start := time.Now()
 	if l.duration > 0 {
 		deadline = start.Add(l.duration)
@@ -260,6 +268,11 @@ func (l load) run(ctx context.Context, c *creds, hc *http.Client) (loadResult, e
 	}
 	res.serverCPU = cpu1 - cpu0
 	res.otherCPU = machineBusy() - busy0 - res.serverCPU - res.clientCPU
+	res.dbCPU = -1
+	if l.dbCPU != nil {
+		res.dbCPU = l.dbCPU() - db0
+		res.otherCPU -= res.dbCPU
+	}
 	res.n = len(res.lat)
 	slices.Sort(res.lat)
 	return res, ctx.Err()

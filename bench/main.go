@@ -315,13 +315,13 @@ func (b *bench) report(m machine, took time.Duration) string {
 	}
 	if len(b.runs) > 0 {
 		w.WriteString("\nLoad runs (closed loop, keep-alive, every request signed; latency = send to last body byte):\n\n")
-		w.WriteString("| run | conns | requests | non-2xx | req/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/req | client CPU µs/req | other processes' CPU |\n")
-		w.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w.WriteString("| run | conns | requests | non-2xx | req/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/req | PostgreSQL CPU µs/req | client CPU µs/req | other processes' CPU |\n")
+		w.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range b.runs {
 			x := r.res
-			fmt.Fprintf(&w, "| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %.0f%% |\n", r.name, r.workers, x.n, x.n-x.ok, x.rate(),
-				msec(x.pct(50)), msec(x.pct(90)), msec(x.pct(99)), msec(x.pct(100)), perReq(x.serverCPU, x.n), perReq(x.clientCPU, x.n),
-				100*x.otherShare())
+			fmt.Fprintf(&w, "| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f%% |\n", r.name, r.workers, x.n, x.n-x.ok, x.rate(),
+				msec(x.pct(50)), msec(x.pct(90)), msec(x.pct(99)), msec(x.pct(100)), perReq(x.serverCPU, x.n), perReq(x.dbCPU, x.n),
+				perReq(x.clientCPU, x.n), 100*x.otherShare())
 		}
 	}
 	for _, s := range b.sections {

@@ -63,19 +63,24 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 	}
 
 	p := reinstallParams{NewVolumeID: newUUID()}
+	// The image is read before the transaction, never inside it: a read
+	// on the store (on a cold image cache) while a Write holds a database
+	// connection waits for a second one, and concurrent submits could take
+	// every connection of a PostgreSQL pool that way and wait for each
+	// other. The transaction checks that the server still has this image.
+	srv, err := s.GetServer(ctx, c, serverID)
+	if err != nil {
+		return "", err
+	}
+	img, err := s.reinstallImage(ctx, srv.ImageID)
+	if err != nil {
+		return "", err
+	}
 	if hasPass {
 		// The password rules depend on the image's OS, and the hash is
 		// worth computing only for a server that can be reinstalled:
-		// check both from a read before the transaction, which checks
+		// check both from the read before the transaction, which checks
 		// the state again.
-		srv, err := s.GetServer(ctx, c, serverID)
-		if err != nil {
-			return "", err
-		}
-		img, err := s.reinstallImage(ctx, srv.ImageID)
-		if err != nil {
-			return "", err
-		}
 		if err := password.Validate(*in.AdminPass, strings.EqualFold(img.OSType, "Windows")); err != nil {
 			return "", err
 		}
@@ -92,13 +97,14 @@ func (s *Service) Reinstall(ctx context.Context, c Caller, serverID string, in R
 
 	jobID := newJobID()
 	now := time.Now().UTC()
-	err := s.store.Write(ctx, func(tx store.Tx) error {
+	err = s.store.Write(ctx, func(tx store.Tx) error {
 		srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, serverID)
 		if err != nil {
 			return err
 		}
-		if _, err := s.reinstallImage(ctx, srv.ImageID); err != nil {
-			return err
+		if srv.ImageID != img.ID {
+			// Changed since the read above: another operation is at work.
+			return ecs.Errorf(ecs.CodeTaskRunning, "Other commands are being executed on the ECS. Try again later.")
 		}
 		if hasKey {
 			kp, err := tx.KeypairGet(ctx, c.ProjectID, userID, *in.KeyName)
