@@ -31,6 +31,13 @@ type Config struct {
 	TLSKey       string
 	InsecureHTTP bool
 
+	// The node contract (several nodes sharing one PostgreSQL database).
+	Store         string        // "" for SQLite in the data dir, else a postgres:// URL
+	Host          string        // this node's host name: the lease owner of its jobs
+	Advertise     string        // where other nodes reach this node ("" = from Listen and TLS)
+	SecretKeyFile string        // "" = <data-dir>/secret.key
+	HostDownAfter time.Duration // a host whose heartbeat is older is down
+
 	// The host's capacity (0: detected; the simulator's default is
 	// cluster.SimCapacity) and allocation ratios.
 	HostVCPUs  int
@@ -47,7 +54,7 @@ func (c Config) TLS() bool { return c.TLSCert != "" }
 // serveFlags declares the flags of ecsd serve on fs, bound to c.
 func serveFlags(fs *flagSet, c *Config) {
 	fs.stringVar(&c.Listen, "listen", "ECS_LISTEN", "127.0.0.1:8080", "`ADDRESS` to serve on; one off the loopback needs TLS or --insecure-http")
-	fs.stringVar(&c.DataDir, "data-dir", "ECS_DATA_DIR", "./data", "`DIR` for all state; it belongs to the driver it was first started with")
+	fs.stringVar(&c.DataDir, "data-dir", "ECS_DATA_DIR", "./data", "`DIR` of this node's state (driver state, disks, logs; the SQLite database without --store); it keeps the driver and store it was first started with")
 	fs.stringVar(&c.Driver, "driver", "ECS_DRIVER", "sim", "compute `DRIVER`: sim or qemu")
 	fs.stringVar(&c.TLSCert, "tls-cert", "ECS_TLS_CERT", "", "serve HTTPS with this certificate `FILE` (PEM, with its chain), with --tls-key")
 	fs.stringVar(&c.TLSKey, "tls-key", "ECS_TLS_KEY", "", "private key `FILE` (PEM) of --tls-cert")
@@ -71,6 +78,7 @@ func serveFlags(fs *flagSet, c *Config) {
 	fs.floatVar(&c.RAMRatio, "ram-allocation-ratio", "ECS_RAM_ALLOCATION_RATIO", cluster.DefaultRatios.RAM, "memory placed per MB of host memory")
 	fs.floatVar(&c.DiskRatio, "disk-allocation-ratio", "ECS_DISK_ALLOCATION_RATIO", cluster.DefaultRatios.Disk, "disk placed per GB of host disk")
 	fs.stringVar(&c.QEMUUser, "qemu-user", "ECS_QEMU_USER", "ecsd-qemu", "qemu: the unprivileged `USER` QEMU drops to when ecsd runs as root (created if missing)")
+	nodeFlags(fs, c)
 }
 
 // parseServe parses the command line of ecsd serve, with the environment
@@ -136,6 +144,9 @@ func (c Config) check(fs *flagSet) error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return bad("listen", "%v", err)
+	}
+	if err := c.checkNode(fs); err != nil {
+		return err
 	}
 	if !c.TLS() && !c.InsecureHTTP && !loopback(c.Listen) {
 		return usagef("%s %s is reachable from other machines, and plain HTTP would carry every request "+

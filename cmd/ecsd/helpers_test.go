@@ -19,7 +19,7 @@ func testConfig(t *testing.T, driver string) Config {
 	t.Helper()
 	return Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), "data"), Driver: driver,
 		JobRetention: time.Hour, Workers: 4, StepTimeout: time.Minute, LogLevel: "info", Synchronous: "NORMAL",
-		QEMUAccel: "tcg"}
+		QEMUAccel: "tcg", Host: "test-host", HostDownAfter: 30 * time.Second}
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

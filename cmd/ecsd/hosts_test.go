@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,8 +18,8 @@ import (
 func TestHostsCommand(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "sim")
-	startAndStop(t, cfg) // registers this machine's host with the simulator's capacity
-	self, _ := os.Hostname()
+	startAndStop(t, cfg) // registers the node's host (--host) with the simulator's capacity
+	self := cfg.Host
 
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: datadir.Dir{Path: cfg.DataDir}.DBPath()})

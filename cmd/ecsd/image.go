@@ -15,16 +15,19 @@ import (
 	"github.com/ecsproject/ecsd/internal/compute/qemu"
 	"github.com/ecsproject/ecsd/internal/datadir"
 	"github.com/ecsproject/ecsd/internal/ecs"
-	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
 // imageImportCommand is `ecsd image import`: it copies an image file into
 // the data dir's qemu image store (this process reads the file, with the
 // operator's rights), inspects it, records it in the catalog beside a
-// running daemon, and prints it as the image API shows it.
+// running daemon, and prints it as the image API shows it. With --store the
+// catalog is the cloud's PostgreSQL store (every node sees the image at
+// once) and the file goes into this node's data dir.
 func imageImportCommand(fs *flagSet) runFunc {
-	var dataDir, name, kernel, initrd, osType, id string
+	var dataDir, storeURL, host, name, kernel, initrd, osType, id string
 	fs.stringVar(&dataDir, "data-dir", "ECS_DATA_DIR", "./data", "data `DIR` of a qemu ecsd (make run uses ./data-qemu)")
+	storeFlag(fs, &storeURL)
+	fs.stringVar(&host, "host", "ECS_HOST", hostname(), "host `NAME` of the node whose data dir this is (its --host): the image is usable there")
 	fs.stringVar(&name, "name", "", "", "image `NAME` (required)")
 	fs.stringVar(&kernel, "kernel", "", "", "kernel `FILE` to boot the image with directly (optional)")
 	fs.stringVar(&initrd, "initrd", "", "", "initrd `FILE` for --kernel (optional)")
@@ -41,6 +44,12 @@ func imageImportCommand(fs *flagSet) runFunc {
 		case initrd != "" && kernel == "":
 			return usagef("--initrd needs --kernel")
 		}
+		if err := checkStoreURL(storeURL); err != nil {
+			return usagef("%s: %v", fs.source("store"), err)
+		}
+		if !validHost(host) {
+			return usagef("%s: %q is not a host name", fs.source("host"), host)
+		}
 		file := args[0]
 		dir, err := datadir.Open(dataDir)
 		if err != nil {
@@ -54,7 +63,10 @@ func imageImportCommand(fs *flagSet) runFunc {
 		case drv != "qemu":
 			return fmt.Errorf("data dir %s belongs to driver %s: images are imported into the data dir of a qemu ecsd (make run uses ./data-qemu)", dir.Path, drv)
 		}
-		st, err := sqlite.Open(ctx, sqlite.Config{Path: dir.DBPath(), Synchronous: "FULL"})
+		if err := dir.CheckStore(storeURL != ""); err != nil {
+			return err
+		}
+		st, err := openStore(ctx, storeURL, dir, "FULL", slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
 		}
@@ -68,11 +80,7 @@ func imageImportCommand(fs *flagSet) runFunc {
 		bar := newProgressBar(errOut, file)
 		// The image is recorded as this host's: placement puts its servers
 		// on the hosts that imported it.
-		hostName, err := nodeHostName()
-		if err != nil {
-			return err
-		}
-		svc := cloud.New(cloud.Config{Store: st, Host: hostName, Logger: slog.New(slog.DiscardHandler)})
+		svc := cloud.New(cloud.Config{Store: st, Host: host, Logger: slog.New(slog.DiscardHandler)})
 		img, err := svc.ImportImage(ctx, cloud.ImportImageInput{
 			Name:   name,
 			OSType: osType,

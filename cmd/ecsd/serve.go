@@ -22,8 +22,6 @@ import (
 	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/datadir"
-	"github.com/ecsproject/ecsd/internal/jobs"
-	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
 // serveCommand is ecsd serve, the default command: the daemon.
@@ -53,10 +51,13 @@ type daemon struct {
 	log      *slog.Logger
 	ln       net.Listener
 	endpoint string // scheme://host:port of ln
-	svc      *cloud.Service
-	host     *cluster.Host
-	srv      *http.Server
-	closers  []func()
+	// advertise is where the other nodes reach this one (--advertise,
+	// default endpoint).
+	advertise string
+	svc       *cloud.Service
+	host      *cluster.Host
+	srv       *http.Server
+	closers   []func()
 }
 
 // start makes a daemon of cfg. It binds the listener before it creates any
@@ -80,6 +81,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if err := (datadir.Dir{Path: cfg.DataDir}).CheckDriver(cfg.Driver); err != nil {
 		return nil, err
 	}
+	if err := (datadir.Dir{Path: cfg.DataDir}).CheckStore(cfg.Store != ""); err != nil {
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -87,6 +91,10 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	}
 	d.onClose(func() { ln.Close() })
 	d.ln, d.endpoint = ln, endpoint(ln.Addr().(*net.TCPAddr), tlsConfig)
+	d.advertise = cfg.Advertise
+	if d.advertise == "" {
+		d.advertise = d.endpoint
+	}
 	if tlsConfig != nil {
 		d.ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -112,15 +120,19 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if err := dir.ClaimDriver(cfg.Driver); err != nil {
 		return nil, err
 	}
-	box, err := dir.OpenBox()
-	if err != nil {
-		return nil, err
-	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: dir.DBPath(), Synchronous: cfg.Synchronous})
+	st, err := openStore(ctx, cfg.Store, dir, cfg.Synchronous, log)
 	if err != nil {
 		return nil, err
 	}
 	d.onClose(func() { st.Close() })
+	keyPath := secretKeyPath(cfg.SecretKeyFile, cfg.DataDir)
+	box, err := openSecretBox(ctx, st, keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := releaseFormerNodeID(ctx, st, dir, cfg.host(), log); err != nil {
+		return nil, err
+	}
 
 	drv, err := openDriver(ctx, cfg)
 	if err != nil {
@@ -128,33 +140,28 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	}
 	d.onClose(func() { drv.Close() })
 
-	nodeID, err := jobs.NodeID(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	hostName, err := nodeHostName()
-	if err != nil {
-		return nil, err
-	}
 	capacity, err := cfg.hostCapacity(dir.Path)
 	if err != nil {
 		return nil, err
 	}
-	d.host, err = cluster.Register(ctx, cluster.HostConfig{Store: st, Name: hostName, Advertise: d.endpoint, Driver: cfg.Driver,
-		Capacity: capacity, Ratios: cfg.ratios(), Interval: hostDownAfter / 3, Logger: log})
+	d.host, err = cluster.Register(ctx, cluster.HostConfig{Store: st, Name: cfg.host(), Advertise: d.advertise, Driver: cfg.Driver,
+		Capacity: capacity, Ratios: cfg.ratios(), Interval: cfg.hostDownAfter() / 3, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	d.svc = cloud.New(cloud.Config{Store: st, Driver: drv, Box: box, Logger: log, Workers: cfg.Workers,
-		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: nodeID, Host: hostName,
-		HostDownAfter: hostDownAfter})
-	// The SQLite store has one node: rows made before hosts existed (an
-	// issue-7 data dir) are this host's, disks and image files included.
-	// On a shared store they would not be, and no node adopts them.
-	if n, err := d.svc.AdoptUnplaced(ctx); err != nil {
-		return nil, err
-	} else if n > 0 {
-		log.Info("adopted the servers of a data dir made before hosts", "host", hostName, "servers", n)
+		StepTimeout: cfg.StepTimeout, JobRetention: cfg.JobRetention, NodeID: cfg.host(), Host: cfg.host(),
+		HostDownAfter: cfg.hostDownAfter()})
+	if cfg.Store == "" {
+		// The SQLite store has one node: rows made before hosts existed
+		// (an issue-7 data dir) are this host's, disks and image files
+		// included. On a shared store they would not be, and no node
+		// adopts them.
+		if n, err := d.svc.AdoptUnplaced(ctx); err != nil {
+			return nil, err
+		} else if n > 0 {
+			log.Info("adopted the servers of a data dir made before hosts", "host", cfg.host(), "servers", n)
+		}
 	}
 	if cfg.Driver == "sim" {
 		// The simulator's catalog; the qemu driver serves imported images.
@@ -173,7 +180,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if err := bootstrapCredentials(ctx, d.svc, dir, d.endpoint, caCert); err != nil {
 		return nil, err
 	}
-	d.srv = &http.Server{Handler: api.New(api.Config{Service: d.svc, Logger: log}),
+	// A node given another cloud's key would refuse every signed request.
+	if err := checkSecretKey(ctx, st, box, keyPath); err != nil {
+		return nil, err
+	}
+	fwd, err := newForwarder(cfg, st, keyPath, tlsConfig)
+	if err != nil {
+		return nil, err
+	}
+	d.srv = &http.Server{Handler: api.New(api.Config{Service: d.svc, Logger: log, Forwarder: fwd}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return d, nil
@@ -240,7 +255,8 @@ func (d *daemon) run(ctx context.Context) error {
 	defer func() { cancelRun(); <-beatDone }()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- d.srv.Serve(d.ln) }()
-	d.log.Info("ecsd serving", "endpoint", d.endpoint, "data_dir", d.cfg.DataDir, "driver", d.cfg.Driver,
+	d.log.Info("ecsd serving", "endpoint", d.endpoint, "host", d.cfg.host(), "advertise", d.advertise,
+		"store", storeName(d.cfg.Store), "data_dir", d.cfg.DataDir, "driver", d.cfg.Driver,
 		"credentials", datadir.Dir{Path: d.cfg.DataDir}.CredentialsPath())
 
 	select {
@@ -264,20 +280,6 @@ func (d *daemon) run(ctx context.Context) error {
 	<-jobsDone
 	d.log.Info("ecsd stopped")
 	return nil
-}
-
-// hostDownAfter is how old a host's heartbeat may be before the host is
-// down (the node helper's --host-down-after replaces it).
-const hostDownAfter = cluster.DefaultDownAfter
-
-// nodeHostName is this node's host name: the OS host name until --host
-// exists (the node helper's flag replaces it here, in one place).
-func nodeHostName() (string, error) {
-	name, err := os.Hostname()
-	if err != nil || name == "" {
-		return "", fmt.Errorf("the host name: %v (give --host)", err)
-	}
-	return name, nil
 }
 
 func openDriver(ctx context.Context, cfg Config) (compute.Driver, error) {

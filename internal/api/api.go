@@ -5,7 +5,9 @@
 // Contract:
 //   - Every response carries X-Request-Id.
 //   - Every route but /healthz needs a valid SDK-HMAC-SHA256 signature, and
-//     the signing key's project must be the {project_id} of the path.
+//     the signing key's project must be the {project_id} of the path. A call
+//     forwarded by another node of the cloud (internal/cluster) carries that
+//     node's MAC instead, and the caller that node authenticated.
 //   - A query that repeats a key is refused (400 Ecs.0005) before any
 //     handler, so the first value a handler reads is the one that was meant.
 //   - A refused request's log line names the access key it claimed and the
@@ -24,6 +26,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -35,7 +38,9 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/aksk"
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // MaxBody is the largest request body accepted.
@@ -45,6 +50,10 @@ const MaxBody = 64 << 10
 type Config struct {
 	Service *cloud.Service
 	Logger  *slog.Logger
+	// Forwarder, when set, checks calls forwarded by other nodes of the
+	// cloud (cluster.Forwarded) and sends calls that must run on another
+	// host to its node.
+	Forwarder *cluster.Forwarder
 	// Now is the clock for signature dates (default time.Now).
 	Now func() time.Time
 }
@@ -54,6 +63,7 @@ type Handler struct {
 	svc      *cloud.Service
 	log      *slog.Logger
 	verifier *aksk.Verifier
+	fwd      *cluster.Forwarder
 	table    []route
 }
 
@@ -62,7 +72,7 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{svc: cfg.Service, log: cfg.Logger}
+	h := &Handler{svc: cfg.Service, log: cfg.Logger, fwd: cfg.Forwarder}
 	h.verifier = &aksk.Verifier{Lookup: cfg.Service.LookupSecret, Now: cfg.Now}
 	h.table = h.routes()
 	return h
@@ -204,17 +214,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ak, err := h.verifier.Verify(r, body)
+	caller, err := h.authenticate(r, body)
 	if err != nil {
 		return err
-	}
-	if len(body) > 0 && r.Header.Get(aksk.HeaderContentSha256) != "" {
-		// Every body here is JSON: it must be signed, not UNSIGNED-PAYLOAD.
-		return aksk.Refuse(ak, "the request body must be signed")
-	}
-	caller, ok := h.svc.CallerOf(r.Context(), ak)
-	if !ok {
-		return aksk.RefuseUnknownKey(ak)
 	}
 	if pid != "" && pid != caller.ProjectID {
 		return ecs.Errorf(ecs.CodeProjectMismatch, "project_id in token mismatches with project_id in url.")
@@ -226,6 +228,69 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return rt.handle(w, &request{r: r, body: body, caller: caller, params: params})
+}
+
+// authenticate returns the caller of r: the project and user of the access
+// key that signed it, or, for a call forwarded by another node of the
+// cloud, those that node authenticated.
+func (h *Handler) authenticate(r *http.Request, body []byte) (cloud.Caller, error) {
+	if cluster.Forwarded(r) {
+		if h.fwd == nil {
+			return cloud.Caller{}, ecs.Wrap(ecs.CodeAuth, errors.New("a forwarded call, and this node takes none"), forwardRefusedMessage)
+		}
+		c, err := h.fwd.Verify(r, body)
+		if err != nil {
+			return cloud.Caller{}, ecs.Wrap(ecs.CodeAuth, err, forwardRefusedMessage)
+		}
+		return cloud.Caller{ProjectID: c.ProjectID, UserID: c.UserID}, nil
+	}
+	ak, err := h.verifier.Verify(r, body)
+	if err != nil {
+		return cloud.Caller{}, h.unknownWhileUnavailable(r, err)
+	}
+	if len(body) > 0 && r.Header.Get(aksk.HeaderContentSha256) != "" {
+		// Every body here is JSON: it must be signed, not UNSIGNED-PAYLOAD.
+		return cloud.Caller{}, aksk.Refuse(ak, "the request body must be signed")
+	}
+	caller, ok := h.svc.CallerOf(r.Context(), ak)
+	if !ok {
+		return cloud.Caller{}, h.unknownWhileUnavailable(r, aksk.RefuseUnknownKey(ak))
+	}
+	return caller, nil
+}
+
+// unknownWhileUnavailable turns the refusal err of a key this node does not
+// know into a store outage (503) when the keys could not be looked up in
+// the store: the key may have been added meanwhile. A refusal of a known
+// key (a bad signature) stays what it is.
+func (h *Handler) unknownWhileUnavailable(r *http.Request, err error) error {
+	var rej *aksk.Rejection
+	if !errors.As(err, &rej) || rej.AccessKey == "" || !h.svc.KeysUnavailable() {
+		return err
+	}
+	if _, known := h.svc.CallerOf(r.Context(), rej.AccessKey); known {
+		return err
+	}
+	return ecs.Wrap(ecs.CodeSystem, fmt.Errorf("access key %s not found: %w", rej.AccessKey, store.ErrUnavailable), "look up the access key")
+}
+
+// forwardRefusedMessage is what the sender of a refused forwarded call is
+// told; the reason is logged.
+const forwardRefusedMessage = "Incorrect IAM authentication information: the forwarded call is not authenticated."
+
+// forward sends req, which must run on host, to host's node and relays its
+// answer: for calls that need a server's own host (its VM, its guest
+// agent) when the server is elsewhere.
+func (h *Handler) forward(w http.ResponseWriter, req *request, host string) error {
+	if h.fwd == nil {
+		return ecs.Wrap(ecs.CodeSystem, errors.New("no forwarder"), "forward")
+	}
+	resp, err := h.fwd.Forward(req.r.Context(), host, req.r.Method, req.r.URL.RequestURI(), req.body,
+		cluster.Caller{ProjectID: req.caller.ProjectID, UserID: req.caller.UserID})
+	if err != nil {
+		return ecs.Wrap(ecs.CodeSystem, err, "forward to the server's host")
+	}
+	return cluster.Relay(w, resp)
 }
 
 // singleValuedQuery refuses a query that repeats a key. The signature
@@ -334,6 +399,9 @@ func (h *Handler) writeError(w *statusWriter, rid string, err error) {
 		return // the response has started; the log line records the error
 	}
 	status, code, msg, gateway := wireError(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	if gateway {
 		writeJSON(w, status, gatewayErrorBody{ErrorCode: code, ErrorMsg: msg, RequestID: rid})
 		return

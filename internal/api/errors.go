@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // This file is the only place where errors meet HTTP: an *ecs.Error is sent
@@ -42,6 +43,16 @@ var statusOverrides = map[ecs.Code]int{
 // systemMessage is what a client is told of an internal error.
 const systemMessage = "A system exception occurred. Try again later or contact customer service."
 
+// While the database cannot be reached (a PostgreSQL server restarting, a
+// network cut: store.ErrUnavailable), a call is answered 503 with this
+// code and message, so that clients retry rather than report a failure.
+// Huawei's table has no code for it: Common.0503 is our choice (see
+// README).
+const (
+	unavailableCode    = "Common.0503"
+	unavailableMessage = "The service is temporarily unavailable: its database cannot be reached. Try again later."
+)
+
 // statusOf returns the HTTP status of code; ok is false for a code of no
 // known kind.
 func statusOf(code ecs.Code) (status int, ok bool) {
@@ -58,6 +69,9 @@ func statusOf(code ecs.Code) (status int, ok bool) {
 // the ECS one. Anything but an *ecs.Error of a known, non-internal kind is
 // a 500 Common.0001 with a fixed message.
 func wireError(err error) (status int, code, message string, gateway bool) {
+	if errors.Is(err, store.ErrUnavailable) {
+		return http.StatusServiceUnavailable, unavailableCode, unavailableMessage, false
+	}
 	c := ecs.CodeOf(err)
 	status, ok := statusOf(c)
 	var e *ecs.Error

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 func TestWireError(t *testing.T) {
@@ -30,6 +31,9 @@ func TestWireError(t *testing.T) {
 		{ecs.Errorf(ecs.CodeBodyTooLarge, "m"), 413, "Ecs.0005", false},
 		{fmt.Errorf("wrapped: %w", ecs.Errorf(ecs.CodeLocked, "m")), 400, "Ecs.0605", false},
 		{errors.New("database on fire"), 500, "Common.0001", false},
+		// The database out of reach, however the service wrapped it.
+		{ecs.Wrap(ecs.CodeSystem, fmt.Errorf("%w: dial tcp: connection refused", store.ErrUnavailable), "Failed to query."), 503, "Common.0503", false},
+		{fmt.Errorf("list: %w", store.ErrUnavailable), 503, "Common.0503", false},
 		// A bare kind is a sentinel from below the service: not for clients.
 		{fmt.Errorf("row: %w", ecs.ErrNotFound), 500, "Common.0001", false},
 		{ecs.Errorf(ecs.Code{Wire: "Nope.1234"}, "m"), 500, "Common.0001", false},

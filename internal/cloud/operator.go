@@ -15,22 +15,48 @@ import (
 // add, ecsd image import, the first start), never reached from the tenant
 // API. Their errors are for an operator and may name files and causes.
 
+// firstCredentialLock serialises the first starts of nodes on one store.
+const firstCredentialLock = "first-credential"
+
 // FirstCredential makes the first project ("default") with its access key
 // when the store holds no credential yet. made is false, and c empty, when
-// one exists.
+// one exists. Of nodes starting at once on an empty store, exactly one
+// makes it: the check and the insert run under a store lock
+// (store.Tx.Lock) that their Writes take one after another.
 func (s *Service) FirstCredential(ctx context.Context) (c ecs.Credential, made bool, err error) {
 	n, err := s.store.CredentialCount(ctx)
 	if err != nil {
 		return c, false, fmt.Errorf("count credentials: %w", err)
 	}
 	if n > 0 {
-		return c, false, nil
+		return c, false, nil // the common case, without the lock
 	}
-	c, err = s.NewCredential(ctx, "default")
+	err = s.store.Write(ctx, func(tx store.Tx) error {
+		made = false
+		if err := tx.Lock(ctx, firstCredentialLock); err != nil {
+			return err
+		}
+		// Under the lock, a first credential made by another node has
+		// committed, and this statement (READ COMMITTED) sees it.
+		n, err := tx.CredentialCount(ctx)
+		if err != nil || n > 0 {
+			return err
+		}
+		var sealed store.SealedCredential
+		c, sealed = s.makeCredential()
+		if err := insertCredential(ctx, tx, c, sealed, "default"); err != nil {
+			return err
+		}
+		made = true
+		return nil
+	})
 	if err != nil {
-		return c, false, fmt.Errorf("create the first credential: %w", err)
+		return ecs.Credential{}, false, fmt.Errorf("create the first credential: %w", err)
 	}
-	return c, true, nil
+	if !made {
+		c = ecs.Credential{}
+	}
+	return c, made, nil
 }
 
 // ImportImageInput is an image an operator imports.

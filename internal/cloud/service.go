@@ -52,8 +52,9 @@ type Config struct {
 	// doubling with each error (default 1s). See package jobs.
 	JobMaxErrors int
 	JobBackoff   time.Duration
-	// NodeID names this node as the owner of the job leases it takes
-	// (jobs.NodeID); default a random token.
+	// NodeID names this node as the owner of the job leases it takes and
+	// of the upkeep leadership: its host name (ecsd --host); default a
+	// random token.
 	NodeID string
 	// Host is this node's host (registered by cluster.Register): new
 	// servers are placed on the registered hosts, and this node runs the
@@ -67,6 +68,9 @@ type Config struct {
 	StepTimeout time.Duration
 	// JobRetention is how long finished jobs are kept (default 24h).
 	JobRetention time.Duration
+	// LeaderTTL is the term of the upkeep leader (default 15s; see
+	// cluster.Lead).
+	LeaderTTL time.Duration
 	// OnJobStart, when set, is called as each job starts (benchmarks).
 	OnJobStart func(ecs.Job)
 }
@@ -86,8 +90,15 @@ type Service struct {
 	engine *jobs.Engine
 	cfg    Config
 
-	keys   *keyring.Ring
-	images sync.Map // image id -> ecs.Image; the catalog changes only through this Service
+	keys *keyring.Ring
+	// images caches the catalog (image id -> ecs.Image). Another process
+	// may change it (ecsd image import, another node): on a store that
+	// tells of changes (store.ChangeNotifier) it is dropped on each, and
+	// imageGen, bumped then under imageMu, keeps a read that began before
+	// the drop from caching what it read.
+	images   sync.Map
+	imageMu  sync.Mutex
+	imageGen uint64
 }
 
 // New returns a Service. Call Run to start its job engine.
@@ -128,21 +139,52 @@ func New(cfg Config) *Service {
 	return s
 }
 
-// Run runs the job engine and the job cleaner until ctx ends. The engine
-// first takes back the jobs this node's previous process was running (the
-// leases of its NodeID); other nodes' jobs are left to their leases.
+// Run runs the job engine until ctx ends, and the periodic upkeep (the
+// job cleaner) while this node is the elected upkeep leader: one node of
+// those sharing the store at a time. The engine first takes back the jobs
+// this node's previous process was running (the leases of its NodeID);
+// other nodes' jobs are left to their leases.
 func (s *Service) Run(ctx context.Context) error {
 	s.reapVolumes(ctx)
 	var wg sync.WaitGroup
+	if n, ok := s.store.(store.ChangeNotifier); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.ChangeListen(ctx, s.invalidate)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.cleanLoop(ctx)
+		cluster.Lead(ctx, cluster.LeaderConfig{Store: s.store, Name: UpkeepLeadership, Owner: s.engine.Owner(),
+			TTL: s.cfg.LeaderTTL, Logger: s.log}, s.cleanLoop)
 	}()
 	err := s.engine.Run(ctx)
 	wg.Wait()
 	return err
 }
+
+// invalidate drops what this process keeps of topic (a
+// store.ChangeNotifier topic; "" for every one): another process changed it.
+func (s *Service) invalidate(topic string) {
+	if topic == "" || topic == store.TopicCredentials {
+		s.keys.Invalidate()
+	}
+	if topic == "" || topic == store.TopicImages {
+		s.dropImages()
+	}
+}
+
+func (s *Service) dropImages() {
+	s.imageMu.Lock()
+	s.imageGen++
+	s.images.Clear()
+	s.imageMu.Unlock()
+}
+
+// UpkeepLeadership names the leadership of the periodic upkeep.
+const UpkeepLeadership = "upkeep"
 
 // cleanLoop deletes finished jobs older than the retention, every minute.
 func (s *Service) cleanLoop(ctx context.Context) {
@@ -250,6 +292,14 @@ func newJobID() string { return newID(16) }
 // it (secret sealed; project and credential in one transaction) and returns
 // it with the secret in clear, once.
 func (s *Service) NewCredential(ctx context.Context, projectName string) (ecs.Credential, error) {
+	c, sealed := s.makeCredential()
+	err := s.store.Write(ctx, func(tx store.Tx) error { return insertCredential(ctx, tx, c, sealed, projectName) })
+	return c, err
+}
+
+// makeCredential makes a new access key for a new project and user, and
+// its sealed form.
+func (s *Service) makeCredential() (ecs.Credential, store.SealedCredential) {
 	now := time.Now().UTC()
 	c := ecs.Credential{
 		AccessKey: randomAlnum(20, upperAlnum),
@@ -262,13 +312,15 @@ func (s *Service) NewCredential(ctx context.Context, projectName string) (ecs.Cr
 		AccessKey: c.AccessKey, SealedSecret: s.box.Seal([]byte(c.SecretKey)),
 		ProjectID: c.ProjectID, UserID: c.UserID, Created: now,
 	}
-	err := s.store.Write(ctx, func(tx store.Tx) error {
-		if err := tx.ProjectInsert(ctx, c.ProjectID, projectName, now); err != nil {
-			return err
-		}
-		return tx.CredentialInsert(ctx, sealed)
-	})
-	return c, err
+	return c, sealed
+}
+
+// insertCredential records the project of c and its sealed credential.
+func insertCredential(ctx context.Context, tx store.Tx, c ecs.Credential, sealed store.SealedCredential, projectName string) error {
+	if err := tx.ProjectInsert(ctx, c.ProjectID, projectName, c.Created); err != nil {
+		return err
+	}
+	return tx.CredentialInsert(ctx, sealed)
 }
 
 const (
@@ -299,6 +351,11 @@ func (s *Service) CallerOf(ctx context.Context, ak string) (Caller, bool) {
 	k, ok := s.keys.Lookup(ctx, ak)
 	return Caller{ProjectID: k.ProjectID, UserID: k.UserID}, ok
 }
+
+// KeysUnavailable reports whether the store was out of reach when the
+// access keys were last looked up there: an unknown key may then be one
+// this node could not learn of.
+func (s *Service) KeysUnavailable() bool { return s.keys.Unavailable() }
 
 func (s *Service) openSecret(sealed []byte) ([]byte, error) {
 	if s.box == nil {
@@ -365,8 +422,9 @@ func (s *Service) SeedImages(ctx context.Context) error {
 // when it has a file, this node's host as one that has it (an import per
 // host: placement puts servers of the image only on such hosts).
 func (s *Service) AddImage(ctx context.Context, img ecs.Image) error {
-	s.images.Delete(img.ID)
-	if err := s.store.ImageUpsert(ctx, img); err != nil {
+	err := s.store.ImageUpsert(ctx, img)
+	s.dropImages()
+	if err != nil {
 		return err
 	}
 	return s.addImageHost(ctx, img)
@@ -411,7 +469,8 @@ func (s *Service) runnable(img ecs.Image) error {
 	return nil
 }
 
-// image returns a catalog image, from memory after the first read. An id
+// image returns a catalog image, from memory after the first read (until
+// another process tells of a change to the catalog). An id
 // that fails ecs.ValidID is not found, without a read.
 func (s *Service) image(ctx context.Context, id string) (ecs.Image, error) {
 	if v, ok := s.images.Load(id); ok {
@@ -420,11 +479,18 @@ func (s *Service) image(ctx context.Context, id string) (ecs.Image, error) {
 	if !ecs.ValidID(id) {
 		return ecs.Image{}, fmt.Errorf("image %q: %w", safeID(id), ecs.ErrNotFound)
 	}
+	s.imageMu.Lock()
+	gen := s.imageGen
+	s.imageMu.Unlock()
 	img, err := s.store.ImageGet(ctx, id)
 	if err != nil {
 		return img, err
 	}
-	s.images.Store(id, img)
+	s.imageMu.Lock()
+	if s.imageGen == gen {
+		s.images.Store(id, img)
+	}
+	s.imageMu.Unlock()
 	return img, nil
 }
 

@@ -4,6 +4,12 @@
 // one daemon per directory.
 //
 // It promises:
+//   - A node whose store is PostgreSQL (ecsd --store) keeps its driver
+//     state, disks and logs in its data dir, and the data dir still
+//     belongs to one driver; the database is elsewhere. A data dir keeps
+//     the kind of store it was first started with (CheckStore): a single
+//     ecsd's SQLite data dir does not join a PostgreSQL cloud, and a
+//     PostgreSQL node's data dir is not started alone on a new database.
 //   - A data dir belongs to one compute driver, recorded in <dir>/driver on
 //     the first start; a start with another driver is refused with an error
 //     naming both (servers made by one driver do not exist in the other).
@@ -25,7 +31,6 @@ import (
 	"syscall"
 
 	"github.com/ecsproject/ecsd/internal/atomicfile"
-	"github.com/ecsproject/ecsd/internal/secret"
 )
 
 // Dir is an ecsd data directory.
@@ -81,8 +86,9 @@ func Create(path string) (d Dir, created bool, err error) {
 }
 
 // Open returns the existing data dir at path: one a daemon has started on
-// (it holds the database). A missing one is an error that says so, for
-// commands that must not make a new, empty store by mistake.
+// (it holds the SQLite database, or, for a node whose store is
+// PostgreSQL, its driver record). A missing one is an error that says so,
+// for commands that must not make a new, empty store by mistake.
 func Open(path string) (Dir, error) {
 	d := Dir{Path: path}
 	st, err := os.Stat(path)
@@ -96,6 +102,9 @@ func Open(path string) (Dir, error) {
 		return d, fmt.Errorf("data dir %s is not a directory", path)
 	}
 	if _, err := os.Stat(d.DBPath()); err != nil {
+		if _, derr := os.Stat(filepath.Join(d.Path, driverFile)); derr == nil {
+			return d, nil
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return d, fmt.Errorf("%s is not an ecsd data dir (no %s): check --data-dir, or start ecsd on it once first", path, dbFile)
 		}
@@ -173,18 +182,42 @@ func (d Dir) ClaimDriver(driver string) error {
 	return atomicfile.Write(filepath.Join(d.Path, driverFile), []byte(driver+"\n"), 0o600)
 }
 
-// OpenBox returns the secret box of the data dir, making its key on first
-// use.
-func (d Dir) OpenBox() (*secret.Box, error) {
-	return secret.LoadOrCreate(d.SecretPath())
+// StoreMismatchError is a start with a store other than the data dir's.
+type StoreMismatchError struct {
+	Path string
+	// Shared is true when the data dir is a PostgreSQL node's (it has a
+	// driver record and no SQLite database) and the start asked for the
+	// SQLite store; false when it holds a SQLite database and the start
+	// asked for a shared store.
+	Shared bool
 }
 
-// LoadBox returns the secret box of an existing data dir; a missing key is
-// an error (a new key could not open the secrets already stored).
-func (d Dir) LoadBox() (*secret.Box, error) {
-	key, err := os.ReadFile(d.SecretPath())
-	if err != nil {
-		return nil, fmt.Errorf("data dir: secret key: %w", err)
+func (e *StoreMismatchError) Error() string {
+	if e.Shared {
+		return fmt.Sprintf("data dir %s belongs to a node of a cloud on PostgreSQL (it has no %s): give the cloud's --store, "+
+			"or use another --data-dir for a single ecsd on SQLite", e.Path, dbFile)
 	}
-	return secret.New(key)
+	return fmt.Sprintf("data dir %s holds the SQLite database (%s) of a single ecsd, whose servers are not in the PostgreSQL store: "+
+		"start it without --store, or give this node a data dir of its own", e.Path, dbFile)
+}
+
+// CheckStore returns a *StoreMismatchError when the data dir belongs to
+// another kind of store than the one asked for (shared: PostgreSQL, else
+// the SQLite database in the data dir). A data dir holding a SQLite
+// database is a single ecsd's; one that records a driver but holds no
+// database is a PostgreSQL node's; a new one is either.
+func (d Dir) CheckStore(shared bool) error {
+	_, err := os.Stat(d.DBPath())
+	hasDB := err == nil
+	drv, derr := d.Driver()
+	if derr != nil {
+		return derr
+	}
+	switch {
+	case shared && hasDB:
+		return &StoreMismatchError{Path: d.Path}
+	case !shared && !hasDB && drv != "":
+		return &StoreMismatchError{Path: d.Path, Shared: true}
+	}
+	return nil
 }

@@ -95,23 +95,6 @@ func TestCredentialsFile(t *testing.T) {
 	}
 }
 
-func TestLoadBox(t *testing.T) {
-	t.Parallel()
-	d := Dir{Path: t.TempDir()}
-	if _, err := d.LoadBox(); err == nil {
-		t.Error("LoadBox without a key: no error")
-	}
-	if _, err := os.Stat(d.SecretPath()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("LoadBox made a key: %v", err)
-	}
-	if _, err := d.OpenBox(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.LoadBox(); err != nil {
-		t.Errorf("LoadBox: %v", err)
-	}
-}
-
 func TestLock(t *testing.T) {
 	t.Parallel()
 	d := Dir{Path: t.TempDir()}

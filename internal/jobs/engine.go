@@ -25,8 +25,13 @@
 //
 // Shutdown is not failure: when the engine's context ends, running handlers
 // see their context cancelled and the jobs stay RUNNING. A process that
-// restarts under the same owner (the node id) releases its own leases at
-// start (Run) and resumes them at once.
+// restarts under the same owner (its node's host name) releases its own
+// leases at start (Run) and resumes them at once; it touches no other
+// owner's leases.
+//
+// Wake-ups cross processes: on a store shared by several nodes (one that
+// implements JobListen, store.JobNotifier), a job committed by any node
+// wakes the engine at once, as Notify does in the committing process.
 package jobs
 
 import (
@@ -41,6 +46,12 @@ import (
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/store"
 )
+
+// jobNotifier is store.JobNotifier: a store that wakes the engines of
+// every process sharing it when a job is inserted.
+type jobNotifier interface {
+	JobListen(ctx context.Context, wake func()) error
+}
 
 // Run is one claimed execution of a job.
 type Run struct {
@@ -190,6 +201,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer wg.Done()
 		e.renewLoop(ctx)
 	}()
+	if n, ok := e.cfg.Store.(jobNotifier); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// It reconnects by itself and returns when ctx ends.
+			n.JobListen(ctx, e.Notify)
+		}()
+	}
 	poll := time.NewTicker(e.cfg.Poll)
 	defer poll.Stop()
 	for {

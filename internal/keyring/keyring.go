@@ -13,7 +13,9 @@
 //   - Freshness across processes: a lookup never answers from a view older
 //     than TTL (default 1s) plus one store round trip, so a key added by
 //     another process on the same database (`ecsd credentials add`, another
-//     node) is accepted within TTL. The count is the change detector because
+//     node) is accepted within TTL. On a store that tells of changes
+//     (store.ChangeNotifier, PostgreSQL's LISTEN/NOTIFY) the owner calls
+//     Invalidate on each, and the next lookup asks the store at once. The count is the change detector because
 //     credentials are only ever added; the day a credential can be revoked or
 //     replaced, the store must offer a generation that every such write
 //     bumps, and refresh must compare that instead.
@@ -21,11 +23,15 @@
 //     as their sealed form in the store is unchanged.
 //   - A store error keeps the last view (logged, at most once per TTL); a
 //     secret that cannot be unsealed makes its key unknown (logged once).
+//     Unavailable tells whether the store was out of reach when last asked,
+//     so that an unknown key can be told apart from a key the ring could
+//     not look up.
 package keyring
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -78,6 +84,8 @@ type Ring struct {
 	loaded  bool      // keys came from the store at least once
 	asked   bool      // the store was asked at least once (checked is set)
 	checked time.Time // when the store was last asked
+	gen     uint64    // bumped by Invalidate
+	failed  error     // the error of the last refresh, nil when it succeeded
 }
 
 type entry struct {
@@ -131,6 +139,17 @@ func (r *Ring) Lookup(ctx context.Context, ak string) (Key, bool) {
 	return Key{Secret: sk, ProjectID: e.cred.ProjectID, UserID: e.cred.UserID}, true
 }
 
+// Invalidate makes the view stale: the next lookup asks the store whether
+// it changed (an unknown key waits for the answer). Call it when another
+// process tells of a change to the credentials. It never blocks on the
+// store.
+func (r *Ring) Invalidate() {
+	r.mu.Lock()
+	r.asked = false
+	r.gen++
+	r.mu.Unlock()
+}
+
 // get returns ak's entry (nil when unknown) and whether the view is fresh.
 func (r *Ring) get(ak string) (*entry, bool) {
 	r.mu.RLock()
@@ -144,10 +163,12 @@ func (r *Ring) fresh(now time.Time) bool {
 	return r.asked && now.Sub(r.checked) < r.cfg.TTL
 }
 
-// markChecked records that the store was asked at t.
-func (r *Ring) markChecked(t time.Time) {
+// markChecked records that the store was asked at t, by a refresh that
+// began at generation gen: an Invalidate since then leaves the view stale
+// (the change it told of may have come after the store was asked).
+func (r *Ring) markChecked(t time.Time, gen uint64) {
 	r.mu.Lock()
-	r.asked, r.checked = true, t
+	r.asked, r.checked = r.gen == gen, t
 	r.mu.Unlock()
 }
 
@@ -157,7 +178,7 @@ func (r *Ring) refreshLocked(ctx context.Context) {
 	start := r.cfg.Now()
 	r.mu.RLock()
 	fresh := r.fresh(start)
-	loaded, count := r.loaded, r.count
+	loaded, count, gen := r.loaded, r.count, r.gen
 	r.mu.RUnlock()
 	if fresh {
 		return // refreshed by the goroutine we waited for
@@ -169,7 +190,8 @@ func (r *Ring) refreshLocked(ctx context.Context) {
 	defer cancel()
 	n, err := r.cfg.Store.CredentialCount(ctx)
 	if err == nil && loaded && n == count {
-		r.markChecked(start)
+		r.setFailed(nil)
+		r.markChecked(start, gen)
 		return
 	}
 	var list []store.SealedCredential
@@ -178,7 +200,8 @@ func (r *Ring) refreshLocked(ctx context.Context) {
 	}
 	if err != nil {
 		r.cfg.Logger.Error("access keys: cannot read the store; keeping the last view", "err", err)
-		r.markChecked(start) // ask a failing store at most once per TTL
+		r.setFailed(err)
+		r.markChecked(start, gen) // ask a failing store at most once per TTL
 		return
 	}
 
@@ -195,8 +218,24 @@ func (r *Ring) refreshLocked(ctx context.Context) {
 		keys[c.AccessKey] = r.newEntry(c)
 	}
 	r.mu.Lock()
-	r.keys, r.count, r.loaded, r.asked, r.checked = keys, len(list), true, true, start
+	r.keys, r.count, r.loaded, r.asked, r.checked = keys, len(list), true, r.gen == gen, start
+	r.failed = nil
 	r.mu.Unlock()
+}
+
+func (r *Ring) setFailed(err error) {
+	r.mu.Lock()
+	r.failed = err
+	r.mu.Unlock()
+}
+
+// Unavailable reports whether the last time the ring asked the store, the
+// store could not be reached (an error wrapping store.ErrUnavailable): a
+// key it does not know may be one added meanwhile, not an unknown one.
+func (r *Ring) Unavailable() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return errors.Is(r.failed, store.ErrUnavailable)
 }
 
 func (r *Ring) newEntry(c store.SealedCredential) *entry {

@@ -23,6 +23,9 @@ type fakeStore struct {
 	mu    sync.Mutex
 	creds []store.SealedCredential
 	fail  error
+	// afterCount, when set, runs once a count is taken, before it is
+	// returned (a change committed meanwhile by another process).
+	afterCount func()
 
 	counts, lists atomic.Int64
 }
@@ -30,8 +33,13 @@ type fakeStore struct {
 func (f *fakeStore) CredentialCount(context.Context) (int, error) {
 	f.counts.Add(1)
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.creds), f.fail
+	n, err, after := len(f.creds), f.fail, f.afterCount
+	f.afterCount = nil
+	f.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	return n, err
 }
 
 func (f *fakeStore) CredentialList(context.Context) ([]store.SealedCredential, error) {
@@ -271,4 +279,67 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// Invalidate (another process told of a change) makes the next lookup ask
+// the store, within the TTL.
+func TestInvalidate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.want(t, "AK1", "secret-1")
+	b.st.add("AK3", "secret-3")
+	b.want(t, "AK3", "") // within the TTL: the view is fresh
+	b.ring.Invalidate()
+	b.want(t, "AK3", "secret-3")
+	b.want(t, "AK1", "secret-1")
+	if q := b.st.queries(); q != 4 {
+		t.Errorf("store queries = %d, want 4 (two counts, two lists)", q)
+	}
+}
+
+// A change told of while a refresh is asking the store may have come after
+// the store answered: the view that refresh makes is not taken as fresh.
+func TestInvalidateDuringRefresh(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.want(t, "AK1", "secret-1")
+	b.clock.advance(2 * ttl)
+	b.st.mu.Lock()
+	b.st.afterCount = func() {
+		b.st.add("AK3", "secret-3")
+		b.ring.Invalidate()
+	}
+	b.st.mu.Unlock()
+	b.want(t, "AK1", "secret-1") // refreshes: the count is taken before AK3 is added
+	b.want(t, "AK3", "secret-3")
+}
+
+// Unavailable says whether the store was out of reach when last asked.
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.want(t, "AK1", "secret-1")
+	if b.ring.Unavailable() {
+		t.Fatal("Unavailable after a good refresh")
+	}
+	b.st.setFail(fmt.Errorf("connect: %w", store.ErrUnavailable))
+	b.clock.advance(2 * ttl)
+	b.want(t, "NEW", "")
+	if !b.ring.Unavailable() {
+		t.Fatal("not Unavailable after a refresh that could not reach the store")
+	}
+	b.want(t, "AK1", "secret-1") // the last view still serves
+	b.st.setFail(errors.New("syntax error"))
+	b.clock.advance(2 * ttl)
+	b.want(t, "NEW", "")
+	if b.ring.Unavailable() {
+		t.Fatal("Unavailable after an error that is not an outage")
+	}
+	b.st.setFail(nil)
+	b.st.add("NEW", "secret-new")
+	b.clock.advance(2 * ttl)
+	b.want(t, "NEW", "secret-new")
+	if b.ring.Unavailable() {
+		t.Fatal("Unavailable after the store came back")
+	}
 }

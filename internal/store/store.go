@@ -108,6 +108,19 @@ type Store interface {
 	// an unknown host).
 	HostHeartbeat(ctx context.Context, name string, at time.Time) error
 
+	// LeaderElect makes p.Owner the leader p.Name until p.Until, provided
+	// no other owner leads it at p.Now (its term ended before p.Now, or it
+	// resigned); a leader calling it again extends its term. It reports
+	// whether p.Owner leads after the call. Of several owners electing
+	// themselves at once, at most one wins.
+	LeaderElect(ctx context.Context, p LeaderElectParams) (bool, error)
+	// LeaderResign ends owner's term as leader name, if it leads it, so
+	// that another owner can be elected at once.
+	LeaderResign(ctx context.Context, name, owner string) error
+	// LeaderGet returns the leader name and the end of its term; a name
+	// nobody was ever elected to returns an error wrapping ecs.ErrNotFound.
+	LeaderGet(ctx context.Context, name string) (Leader, error)
+
 	Close() error
 }
 
@@ -120,6 +133,25 @@ type JobNotifier interface {
 	// reconnects by itself and returns when ctx ends. wake must not block.
 	JobListen(ctx context.Context, wake func()) error
 }
+
+// ChangeNotifier is implemented by stores shared by several processes
+// (nodes), so that what a process keeps in memory (access keys, images) is
+// dropped when another process changes it.
+type ChangeNotifier interface {
+	// ChangeListen calls changed with the topic (TopicCredentials,
+	// TopicImages) after every commit, in any process, of a change to it,
+	// and with "" each time it has (re)connected to the database, since
+	// changes made meanwhile are not told of (drop everything). It
+	// reconnects by itself and returns when ctx ends. changed must not
+	// block.
+	ChangeListen(ctx context.Context, changed func(topic string)) error
+}
+
+// Topics of ChangeNotifier.
+const (
+	TopicCredentials = "credentials"
+	TopicImages      = "images"
+)
 
 // Reader holds the queries that API reads use.
 type Reader interface {
@@ -166,6 +198,9 @@ type Tx interface {
 	ProjectInsert(ctx context.Context, projectID, name string, created time.Time) error
 	// CredentialInsert stores an access key with its sealed secret.
 	CredentialInsert(ctx context.Context, c SealedCredential) error
+	// CredentialCount counts the credentials, as the transaction sees
+	// them (with Lock, the first start of a node decides by it).
+	CredentialCount(ctx context.Context) (int, error)
 
 	ServerGet(ctx context.Context, projectID, id string) (ecs.Server, error)
 	// ServerGetByID reads a server of any project.
@@ -293,6 +328,25 @@ type JobRetryParams struct {
 
 // Token is the lease as a string, stored as a server's task owner.
 func (l Lease) Token() string { return l.Owner + "#" + strconv.Itoa(l.Attempt) }
+
+// LeaderElectParams is one attempt to be elected or re-elected leader.
+type LeaderElectParams struct {
+	// Name is what is led ("upkeep").
+	Name  string
+	Owner string
+	// Now is the caller's clock: a term that ended before it is over.
+	Now time.Time
+	// Until is the end of the term won or extended.
+	Until time.Time
+}
+
+// Leader is the holder of a leadership and the end of its term. Owner is
+// "" after a resignation.
+type Leader struct {
+	Name    string
+	Owner   string
+	Expires time.Time
+}
 
 // SealedCredential is a credential whose secret key is sealed (encrypted).
 type SealedCredential struct {

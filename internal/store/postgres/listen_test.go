@@ -95,7 +95,7 @@ func TestJobListenReconnects(t *testing.T) {
 	defer conn.Close(context.Background())
 	var killed int
 	err = conn.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE application_name = $1 AND datname = current_database()`, listenerAppName).Scan(&killed)
+		WHERE application_name = $1 AND datname = current_database()`, jobListenerAppName).Scan(&killed)
 	if err != nil || killed != 1 {
 		t.Fatalf("terminated %d listener sessions (%v), want 1", killed, err)
 	}

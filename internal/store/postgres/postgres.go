@@ -86,10 +86,7 @@ type Store struct {
 	log  *slog.Logger
 }
 
-var (
-	_ store.Store       = (*Store)(nil)
-	_ store.JobNotifier = (*Store)(nil)
-)
+var _ store.Store = (*Store)(nil)
 
 // Open connects to the database and applies its pending migrations.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -241,6 +238,12 @@ func (t *tx) Lock(ctx context.Context, key string) error {
 }
 
 // ---- credentials, projects, images
+
+func (t *tx) CredentialCount(ctx context.Context) (int, error) {
+	var n int
+	err := t.q.QueryRow(ctx, `SELECT count(*) FROM credentials`).Scan(&n)
+	return n, err
+}
 
 func (t *tx) CredentialInsert(ctx context.Context, c store.SealedCredential) error {
 	_, err := t.q.Exec(ctx, `INSERT INTO credentials(access_key, secret_sealed, project_id, user_id, created) VALUES($1,$2,$3,$4,$5)`,

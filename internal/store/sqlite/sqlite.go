@@ -155,6 +155,12 @@ func (t *tx) Lock(context.Context, string) error { return nil }
 
 // ---- credentials, projects, images
 
+func (t *tx) CredentialCount(ctx context.Context) (int, error) {
+	var n int
+	err := t.q.QueryRowContext(ctx, `SELECT count(*) FROM credentials`).Scan(&n)
+	return n, err
+}
+
 func (t *tx) CredentialInsert(ctx context.Context, c store.SealedCredential) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO credentials(access_key, secret_sealed, project_id, user_id, created) VALUES(?,?,?,?,?)`,
 		c.AccessKey, c.SealedSecret, c.ProjectID, c.UserID, ms(c.Created))

@@ -75,6 +75,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobLease", testJobLease},
 		{"JobRetry", testJobRetry},
 		{"JobDeleteFinished", testJobDeleteFinished},
+		{"Leader", testLeader},
+		{"CredentialCountTx", testCredentialCountTx},
 		{"Write", testWrite},
 		{"Host", testHost},
 		{"HostAllocate", testHostAllocate},
