@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,8 +161,10 @@ func (c *Cluster) Hosts() []string {
 	return out
 }
 
-// Random is a running node picked with rng (any node when none runs).
-func (c *Cluster) Random(rng *rand.Rand) *Daemon {
+// Pick is running node number pick modulo their count (any node when
+// none runs): callers pass a number they drew at random, before starting
+// goroutines, so that a seed replays the same choices.
+func (c *Cluster) Pick(pick int) *Daemon {
 	var up []*Daemon
 	for _, d := range c.nodes {
 		if d.Running() {
@@ -173,7 +174,7 @@ func (c *Cluster) Random(rng *rand.Rand) *Daemon {
 	if len(up) == 0 {
 		up = c.nodes
 	}
-	return up[rng.IntN(len(up))]
+	return up[pick%len(up)]
 }
 
 // SecretKeyFile is the key file every node shares.

@@ -48,8 +48,12 @@ func TestFleet(t *testing.T) {
 		createJobs []string
 		serverIDs  []string
 	)
+	via := make([]int, fleet/batch)
+	for i := range via {
+		via[i] = rng.IntN(len(clients))
+	}
 	runRandomly(fleet/batch, submitters, func(i int) {
-		cl := clients[rng.IntN(len(clients))]
+		cl := clients[via[i]]
 		job, ids, err := cl.CreateServers(ctx, createRequest(fmt.Sprintf("fleet-%d", i), imageID, batch))
 		if err != nil {
 			t.Errorf("create batch %d through %s: %v", i, cl.Config().Endpoint, err)
@@ -76,6 +80,10 @@ func TestFleet(t *testing.T) {
 		jobOf     = map[string]string{} // reinstall job -> server
 	)
 	order := rng.Perm(len(serverIDs))
+	picks := make([]int, len(order))
+	for i := range picks {
+		picks[i] = rng.IntN(1 << 20)
+	}
 	runRandomly(len(order), submitters, func(i int) {
 		id := serverIDs[order[i]]
 		if int(submitted.Load()) >= fleet/killAfterOf {
@@ -90,7 +98,7 @@ func TestFleet(t *testing.T) {
 		}
 		gate.RLock()
 		defer gate.RUnlock()
-		d := c.Random(rng)
+		d := c.Pick(picks[i])
 		job, err := d.Client().ReinstallServer(ctx, id, client.ReinstallOptions{AdminPass: adminPass, Mode: client.ModeWithStopServer})
 		if err != nil {
 			t.Errorf("reinstall %s (host %s) through %s: %v", id, hostOf[id], d.Host(), err)
