@@ -106,12 +106,14 @@ func (h *Handler) routes() []route {
 		{"POST", split("/v1/{p}/cloudservers/action"), h.serverAction},
 		{"POST", split("/v1/{p}/cloudservers/delete"), h.deleteServers},
 		{"GET", split("/v1/{p}/cloudservers/{}"), h.showServer},
+		{"GET", split("/v1/{p}/cloudservers/{}/os-interface"), h.listInterfaces},
 		{"POST", split("/v2.1/{p}/os-keypairs"), h.createKeypair},
 		{"GET", split("/v2.1/{p}/os-keypairs"), h.listKeypairs},
 		{"GET", split("/v2.1/{p}/os-keypairs/{}"), h.showKeypair},
 		{"DELETE", split("/v2.1/{p}/os-keypairs/{}"), h.deleteKeypair},
 		{"GET", split("/v2/cloudimages"), h.listImages},
 		{"GET", split("/v2/cloudimages/{}"), h.showImage},
+		{"GET", split("/v2/images/{}"), h.glanceShowImage},
 	}
 }
 

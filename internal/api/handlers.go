@@ -11,7 +11,6 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/ecs"
-	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // decode parses a JSON body strictly enough to refuse garbage: exactly one
@@ -84,6 +83,9 @@ func (h *Handler) reinstall(w http.ResponseWriter, req *request) error {
 // ---- jobs
 
 func (h *Handler) showJob(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
 	j, err := h.svc.GetJob(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -114,7 +116,8 @@ type createServer struct {
 }
 
 type createNic struct {
-	SubnetID string `json:"subnet_id"`
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
 }
 
 type createRootVolume struct {
@@ -140,6 +143,7 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 		AdminPass: s.AdminPass, AZ: s.AZ, Metadata: s.Metadata}
 	for _, n := range s.Nics {
 		in.SubnetIDs = append(in.SubnetIDs, n.SubnetID)
+		in.IPAddresses = append(in.IPAddresses, n.IPAddress)
 	}
 	if s.RootVolume != nil {
 		in.VolumeType = s.RootVolume.VolumeType
@@ -167,40 +171,14 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 }
 
 func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
 	s, err := h.svc.GetServer(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, serverBody{Server: toWireServer(&s)})
-}
-
-type listServersBody struct {
-	Count   int          `json:"count"`
-	Servers []wireServer `json:"servers"`
-}
-
-func (h *Handler) listServers(w http.ResponseWriter, req *request) error {
-	q := req.r.URL.Query()
-	// offset is a page number from 1; 0 also means the first page.
-	page, err := queryInt(q.Get("offset"), "offset", 1, 0, 1<<30)
-	if err != nil {
-		return err
-	}
-	page = max(page, 1)
-	limit, err := queryInt(q.Get("limit"), "limit", 25, 1, 1000)
-	if err != nil {
-		return err
-	}
-	p := store.ServerListParams{Name: q.Get("name"), Status: strings.ToUpper(q.Get("status")), Offset: (page - 1) * limit, Limit: limit}
-	servers, total, err := h.svc.ListServers(req.r.Context(), req.caller, p)
-	if err != nil {
-		return err
-	}
-	out := listServersBody{Count: total, Servers: make([]wireServer, 0, len(servers))}
-	for i := range servers {
-		out.Servers = append(out.Servers, toWireServer(&servers[i]))
-	}
-	return writeJSON(w, http.StatusOK, out)
 }
 
 func queryInt(v, name string, def, lo, hi int) (int, error) {
@@ -291,44 +269,6 @@ func (h *Handler) deleteServers(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, jobIDBody{JobID: job})
-}
-
-// ---- flavors and images
-
-func (h *Handler) listFlavors(w http.ResponseWriter, req *request) error {
-	out := make([]wireFlavor, 0, len(cloud.Flavors))
-	for _, f := range cloud.Flavors {
-		out = append(out, wireFlavor{ID: f.ID, Name: f.Name, VCPUs: strconv.Itoa(f.VCPUs), RAM: f.RAMMB, Disk: strconv.Itoa(f.DiskGB),
-			RxtxFactor: 1, IsPublic: true, Links: []any{},
-			ExtraSpecs: map[string]string{"ecs:performancetype": "normal", "cond:operation:status": "normal"}})
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"flavors": out})
-}
-
-func (h *Handler) listImages(w http.ResponseWriter, req *request) error {
-	imgs, err := h.svc.ListImages(req.r.Context())
-	if err != nil {
-		return err
-	}
-	q := req.r.URL.Query()
-	out := make([]wireImage, 0, len(imgs))
-	for i := range imgs {
-		img := &imgs[i]
-		if (q.Get("id") != "" && q.Get("id") != img.ID) || (q.Get("name") != "" && q.Get("name") != img.Name) ||
-			(q.Get("__os_type") != "" && q.Get("__os_type") != img.OSType) || (q.Get("status") != "" && q.Get("status") != img.Status) {
-			continue
-		}
-		out = append(out, toWireImage(img))
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"images": out})
-}
-
-func (h *Handler) showImage(w http.ResponseWriter, req *request) error {
-	img, err := h.svc.GetImage(req.r.Context(), req.params[0])
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, toWireImage(&img))
 }
 
 // ---- key pairs

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -72,6 +73,23 @@ type wireServer struct {
 	Description      string                   `json:"description"`
 	Fault            *wireFault               `json:"fault,omitempty"`
 	EnterpriseProjID string                   `json:"enterprise_project_id"`
+	ReservationID    string                   `json:"OS-EXT-SRV-ATTR:reservation_id"`
+	UserData         *string                  `json:"OS-EXT-SRV-ATTR:user_data"`
+	SchedulerHints   wireSchedulerHints       `json:"os:scheduler_hints"`
+	SysTags          []wireTag                `json:"sys_tags"`
+}
+
+// wireSchedulerHints is os:scheduler_hints: ecsd takes no hints at create
+// (placement is its own), so every list is empty.
+type wireSchedulerHints struct {
+	Group           []string `json:"group"`
+	Tenancy         []string `json:"tenancy"`
+	DedicatedHostID []string `json:"dedicated_host_id"`
+}
+
+type wireTag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 type wireID struct {
@@ -91,6 +109,7 @@ type wireAddress struct {
 	Addr    string `json:"addr"`
 	Type    string `json:"OS-EXT-IPS:type"`
 	MAC     string `json:"OS-EXT-IPS-MAC:mac_addr"`
+	PortID  string `json:"OS-EXT-IPS:port_id,omitempty"`
 	Primary bool   `json:"primary"`
 }
 
@@ -131,6 +150,14 @@ func toWireServer(s *ecs.Server) wireServer {
 		Host: s.Host, HostID: hostID(s.ProjectID, s.Host), HostStatus: "UP", InstanceName: "instance-" + shortID(s.ID), Hostname: s.Name,
 		HypervisorHost: s.Host, LaunchIndex: s.LaunchIndex, DiskConfig: "MANUAL", AccessIPv4: "", ConfigDrive: "",
 		SecurityGroups: []wireSecurityGroup{{ID: "default", Name: "default"}}, Tags: []string{}, EnterpriseProjID: "0",
+		ReservationID: s.ReservationID, SchedulerHints: wireSchedulerHints{Group: []string{}, Tenancy: []string{},
+			DedicatedHostID: []string{}},
+		// The system tag every ECS carries: its enterprise project ("0",
+		// the default one; ecsd has no others).
+		SysTags: []wireTag{{Key: "_sys_enterprise_project_id", Value: "0"}},
+	}
+	for _, tg := range s.Tags {
+		w.Tags = append(w.Tags, tg.Key+"="+tg.Value)
 	}
 	if s.Status() == "ACTIVE" || s.Status() == "SHUTOFF" {
 		w.Progress = 100
@@ -160,10 +187,15 @@ func toWireServer(s *ecs.Server) wireServer {
 		w.Flavor = wireServerFlavor{ID: s.FlavorID, Name: s.FlavorID, Disk: "0", VCPUs: "0", RAM: "0"}
 	}
 	w.Addresses = map[string][]wireAddress{}
-	if s.Addr != "" {
-		addrs := []wireAddress{{Version: "4", Addr: s.Addr, Type: "fixed", MAC: macFor(s.ID), Primary: true}}
+	if nics := serverNICs(s); len(nics) > 0 {
+		var addrs []wireAddress
+		for i, n := range nics {
+			addrs = append(addrs, wireAddress{Version: "4", Addr: n.IP, Type: "fixed", MAC: macFor(n.PortID), PortID: n.PortID,
+				Primary: i == 0})
+		}
 		if s.AccessPort != 0 {
-			addrs = append(addrs, wireAddress{Version: "4", Addr: "127.0.0.1", Type: "floating", MAC: macFor(s.ID)})
+			addrs = append(addrs, wireAddress{Version: "4", Addr: "127.0.0.1", Type: "floating", MAC: macFor(nics[0].PortID),
+				PortID: nics[0].PortID})
 		}
 		w.Addresses[s.VPCID] = addrs
 	}
@@ -177,6 +209,21 @@ func toWireServer(s *ecs.Server) wireServer {
 	return w
 }
 
+// serverNICs returns a server's NICs; a server of a release before NICs
+// has only its address, shown as one NIC whose port id is derived from the
+// server id (stable across reads).
+func serverNICs(s *ecs.Server) []ecs.NIC {
+	if len(s.NICs) > 0 || s.Addr == "" {
+		return s.NICs
+	}
+	sum := sha256.Sum256([]byte("port:" + s.ID))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return []ecs.NIC{{PortID: h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], IP: s.Addr}}
+}
+
 func shortID(id string) string {
 	if len(id) > 8 {
 		return id[:8]
@@ -184,16 +231,11 @@ func shortID(id string) string {
 	return id
 }
 
-// macFor derives a stable locally administered MAC address from an id.
+// macFor derives a stable locally administered MAC address from a port id
+// (OpenStack's fa:16:3e prefix, then 24 bits of the id's SHA-256).
 func macFor(id string) string {
-	const hexd = "0123456789abcdef"
-	b := []byte("fa:16:3e:00:00:00")
-	for i := 0; i < 3 && i < len(id); i++ {
-		c := id[len(id)-1-i]
-		b[9+3*i] = hexd[c>>4&0xf]
-		b[10+3*i] = hexd[c&0xf]
-	}
-	return string(b)
+	sum := sha256.Sum256([]byte(id))
+	return fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", sum[0], sum[1], sum[2])
 }
 
 // wireJobHead is what a job and a sub-job share on the wire.
@@ -242,13 +284,65 @@ func jobBegin(j *ecs.Job) string {
 	return fmtTime(j.Created, timeMS)
 }
 
-func jobHead(j *ecs.Job) wireJobHead {
-	return wireJobHead{JobID: j.ID, JobType: j.Type, Status: j.Status, BeginTime: jobBegin(j), EndTime: fmtTime(j.End, timeMS),
-		ErrorCode: nullable(j.ErrorCode), FailReason: nullable(j.FailReason)}
+// wireJobTypes renames the job types whose stored names predate the API
+// reference's (ShowJob's job_type: "reInitOs" for a reinstall, "deleteVMs"
+// for a delete); the stored names stay, as the job engine dispatches on
+// them and rows of earlier releases carry them.
+var wireJobTypes = map[string]string{
+	ecs.JobReinstallOS:   "reInitOs",
+	ecs.JobDeleteServers: "deleteVMs",
+	ecs.JobDeleteServer:  "deleteVM",
 }
 
+func wireJobType(t string) string {
+	if w, ok := wireJobTypes[t]; ok {
+		return w
+	}
+	return t
+}
+
+func jobHead(j *ecs.Job) wireJobHead {
+	return wireJobHead{JobID: j.ID, JobType: wireJobType(j.Type), Status: j.Status, BeginTime: jobBegin(j),
+		EndTime: fmtTime(j.End, timeMS), ErrorCode: nullable(j.ErrorCode), FailReason: nullable(j.FailReason)}
+}
+
+// failedSub returns the first failed sub-job that says why (in sub-job
+// order), nil when none does.
+func failedSub(j *ecs.Job) *ecs.Job {
+	for i := range j.SubJobs {
+		if sj := &j.SubJobs[i]; sj.Status == ecs.JobFail && sj.ErrorCode != "" {
+			return sj
+		}
+	}
+	return nil
+}
+
+// toWireJob renders a job. A batch job that FAILed carries the error_code
+// and fail_reason of its first failed sub-job at the top level (clients
+// such as Terraform read only those), prefixed in the reason by how many of
+// its sub-jobs failed when more than one did. The texts are the ones the
+// job engine stored for clients (never a cause).
 func toWireJob(j *ecs.Job) wireJob {
 	w := wireJob{wireJobHead: jobHead(j)}
+	if j.Status == ecs.JobFail && j.ErrorCode == "" {
+		if sj := failedSub(j); sj != nil {
+			reason := sj.FailReason
+			failed := 0
+			for i := range j.SubJobs {
+				if j.SubJobs[i].Status == ecs.JobFail {
+					failed++
+				}
+			}
+			if failed > 1 {
+				reason = fmt.Sprintf("%d of %d sub-jobs failed; the first (ECS %s): %s", failed, len(j.SubJobs), sj.ServerID, reason)
+			}
+			w.ErrorCode, w.FailReason = nullable(sj.ErrorCode), nullable(reason)
+		} else {
+			// A batch failed without a stored reason (never expected):
+			// still say something a client can print.
+			w.ErrorCode, w.FailReason = nullable(ecs.CodeTaskFailed.Wire), nullable("A sub-job failed.")
+		}
+	}
 	if j.Runnable {
 		w.Entities.ServerID = j.ServerID
 		return w
@@ -280,8 +374,14 @@ type wireFlavor struct {
 	RxtxQuota  string            `json:"rxtx_quota"`
 	RxtxCap    string            `json:"rxtx_cap"`
 	IsPublic   bool              `json:"os-flavor-access:is_public"`
-	Links      []any             `json:"links"`
+	Links      []wireLink        `json:"links"`
 	ExtraSpecs map[string]string `json:"os_extra_specs"`
+}
+
+type wireLink struct {
+	Href string `json:"href"`
+	Rel  string `json:"rel"`
+	Type string `json:"type"`
 }
 
 type wireKeypair struct {

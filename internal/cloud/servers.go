@@ -21,18 +21,21 @@ const MaxBatch = 1000
 
 // CreateInput is a create-servers request (CreatePostPaidServers).
 type CreateInput struct {
-	Name       string
-	ImageRef   string
-	FlavorRef  string
-	VPCID      string
-	SubnetIDs  []string
-	VolumeType string
-	SizeGB     int
-	KeyName    string
-	AdminPass  string
-	Count      int
-	AZ         string
-	Metadata   map[string]string
+	Name      string
+	ImageRef  string
+	FlavorRef string
+	VPCID     string
+	SubnetIDs []string
+	// IPAddresses are the fixed addresses asked for the NICs, by index of
+	// SubnetIDs ("" or missing: the subnet's lowest free address).
+	IPAddresses []string
+	VolumeType  string
+	SizeGB      int
+	KeyName     string
+	AdminPass   string
+	Count       int
+	AZ          string
+	Metadata    map[string]string
 }
 
 // createParams is a create sub-job's input.
@@ -78,10 +81,17 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 	case in.KeyName != "" && in.AdminPass != "":
 		return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: adminPass and key_name cannot both be set.")
 	}
-	for _, sn := range in.SubnetIDs {
+	for i, sn := range in.SubnetIDs {
 		if sn == "" {
 			return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.nics[].subnet_id is required.")
 		}
+		if i < len(in.IPAddresses) && in.IPAddresses[i] != "" && in.Count > 1 {
+			return "", nil, ecs.Errorf(ecs.CodeInvalidParam,
+				"Invalid parameter: server.nics[%d].ip_address cannot be given when server.count is more than 1.", i)
+		}
+	}
+	if len(in.IPAddresses) > len(in.SubnetIDs) {
+		return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: every server.nics[].ip_address needs its subnet_id.")
 	}
 	flavor, ok := Flavor(in.FlavorRef)
 	if !ok {
@@ -144,6 +154,8 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 		if err != nil {
 			return err
 		}
+		addrs := newAllocator(tx, c.ProjectID, in.VPCID, "", now)
+		reservation := "r-" + randomAlnum(8, lowerAlnum)
 		for i := range ids {
 			name := in.Name
 			if in.Count > 1 {
@@ -152,8 +164,11 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			srv := ecs.Server{ID: newUUID(), ProjectID: c.ProjectID, UserID: c.UserID, Name: name, VMState: ecs.VMBuilding,
 				TaskState: ecs.TaskScheduling, PowerState: ecs.PowerNoState, ImageID: img.ID, FlavorID: flavor.ID,
 				KeyName: in.KeyName, SystemVolumeID: newUUID(), AZ: orDefault(in.AZ, "az1"), VPCID: in.VPCID,
-				Addr: fmt.Sprintf("192.168.%d.%d", 1+i/250, 2+i%250), LaunchIndex: i, Created: now, Updated: now,
-				Metadata: serverMetadata(in, img)}
+				LaunchIndex: i, Created: now, Updated: now, Metadata: serverMetadata(in, img), ReservationID: reservation}
+			if srv.NICs, err = takeAddresses(ctx, addrs, in); err != nil {
+				return err
+			}
+			srv.Addr = srv.NICs[0].IP
 			sub := newJobID()
 			srv.TaskJobID = sub
 			ids[i] = srv.ID
@@ -161,7 +176,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				return err
 			}
 			if err := tx.ServerInsert(ctx, &srv); err != nil {
-				return err
+				return addressError(err)
 			}
 			if err := tx.VolumeUpsert(ctx, &ecs.Volume{ID: srv.SystemVolumeID, ProjectID: c.ProjectID, ServerID: srv.ID, ImageID: img.ID,
 				SizeGB: size, VolumeType: in.VolumeType, Status: "creating", Device: "/dev/vda", Host: srv.Host, Created: now}); err != nil {

@@ -132,14 +132,50 @@ type Server struct {
 	// Host is the host the server was placed on: its disks are there and
 	// its jobs run there. "" only for a server of a release before hosts
 	// not yet adopted.
-	Host       string
-	Created    time.Time
-	Updated    time.Time
-	LaunchedAt time.Time
+	Host string
+	// NICs are the server's network interfaces, the primary first, each
+	// with its fixed address (Addr is the primary's). They are set when
+	// the server is inserted and never change. A server of a release
+	// before NICs has none (and only Addr).
+	NICs []NIC
+	// Tags are the server's tags, by key (changed only through
+	// store.Tx.ServerTagsSet once the server exists).
+	Tags []Tag
+	// ReservationID names the create request that made the server (all
+	// servers of one request share it); "" for servers of earlier
+	// releases.
+	ReservationID string
+	Created       time.Time
+	Updated       time.Time
+	LaunchedAt    time.Time
 }
 
 // Status returns the API status of s.
 func (s *Server) Status() string { return Status(s.VMState, s.TaskState) }
+
+// NIC is a server's network interface: a port with one fixed IPv4
+// address in a subnet.
+type NIC struct {
+	PortID   string `json:"port_id"`
+	SubnetID string `json:"subnet_id"`
+	IP       string `json:"ip"`
+}
+
+// Tag is a key/value tag of a server.
+type Tag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Subnet is a project's subnet as ecsd knows it: the VPC it belongs to and
+// its CIDR, recorded when a server first names it.
+type Subnet struct {
+	ProjectID string
+	ID        string
+	VPCID     string
+	CIDR      string
+	Created   time.Time
+}
 
 // Volume is a disk (EVS volume). A server's system disk is attached as
 // /dev/vda.

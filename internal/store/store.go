@@ -29,16 +29,21 @@
 // is another job returns ecs.ErrFenced; ServerUpdate keeps the task owner
 // while TaskJobID is set and clears it when TaskJobID is ""; ServerDelete
 // and VolumeDelete of a missing row succeed, KeypairDelete of a missing key
-// pair returns ecs.ErrNotFound; ServerList filters names literally and lists
-// the newest server first; a batch job is RUNNING once a sub-job is claimed
+// pair returns ecs.ErrNotFound; ServerList matches names with "." as the one
+// wildcard (every other character literally), ANDs its filters, counts the
+// matches before paging and lists the newest server first; a server's
+// addresses are unique per project and subnet, and freed with it; a batch job is RUNNING once a sub-job is claimed
 // and, once all finished, FAIL if any failed else SUCCESS, ending at the
 // latest sub-job's end; JobDeleteFinished counts the sub-jobs it deletes.
 package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
@@ -205,11 +210,27 @@ type Tx interface {
 	ServerGet(ctx context.Context, projectID, id string) (ecs.Server, error)
 	// ServerGetByID reads a server of any project.
 	ServerGetByID(ctx context.Context, id string) (ecs.Server, error)
+	// ServerInsert inserts a server with its NICs (each holding its
+	// address in its subnet: an address another NIC of the project's
+	// subnet holds is a conflict, ecs.ErrConflict wrapped in an
+	// *AddressTakenError) and its tags.
 	ServerInsert(ctx context.Context, s *ecs.Server) error
+	// ServerUpdate writes a server's columns; its NICs, tags and
+	// reservation id are not changed by it.
 	ServerUpdate(ctx context.Context, s *ecs.Server) error
 	// ServerDelete deletes a server and frees what it held on its host
-	// (its allocation, see HostAllocate).
+	// (its allocation, see HostAllocate), its addresses and its tags.
 	ServerDelete(ctx context.Context, id string) error
+	// ServerTagsSet replaces the tags of a server of a project
+	// (ecs.ErrNotFound for a missing server).
+	ServerTagsSet(ctx context.Context, projectID, serverID string, tags []ecs.Tag) error
+	// SubnetEnsure records sn unless the project has a subnet of that id,
+	// and returns the stored one (its VPC and CIDR are the first
+	// recorded). Writes that ensure the same subnet run one after another
+	// until they end: it is the lock of the subnet's address pool.
+	SubnetEnsure(ctx context.Context, sn ecs.Subnet) (ecs.Subnet, error)
+	// SubnetAddresses lists the addresses held in a project's subnet.
+	SubnetAddresses(ctx context.Context, projectID, subnetID string) ([]string, error)
 	// ServerFence returns ecs.ErrFenced unless the server's task owner is
 	// token: the caller lost the job to another worker.
 	ServerFence(ctx context.Context, serverID, token string) error
@@ -357,11 +378,131 @@ type SealedCredential struct {
 	Created      time.Time
 }
 
-// ServerListParams filters and pages a server list.
+// AddressTakenError is the conflict of ServerInsert when a NIC's address
+// is already held in its subnet.
+type AddressTakenError struct {
+	SubnetID, IP string
+}
+
+func (e *AddressTakenError) Error() string {
+	return "address " + e.IP + " is taken in subnet " + e.SubnetID
+}
+
+// Unwrap makes the error an ecs.ErrConflict.
+func (e *AddressTakenError) Unwrap() error { return ecs.ErrConflict }
+
+// ServerListParams filters and pages a server list. Every filter given
+// must hold (AND); the list is the newest server first.
 type ServerListParams struct {
 	ProjectID string
-	Name      string // substring match, "" for any
-	Status    string // API status, "" for any
-	Offset    int    // rows to skip
-	Limit     int    // 0 means no limit
+	// Name matches names that contain it, where "." stands for any one
+	// character and every other character for itself; "" for any.
+	Name string
+	// Status is the API status, "" for any.
+	Status string
+	// FlavorID is an exact flavor id, "" for any.
+	FlavorID string
+	// IP matches servers with an address containing it ("." any one
+	// character, as Name); IPEq one with exactly that address.
+	IP, IPEq string
+	// Tags: the server has every one of these tags; NotTags: it does not
+	// have all of these. Each is "key" (any value) or "key=value".
+	Tags, NotTags []string
+	// ServerIDs, when not empty, keeps the servers of these ids only.
+	ServerIDs []string
+	// ReservationID keeps the servers of one create request.
+	ReservationID string
+	// Marker, when set, is the id of the last server of the previous
+	// page: the page starts after it (ecs.ErrNotFound when the project
+	// has no such server). The count ignores it.
+	Marker string
+	Offset int // rows to skip (after the marker)
+	Limit  int // 0 means no limit
+}
+
+// TagFilter is one item of ServerListParams.Tags: a key, and a value
+// unless any value matches.
+type TagFilter struct {
+	Key, Value string
+	AnyValue   bool
+}
+
+// ParseTagFilter splits "key=value" (or "key") into a TagFilter.
+func ParseTagFilter(s string) TagFilter {
+	k, v, ok := strings.Cut(s, "=")
+	return TagFilter{Key: k, Value: v, AnyValue: !ok}
+}
+
+// GlobPattern turns a ServerListParams name or IP pattern into an SQLite
+// GLOB pattern matching the strings that contain it: "." becomes "?" (any
+// one character), GLOB's own special characters stand for themselves.
+func GlobPattern(p string) string {
+	var b strings.Builder
+	b.WriteByte('*')
+	for _, r := range p {
+		switch r {
+		case '.':
+			b.WriteByte('?')
+		case '*', '?', '[':
+			b.WriteByte('[')
+			b.WriteRune(r)
+			b.WriteByte(']')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('*')
+	return b.String()
+}
+
+// LikePattern turns a ServerListParams name or IP pattern into a LIKE
+// pattern (escape character '\') matching the strings that contain it:
+// "." becomes "_" (any one character), LIKE's own special characters stand
+// for themselves.
+func LikePattern(p string) string {
+	var b strings.Builder
+	b.WriteByte('%')
+	for _, r := range p {
+		switch r {
+		case '.':
+			b.WriteByte('_')
+		case '%', '_', '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('%')
+	return b.String()
+}
+
+// EncodeServerJSON returns the JSON text kept on a server's row for its
+// NICs and its tags ("" for none).
+func EncodeServerJSON(s *ecs.Server) (nics, tags string) {
+	if len(s.NICs) > 0 {
+		b, _ := json.Marshal(s.NICs) // strings only: cannot fail
+		nics = string(b)
+	}
+	if len(s.Tags) > 0 {
+		b, _ := json.Marshal(s.Tags)
+		tags = string(b)
+	}
+	return nics, tags
+}
+
+// DecodeServerJSON sets a server's NICs and tags from the JSON text of its
+// row.
+func DecodeServerJSON(s *ecs.Server, nics, tags string) error {
+	if nics != "" {
+		if err := json.Unmarshal([]byte(nics), &s.NICs); err != nil {
+			return fmt.Errorf("server %s nics: %w", s.ID, err)
+		}
+	}
+	if tags != "" {
+		if err := json.Unmarshal([]byte(tags), &s.Tags); err != nil {
+			return fmt.Errorf("server %s tags: %w", s.ID, err)
+		}
+	}
+	return nil
 }

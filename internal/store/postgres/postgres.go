@@ -55,6 +55,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -344,17 +345,21 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
 	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at, host`
+	created, updated, launched_at, host, reservation_id, nics, tags`
 
 func scanServer(sc pgx.Row) (ecs.Server, error) {
 	var s ecs.Server
 	var meta []byte
+	var nics, tags string
 	var created, updated, launched int64
 	var owner string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &s.Locked, &s.ImageID,
 		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &s.ReinstallFailed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID,
-		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host)
+		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags)
 	if err != nil {
+		return s, err
+	}
+	if err := store.DecodeServerJSON(&s, nics, tags); err != nil {
 		return s, err
 	}
 	s.Created, s.Updated, s.LaunchedAt = fromMS(created), fromMS(updated), fromMS(launched)
@@ -411,21 +416,30 @@ func (s *Store) ServerGet(ctx context.Context, projectID, id string) (ecs.Server
 }
 
 func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs.Server, int, error) {
-	if unstorable(p.ProjectID, p.Name, p.Status) {
+	if unstorable(append([]string{p.ProjectID, p.Name, p.Status, p.FlavorID, p.IP, p.IPEq, p.ReservationID, p.Marker},
+		append(append(slices.Clone(p.ServerIDs), p.Tags...), p.NotTags...)...)...) {
+		if p.Marker != "" && unstorable(p.Marker) {
+			return nil, 0, notFound("marker server", p.Marker)
+		}
 		return nil, 0, nil
 	}
-	where := ` WHERE project_id = $1`
-	args := []any{p.ProjectID}
-	if p.Name != "" {
-		args = append(args, p.Name)
-		where += fmt.Sprintf(` AND strpos(name, $%d) > 0`, len(args))
-	}
-	if p.Status != "" {
-		args = append(args, p.Status)
-		where += fmt.Sprintf(` AND status = $%d`, len(args))
+	where, args := serverFilter(p)
+	countWhere, countArgs := where, slices.Clone(args)
+	if p.Marker != "" {
+		var seq int64
+		err := s.db.QueryRow(ctx, `SELECT seq FROM servers WHERE project_id = $1 AND id = $2`, p.ProjectID, p.Marker).Scan(&seq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, 0, notFound("marker server", p.Marker)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		args = append(args, seq)
+		where += fmt.Sprintf(` AND seq < $%d`, len(args))
 	}
 	// One statement, one snapshot: the count (taken before LIMIT) and the
-	// page agree.
+	// page agree. With a marker the count is of every match, so it is
+	// taken on its own.
 	var limit *int64
 	if p.Limit > 0 {
 		l := int64(p.Limit)
@@ -450,12 +464,65 @@ func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
-	if total < 0 { // an empty page: count on its own
-		if err := s.db.QueryRow(ctx, `SELECT count(*) FROM servers`+where, args...).Scan(&total); err != nil {
+	if total < 0 || p.Marker != "" {
+		if err := s.db.QueryRow(ctx, `SELECT count(*) FROM servers`+countWhere, countArgs...).Scan(&total); err != nil {
 			return nil, 0, err
 		}
 	}
 	return out, total, nil
+}
+
+// serverFilter is the WHERE clause of a server list: the project's
+// servers, then one condition per filter, each served by an index (the
+// fuzzy name and address patterns excepted).
+func serverFilter(p store.ServerListParams) (string, []any) {
+	where := ` WHERE project_id = $1`
+	args := []any{p.ProjectID}
+	arg := func(a any) string {
+		args = append(args, a)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	add := func(cond string) { where += ` AND ` + cond }
+	if p.Name != "" {
+		add(`name LIKE ` + arg(store.LikePattern(p.Name)) + ` ESCAPE '\'`)
+	}
+	if p.Status != "" {
+		add(`status = ` + arg(p.Status))
+	}
+	if p.FlavorID != "" {
+		add(`flavor_id = ` + arg(p.FlavorID))
+	}
+	if p.ReservationID != "" {
+		add(`reservation_id = ` + arg(p.ReservationID))
+	}
+	if p.IPEq != "" {
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip = ` + arg(p.IPEq) + `)`)
+	}
+	if p.IP != "" {
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip LIKE ` + arg(store.LikePattern(p.IP)) + ` ESCAPE '\')`)
+	}
+	if len(p.ServerIDs) > 0 {
+		add(`id = ANY(` + arg(p.ServerIDs) + `)`)
+	}
+	tagCond := func(tag string) string {
+		f := store.ParseTagFilter(tag)
+		if f.AnyValue {
+			return `id IN (SELECT server_id FROM server_tags WHERE project_id = $1 AND key = ` + arg(f.Key) + `)`
+		}
+		return `id IN (SELECT server_id FROM server_tags WHERE project_id = $1 AND key = ` + arg(f.Key) + ` AND value = ` +
+			arg(f.Value) + `)`
+	}
+	for _, tag := range p.Tags {
+		add(tagCond(tag))
+	}
+	if len(p.NotTags) > 0 {
+		var conds []string
+		for _, tag := range p.NotTags {
+			conds = append(conds, tagCond(tag))
+		}
+		add(`NOT (` + strings.Join(conds, ` AND `) + `)`)
+	}
+	return where, args
 }
 
 // countedRow scans a row whose first column is a count, then a server.
@@ -486,15 +553,80 @@ func (t *tx) ServerGetByID(ctx context.Context, id string) (ecs.Server, error) {
 }
 
 func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
-	args := append([]any{s.ID}, serverArgs(s)...)
+	nics, tags := store.EncodeServerJSON(s)
+	args := append(append([]any{s.ID}, serverArgs(s)...), s.ReservationID, nics, tags)
 	_, err := t.q.Exec(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
 		locked, image_id, flavor_id, key_name, system_volume_id, reinstall_failed, task_job_id, fault, metadata, az, vpc_id, addr,
-		access_port, launch_index, created, updated, launched_at, host, task_owner)
-		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,'')`, args...)
+		access_port, launch_index, created, updated, launched_at, host, reservation_id, nics, tags, task_owner)
+		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,'')`,
+		args...)
 	if isUnique(err) {
 		return fmt.Errorf("server %q: %w", s.ID, ecs.ErrConflict)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	for _, n := range s.NICs {
+		_, err := t.q.Exec(ctx, `INSERT INTO ports(port_id, server_id, project_id, subnet_id, ip) VALUES($1,$2,$3,$4,$5)`,
+			n.PortID, s.ID, s.ProjectID, n.SubnetID, n.IP)
+		if isUnique(err) {
+			return &store.AddressTakenError{SubnetID: n.SubnetID, IP: n.IP}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return t.insertTags(ctx, s.ProjectID, s.ID, s.Tags)
+}
+
+func (t *tx) insertTags(ctx context.Context, projectID, serverID string, tags []ecs.Tag) error {
+	for _, tg := range tags {
+		if _, err := t.q.Exec(ctx, `INSERT INTO server_tags(server_id, project_id, key, value) VALUES($1,$2,$3,$4)`,
+			serverID, projectID, tg.Key, tg.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) ServerTagsSet(ctx context.Context, projectID, serverID string, tags []ecs.Tag) error {
+	if unstorable(projectID, serverID) {
+		return notFound("server", serverID)
+	}
+	_, enc := store.EncodeServerJSON(&ecs.Server{Tags: tags})
+	tag, err := t.q.Exec(ctx, `UPDATE servers SET tags = $1 WHERE id = $2 AND project_id = $3`, enc, serverID, projectID)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("server", serverID)
+	}
+	if _, err := t.q.Exec(ctx, `DELETE FROM server_tags WHERE server_id = $1`, serverID); err != nil {
+		return err
+	}
+	return t.insertTags(ctx, projectID, serverID, tags)
+}
+
+// SubnetEnsure locks the subnet's row (FOR UPDATE) until the transaction
+// ends: allocations in one subnet run one after another on any node.
+func (t *tx) SubnetEnsure(ctx context.Context, sn ecs.Subnet) (ecs.Subnet, error) {
+	if _, err := t.q.Exec(ctx, `INSERT INTO subnets(project_id, id, vpc_id, cidr, created) VALUES($1,$2,$3,$4,$5)
+		ON CONFLICT DO NOTHING`, sn.ProjectID, sn.ID, sn.VPCID, sn.CIDR, ms(sn.Created)); err != nil {
+		return sn, err
+	}
+	var created int64
+	err := t.q.QueryRow(ctx, `SELECT vpc_id, cidr, created FROM subnets WHERE project_id = $1 AND id = $2`+forUpdate,
+		sn.ProjectID, sn.ID).Scan(&sn.VPCID, &sn.CIDR, &created)
+	sn.Created = fromMS(created)
+	return sn, err
+}
+
+func (t *tx) SubnetAddresses(ctx context.Context, projectID, subnetID string) ([]string, error) {
+	rows, err := t.q.Query(ctx, `SELECT ip FROM ports WHERE project_id = $1 AND subnet_id = $2`, projectID, subnetID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // ServerUpdate writes every column but the task owner, which only
@@ -519,8 +651,11 @@ func (t *tx) ServerDelete(ctx context.Context, id string) error {
 	if unstorable(id) {
 		return nil
 	}
-	if _, err := t.q.Exec(ctx, `DELETE FROM servers WHERE id = $1`, id); err != nil {
-		return err
+	for _, q := range []string{`DELETE FROM servers WHERE id = $1`, `DELETE FROM ports WHERE server_id = $1`,
+		`DELETE FROM server_tags WHERE server_id = $1`} {
+		if _, err := t.q.Exec(ctx, q, id); err != nil {
+			return err
+		}
 	}
 	return t.allocationFree(ctx, id)
 }
@@ -694,4 +829,11 @@ func unstorable(keys ...string) bool {
 		}
 	}
 	return false
+}
+
+// Analyze refreshes the query planner's statistics (after a bulk load;
+// autovacuum does it too, later).
+func (s *Store) Analyze(ctx context.Context) error {
+	_, err := s.db.Exec(ctx, `ANALYZE`)
+	return err
 }

@@ -287,3 +287,6 @@ func TestJobRetryCleansCause(t *testing.T) {
 func BenchmarkJobClaim(b *testing.B)    { storetest.BenchJobClaim(b, openTemp(b)) }
 func BenchmarkWriteSubmit(b *testing.B) { storetest.BenchWriteSubmit(b, openTemp(b)) }
 func BenchmarkServerGet(b *testing.B)   { storetest.BenchServerGet(b, openTemp(b)) }
+func BenchmarkServerList(b *testing.B) {
+	storetest.BenchServerList(b, func() store.Store { return openTemp(b) })
+}

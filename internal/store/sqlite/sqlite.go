@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
@@ -267,18 +268,21 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
 	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at, host`
+	created, updated, launched_at, host, reservation_id, nics, tags`
 
 func scanServer(sc scanner) (ecs.Server, error) {
 	var s ecs.Server
 	var locked, failed int
-	var meta string
+	var meta, nics, tags string
 	var created, updated, launched int64
 	var owner string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &locked, &s.ImageID,
 		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &failed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID, &s.Addr,
-		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host)
+		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags)
 	if err != nil {
+		return s, err
+	}
+	if err := store.DecodeServerJSON(&s, nics, tags); err != nil {
 		return s, err
 	}
 	s.Locked = locked != 0
@@ -325,19 +329,22 @@ func (s *Store) ServerGet(ctx context.Context, projectID, id string) (ecs.Server
 }
 
 func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs.Server, int, error) {
-	where := ` WHERE project_id = ?`
-	args := []any{p.ProjectID}
-	if p.Name != "" {
-		where += ` AND instr(name, ?) > 0`
-		args = append(args, p.Name)
-	}
-	if p.Status != "" {
-		where += ` AND status = ?`
-		args = append(args, p.Status)
-	}
+	where, args := serverFilter(p)
 	var total int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM servers`+where, args...).Scan(&total); err != nil {
 		return nil, 0, err
+	}
+	if p.Marker != "" {
+		var seq int64
+		err := s.r.QueryRowContext(ctx, `SELECT seq FROM servers WHERE project_id = ? AND id = ?`, p.ProjectID, p.Marker).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, 0, notFound("marker server", p.Marker)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		where += ` AND seq < ?`
+		args = append(args, seq)
 	}
 	limit := p.Limit
 	if limit <= 0 {
@@ -350,6 +357,74 @@ func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs
 	}
 	out, err := collectServers(rows)
 	return out, total, err
+}
+
+// serverFilter is the WHERE clause of a server list: the project's
+// servers, then one condition per filter, each served by an index (the
+// fuzzy name and address patterns excepted).
+func serverFilter(p store.ServerListParams) (string, []any) {
+	where := ` WHERE project_id = ?`
+	args := []any{p.ProjectID}
+	add := func(cond string, a ...any) {
+		where += ` AND ` + cond
+		args = append(args, a...)
+	}
+	if strings.IndexByte(p.Name, 0) >= 0 || strings.IndexByte(p.IP, 0) >= 0 {
+		// GLOB stops at a NUL; no name or address holds one.
+		add(`0`)
+	}
+	if p.Name != "" {
+		add(`name GLOB ?`, store.GlobPattern(p.Name))
+	}
+	if p.Status != "" {
+		add(`status = ?`, p.Status)
+	}
+	if p.FlavorID != "" {
+		add(`flavor_id = ?`, p.FlavorID)
+	}
+	if p.ReservationID != "" {
+		add(`reservation_id = ?`, p.ReservationID)
+	}
+	if p.IPEq != "" {
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip = ?)`, p.ProjectID, p.IPEq)
+	}
+	if p.IP != "" {
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip GLOB ?)`, p.ProjectID, store.GlobPattern(p.IP))
+	}
+	if len(p.ServerIDs) > 0 {
+		add(`id IN (?`+strings.Repeat(`,?`, len(p.ServerIDs)-1)+`)`, anys(p.ServerIDs)...)
+	}
+	tagCond := func(tag string) (string, []any) {
+		f := store.ParseTagFilter(tag)
+		if f.AnyValue {
+			return `id IN (SELECT server_id FROM server_tags WHERE project_id = ? AND key = ?)`, []any{p.ProjectID, f.Key}
+		}
+		return `id IN (SELECT server_id FROM server_tags WHERE project_id = ? AND key = ? AND value = ?)`,
+			[]any{p.ProjectID, f.Key, f.Value}
+	}
+	for _, tag := range p.Tags {
+		c, a := tagCond(tag)
+		add(c, a...)
+	}
+	if len(p.NotTags) > 0 {
+		var conds []string
+		var a []any
+		for _, tag := range p.NotTags {
+			c, ca := tagCond(tag)
+			conds = append(conds, c)
+			a = append(a, ca...)
+		}
+		add(`NOT (`+strings.Join(conds, ` AND `)+`)`, a...)
+	}
+	return where, args
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 func collectServers(rows *sql.Rows) ([]ecs.Server, error) {
@@ -385,15 +460,83 @@ func (t *tx) ServerGetByID(ctx context.Context, id string) (ecs.Server, error) {
 }
 
 func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
-	args := append([]any{s.ID}, serverArgs(s)...)
+	nics, tags := store.EncodeServerJSON(s)
+	args := append(append([]any{s.ID}, serverArgs(s)...), s.ReservationID, nics, tags)
 	_, err := t.q.ExecContext(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
 		locked, image_id, flavor_id, key_name, system_volume_id, reinstall_failed, task_job_id, fault, metadata, az, vpc_id, addr,
-		access_port, launch_index, created, updated, launched_at, host, task_owner)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'')`, args...)
+		access_port, launch_index, created, updated, launched_at, host, reservation_id, nics, tags, task_owner)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'')`, args...)
 	if isUnique(err) {
 		return fmt.Errorf("server %q: %w", s.ID, ecs.ErrConflict)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	for _, n := range s.NICs {
+		_, err := t.q.ExecContext(ctx, `INSERT INTO ports(port_id, server_id, project_id, subnet_id, ip) VALUES(?,?,?,?,?)`,
+			n.PortID, s.ID, s.ProjectID, n.SubnetID, n.IP)
+		if isUnique(err) {
+			return &store.AddressTakenError{SubnetID: n.SubnetID, IP: n.IP}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return t.insertTags(ctx, s.ProjectID, s.ID, s.Tags)
+}
+
+func (t *tx) insertTags(ctx context.Context, projectID, serverID string, tags []ecs.Tag) error {
+	for _, tg := range tags {
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO server_tags(server_id, project_id, key, value) VALUES(?,?,?,?)`,
+			serverID, projectID, tg.Key, tg.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) ServerTagsSet(ctx context.Context, projectID, serverID string, tags []ecs.Tag) error {
+	_, enc := store.EncodeServerJSON(&ecs.Server{Tags: tags})
+	res, err := t.q.ExecContext(ctx, `UPDATE servers SET tags = ? WHERE id = ? AND project_id = ?`, enc, serverID, projectID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("server", serverID)
+	}
+	if _, err := t.q.ExecContext(ctx, `DELETE FROM server_tags WHERE server_id = ?`, serverID); err != nil {
+		return err
+	}
+	return t.insertTags(ctx, projectID, serverID, tags)
+}
+
+func (t *tx) SubnetEnsure(ctx context.Context, sn ecs.Subnet) (ecs.Subnet, error) {
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO subnets(project_id, id, vpc_id, cidr, created) VALUES(?,?,?,?,?)
+		ON CONFLICT DO NOTHING`, sn.ProjectID, sn.ID, sn.VPCID, sn.CIDR, ms(sn.Created)); err != nil {
+		return sn, err
+	}
+	var created int64
+	err := t.q.QueryRowContext(ctx, `SELECT vpc_id, cidr, created FROM subnets WHERE project_id = ? AND id = ?`, sn.ProjectID, sn.ID).
+		Scan(&sn.VPCID, &sn.CIDR, &created)
+	sn.Created = fromMS(created)
+	return sn, err
+}
+
+func (t *tx) SubnetAddresses(ctx context.Context, projectID, subnetID string) ([]string, error) {
+	rows, err := t.q.QueryContext(ctx, `SELECT ip FROM ports WHERE project_id = ? AND subnet_id = ?`, projectID, subnetID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var ip string
+		if err := rows.Scan(&ip); err != nil {
+			return nil, err
+		}
+		out = append(out, ip)
+	}
+	return out, rows.Err()
 }
 
 // ServerUpdate writes every column but the task owner, which only
@@ -415,8 +558,11 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 }
 
 func (t *tx) ServerDelete(ctx context.Context, id string) error {
-	if _, err := t.q.ExecContext(ctx, `DELETE FROM servers WHERE id = ?`, id); err != nil {
-		return err
+	for _, q := range []string{`DELETE FROM servers WHERE id = ?`, `DELETE FROM ports WHERE server_id = ?`,
+		`DELETE FROM server_tags WHERE server_id = ?`} {
+		if _, err := t.q.ExecContext(ctx, q, id); err != nil {
+			return err
+		}
 	}
 	return t.allocationFree(ctx, id)
 }
@@ -571,4 +717,10 @@ func (t *tx) KeypairDelete(ctx context.Context, projectID, userID, name string) 
 		return notFound("keypair", name)
 	}
 	return nil
+}
+
+// Analyze refreshes the query planner's statistics (after a bulk load).
+func (s *Store) Analyze(ctx context.Context) error {
+	_, err := s.w.ExecContext(ctx, `ANALYZE`)
+	return err
 }

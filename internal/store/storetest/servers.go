@@ -18,7 +18,10 @@ func fullServer(id, project string) ecs.Server {
 		FlavorID: "s6.large.2", KeyName: "kp-a", SystemVolumeID: "vol-" + id, ReinstallFailed: true, TaskJobID: "job-" + id,
 		Fault: "system disk detached", AZ: "az1", VPCID: "vpc-1", Addr: "192.168.1.7", AccessPort: 22022, LaunchIndex: 3,
 		Host: "host-a", Created: t0, Updated: t0.Add(1500 * time.Millisecond), LaunchedAt: t0.Add(2*time.Second + 7*time.Millisecond),
-		Metadata: map[string]string{"__support_agent_list": "hss,ces", "owner": "team \"a\"", "ünï": "cødé\nline"}}
+		Metadata: map[string]string{"__support_agent_list": "hss,ces", "owner": "team \"a\"", "ünï": "cødé\nline"},
+		NICs: []ecs.NIC{{PortID: "port-1-" + id, SubnetID: "subnet-" + id, IP: "192.168.1.7"},
+			{PortID: "port-2-" + id, SubnetID: "subnet-2-" + id, IP: "10.0.0.9"}},
+		Tags: []ecs.Tag{{Key: "env", Value: "prod"}, {Key: "ünï", Value: ""}}, ReservationID: "r-" + id}
 }
 
 // plainServer is a minimal idle server created n seconds after t0.
@@ -129,6 +132,9 @@ func testServer(t *testing.T, open opener) {
 			}},
 			{"unlock", func(s *ecs.Server) { s.Locked = false }},
 			{"clear reinstall failure", func(s *ecs.Server) { s.ReinstallFailed = false }},
+			{"NICs, tags and reservation are not updated", func(s *ecs.Server) {
+				s.NICs, s.Tags, s.ReservationID = []ecs.NIC{{PortID: "p", SubnetID: "s", IP: "1.2.3.4"}}, nil, "r-other"
+			}},
 			{"state only", func(s *ecs.Server) {
 				s.VMState, s.TaskState, s.PowerState = ecs.VMError, ecs.TaskNone, ecs.PowerNoState
 				s.Updated = s.Updated.Add(3 * time.Millisecond)
@@ -142,6 +148,9 @@ func testServer(t *testing.T, open opener) {
 				b.insertServers(t, orig, neighbour)
 				want := fullServer("srv-a", projA)
 				c.change(&want)
+				// NICs, tags and the reservation id are the insert's: an
+				// update leaves them.
+				want.NICs, want.Tags, want.ReservationID = orig.NICs, orig.Tags, orig.ReservationID
 				b.updateServer(t, want)
 				wantEqual(t, "ServerGet after ServerUpdate", b.getServer(t, projA, want.ID), want)
 				b.write(t, func(tx store.Tx) error {
@@ -228,6 +237,9 @@ func testServerList(t *testing.T, open opener) {
 		{"all", store.ServerListParams{}, expect(all), 10},
 		{"name substring", store.ServerListParams{Name: "web"}, expect(byName("web")), 4},
 		{"name is literal, not a pattern", store.ServerListParams{Name: "a_b"}, []string{"srv-05"}, 1},
+		{"name dot is any character", store.ServerListParams{Name: "a.b"}, []string{"srv-06", "srv-05"}, 2},
+		{"name glob characters are literal", store.ServerListParams{Name: "*"}, nil, 0},
+		{"name is case-sensitive", store.ServerListParams{Name: "WEB"}, nil, 0},
 		{"name with percent", store.ServerListParams{Name: "%"}, []string{"srv-07"}, 1},
 		{"name no match", store.ServerListParams{Name: "nope"}, nil, 0},
 		{"status ACTIVE", store.ServerListParams{Status: "ACTIVE"}, expect(byStatus("ACTIVE")), 3},

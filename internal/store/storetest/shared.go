@@ -20,7 +20,9 @@ import (
 // read-check-update Writes spread over the Stores never interleave (no
 // lost update, and of many concurrent submits for one server exactly one
 // wins); that Tx.Lock serialises Writes of every Store; that concurrent
-// reservations on one host through every Store never pass its capacity.
+// reservations on one host through every Store never pass its capacity;
+// that concurrent allocations in one subnet through every Store, each
+// picking the lowest free address after SubnetEnsure, never collide.
 func RunShared(t *testing.T, open func(t *testing.T, n int) []store.Store) {
 	tests := []struct {
 		name string
@@ -32,6 +34,7 @@ func RunShared(t *testing.T, open func(t *testing.T, n int) []store.Store) {
 		{"OneWinner", testSharedOneWinner},
 		{"Lock", func(t *testing.T, open func(t *testing.T, n int) []store.Store) { lockedGetOrInsert(t, open(t, 3), 30) }},
 		{"HostAllocate", testSharedHostAllocate},
+		{"Addresses", testSharedAddresses},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

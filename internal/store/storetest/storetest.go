@@ -14,9 +14,15 @@
 //   - every field of every record round-trips; times at millisecond
 //     precision, a zero time stays zero, empty metadata and params may come
 //     back nil;
-//   - ServerList filters by name substring (taken literally) and by the
-//     derived status ecs.Status(vm_state, task_state), counts the matches
-//     before paging and returns the newest server first;
+//   - ServerList filters by name (a substring where "." is any one
+//     character, every other character literal), by the derived status
+//     ecs.Status(vm_state, task_state), by flavor, address, tags, ids and
+//     reservation, pages by offset and marker, counts the matches before
+//     paging and returns the newest server first;
+//   - a NIC's address is held once per project and subnet (ServerInsert of
+//     a held one is an *store.AddressTakenError) and freed by ServerDelete;
+//     NICs, tags and reservation id are the insert's (ServerUpdate leaves
+//     them; ServerTagsSet replaces tags);
 //   - ServerUpdate keeps the task owner while TaskJobID is set and clears it
 //     when TaskJobID is ""; ServerSetOwner of a server whose task is another
 //     job, or of a missing server, returns ecs.ErrFenced;
@@ -64,6 +70,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Image", testImage},
 		{"Server", testServer},
 		{"ServerList", testServerList},
+		{"ServerListFilters", testServerListFilters},
+		{"Addresses", testAddresses},
 		{"ServerOwner", testServerOwner},
 		{"OddText", testOddText},
 		{"Volume", testVolume},
