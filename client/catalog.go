@@ -15,6 +15,11 @@ type Image struct {
 	DiskFormat string `json:"disk_format"`
 	Size       int64  `json:"size"`
 	Visibility string `json:"visibility"`
+	// CloudInit is "true" when the image runs cloud-init.
+	CloudInit string `json:"__support_cloudinit"`
+	// Injection says whether ecsd can set credentials from the host side:
+	// "supported", or "unsupported: <why>".
+	Injection string `json:"__ecsd_credential_injection"`
 }
 
 type imageList struct {

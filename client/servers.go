@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/url"
 	"strconv"
@@ -114,6 +115,9 @@ type CreateServerRequest struct {
 	Count            int               `json:"count,omitempty"`
 	AvailabilityZone string            `json:"availability_zone,omitempty"`
 	Metadata         map[string]string `json:"metadata,omitempty"`
+	// UserData is base64 (UserData encodes it); it needs an image that runs
+	// cloud-init.
+	UserData string `json:"user_data,omitempty"`
 }
 
 // NIC is a network interface of a server being created.
@@ -261,6 +265,9 @@ type ReinstallOptions struct {
 	KeyName   string `json:"keyname,omitempty"`
 	UserID    string `json:"userid,omitempty"`
 	Mode      string `json:"mode,omitempty"`
+	// Metadata is sent as given: user_data (base64; only with the v2 API,
+	// see ReinstallServerCloudInit), __system__encrypted, __system__cmkid.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // ModeWithStopServer is the only documented ReinstallOptions.Mode.
@@ -276,4 +283,69 @@ func (c *Client) ReinstallServer(ctx context.Context, id string, opt ReinstallOp
 	var out jobResponse
 	err = c.do(ctx, "POST", c.projectPath("v1", "cloudservers", esc(id), "reinstallos"), nil, reinstallBody{OSReinstall: opt}, &out)
 	return out.JobID, err
+}
+
+// UserData encodes user data for ReinstallOptions.Metadata["user_data"] and
+// CreateServerRequest.UserData (base64, at most 32 KB before encoding).
+func UserData(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// ReinstallServerCloudInit is the v2 reinstall (POST
+// /v2/{project_id}/cloudservers/{id}/reinstallos): for an image that runs
+// cloud-init; opt.Metadata may carry user_data, and with it AdminPass and
+// KeyName may both be empty.
+func (c *Client) ReinstallServerCloudInit(ctx context.Context, id string, opt ReinstallOptions) (jobID string, err error) {
+	var out jobResponse
+	err = c.do(ctx, "POST", c.projectPath("v2", "cloudservers", esc(id), "reinstallos"), nil, reinstallBody{OSReinstall: opt}, &out)
+	return out.JobID, err
+}
+
+// ChangeOSOptions is the "os-change" object: ReinstallOptions and the new
+// image.
+type ChangeOSOptions struct {
+	ReinstallOptions
+	ImageID string `json:"imageid"`
+}
+
+type changeOSBody struct {
+	OSChange ChangeOSOptions `json:"os-change"`
+}
+
+// ChangeOS gives a server a new system disk made from another image and
+// returns the job: through the v2 API (cloud-init; user data allowed) when
+// cloudInit, else the v1 API (credentials written from the host side).
+func (c *Client) ChangeOS(ctx context.Context, id string, opt ChangeOSOptions, cloudInit bool) (jobID string, err error) {
+	version := "v1"
+	if cloudInit {
+		version = "v2"
+	}
+	var out jobResponse
+	err = c.do(ctx, "POST", c.projectPath(version, "cloudservers", esc(id), "changeos"), nil, changeOSBody{OSChange: opt}, &out)
+	return out.JobID, err
+}
+
+type resetPasswordBody struct {
+	ResetPassword struct {
+		NewPassword     string `json:"new_password"`
+		IsCheckPassword bool   `json:"is_check_password"`
+	} `json:"reset-password"`
+}
+
+// ResetPassword sets a server's root password (PUT
+// .../os-reset-password): online through the guest agent on a running
+// server whose image has one, offline on a stopped server. It returns once
+// the service accepted (and, normally, applied) it.
+func (c *Client) ResetPassword(ctx context.Context, id, password string) error {
+	var b resetPasswordBody
+	b.ResetPassword.NewPassword, b.ResetPassword.IsCheckPassword = password, true
+	return c.do(ctx, "PUT", c.projectPath("v1", "cloudservers", esc(id), "os-reset-password"), nil, b, nil)
+}
+
+// ResetPasswordFlag says whether a server's password can be reset online
+// (GET .../os-resetpwd-flag is "True").
+func (c *Client) ResetPasswordFlag(ctx context.Context, id string) (bool, error) {
+	var out struct {
+		Flag string `json:"resetpwd_flag"`
+	}
+	err := c.do(ctx, "GET", c.projectPath("v1", "cloudservers", esc(id), "os-resetpwd-flag"), nil, nil, &out)
+	return out.Flag == "True", err
 }

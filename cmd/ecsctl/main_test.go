@@ -176,6 +176,12 @@ func TestUsageErrors(t *testing.T) {
 		{"reinstall with both", []string{"server", "reinstall", "s1", "--password-stdin", "--keypair", "k"}, "pw\n", "exactly one of --password-stdin and --keypair"},
 		{"reinstall with empty stdin", []string{"server", "reinstall", "s1", "--password-stdin"}, "", "stdin holds no password"},
 		{"reinstall with empty first line", []string{"server", "reinstall", "s1", "--password-stdin"}, "\nSecret@123\n", "stdin holds no password"},
+		{"reinstall user data and both", []string{"server", "reinstall", "s1", "--user-data", "f", "--password-stdin", "--keypair", "k"}, "pw\n", "not both"},
+		{"change-os without image", []string{"server", "change-os", "s1", "--password-stdin"}, "pw\n", "needs --image"},
+		{"change-os with neither", []string{"server", "change-os", "s1", "--image", "i"}, "", "exactly one of --password-stdin and --keypair"},
+		{"change-os cloud-init with neither", []string{"server", "change-os", "s1", "--image", "i", "--cloud-init"}, "", "or --user-data FILE alone"},
+		{"reset-password without stdin flag", []string{"server", "reset-password", "s1"}, "", "needs --password-stdin"},
+		{"reset-password with empty stdin", []string{"server", "reset-password", "s1", "--password-stdin"}, "", "stdin holds no password"},
 		{"import without file", []string{"keypair", "import", "k"}, "", "needs --public-key-file"},
 		{"job show without id", []string{"job", "show", "--wait"}, "", "want one job ID"},
 		{"image list with an argument", []string{"image", "list", "x"}, "", "want no arguments"},
@@ -213,6 +219,10 @@ func TestHelp(t *testing.T) {
 // Every command line sends the request the contract says.
 func TestRequests(t *testing.T) {
 	t.Parallel()
+	userDataFile := filepath.Join(t.TempDir(), "user-data")
+	if err := os.WriteFile(userDataFile, []byte("#!/bin/sh\necho hi\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	job := map[string][]reply{"POST /cloudservers/action": {js(`{"job_id":"j1"}`)}}
 	tests := []struct {
 		name   string
@@ -295,6 +305,40 @@ func TestRequests(t *testing.T) {
 			args:   []string{"server", "reinstall", "s1", "--password-stdin"},
 			want:   recorded{"POST", "/v1/p1/cloudservers/s1/reinstallos", `{"os-reinstall":{"adminpass":"Pa ss@123 "}}` + "\n"},
 			stdout: "JOB_ID:  j4\n",
+		},
+		{
+			name:   "reinstall with user data uses the v2 API",
+			routes: map[string][]reply{"POST /v2/p1/cloudservers/s1/reinstallos": {js(`{"job_id":"j5"}`)}},
+			args:   []string{"server", "reinstall", "s1", "--user-data", userDataFile},
+			want: recorded{"POST", "/v2/p1/cloudservers/s1/reinstallos",
+				`{"os-reinstall":{"metadata":{"user_data":"IyEvYmluL3NoCmVjaG8gaGkK"}}}` + "\n"},
+			stdout: "JOB_ID:  j5\n",
+		},
+		{
+			name:   "change-os v1 with a key pair and stop",
+			routes: map[string][]reply{"POST /cloudservers/s1/changeos": {js(`{"job_id":"j6"}`)}},
+			args:   []string{"server", "change-os", "s1", "--image", "img2", "--keypair", "kp", "--with-stop"},
+			want: recorded{"POST", "/v1/p1/cloudservers/s1/changeos",
+				`{"os-change":{"keyname":"kp","userid":"u1","mode":"withStopServer","imageid":"img2"}}` + "\n"},
+			stdout: "JOB_ID:  j6\n",
+		},
+		{
+			name:   "change-os v2 with a password and user data",
+			routes: map[string][]reply{"POST /v2/p1/cloudservers/s1/changeos": {js(`{"job_id":"j7"}`)}},
+			stdin:  "Secret@123\n",
+			args:   []string{"server", "change-os", "s1", "--image", "img3", "--password-stdin", "--user-data", userDataFile},
+			want: recorded{"POST", "/v2/p1/cloudservers/s1/changeos",
+				`{"os-change":{"adminpass":"Secret@123","metadata":{"user_data":"IyEvYmluL3NoCmVjaG8gaGkK"},"imageid":"img3"}}` + "\n"},
+			stdout: "JOB_ID:  j7\n",
+		},
+		{
+			name:   "reset-password",
+			routes: map[string][]reply{"PUT /cloudservers/s1/os-reset-password": {{status: 204}}},
+			stdin:  "Secret@123\n",
+			args:   []string{"server", "reset-password", "s1", "--password-stdin"},
+			want: recorded{"PUT", "/v1/p1/cloudservers/s1/os-reset-password",
+				`{"reset-password":{"new_password":"Secret@123","is_check_password":true}}` + "\n"},
+			stdout: "SERVER:    s1\nPASSWORD:  reset\n",
 		},
 		{
 			name:   "list with filters",

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/ecsproject/ecsd/client"
@@ -165,19 +168,93 @@ func (a *app) serverDelete(ctx context.Context, args []string) error {
 	})
 }
 
+// osFlags are the flags reinstall and change-os share.
+type osFlags struct {
+	opt       client.ReinstallOptions
+	passStdin bool
+	withStop  bool
+	wait      bool
+	userData  string
+}
+
+func (f *osFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.passStdin, "password-stdin", false, "read the new admin password from the first line of stdin")
+	fs.StringVar(&f.opt.KeyName, "keypair", "", "key pair `NAME` to install for the admin user")
+	fs.StringVar(&f.opt.UserID, "user-id", "", "user `ID` owning the key pair (default: user_id of the credentials)")
+	fs.StringVar(&f.userData, "user-data", "", "user data `FILE` for cloud-init (at most 32 KB; uses the v2 API)")
+	fs.BoolVar(&f.withStop, "with-stop", false, "stop a running server first (mode withStopServer)")
+	fs.BoolVar(&f.wait, "wait", false, "wait for the job, showing progress on stderr")
+}
+
+// check refuses flags that do not make a request. cloudInit says whether
+// the v2 API is asked for (it allows no credentials when user data is
+// given).
+func (f *osFlags) check(cloudInit bool) error {
+	switch {
+	case f.passStdin && f.opt.KeyName != "":
+		return usagef("give exactly one of --password-stdin and --keypair, not both")
+	case !f.passStdin && f.opt.KeyName == "" && f.userData == "":
+		return usagef("give exactly one of --password-stdin and --keypair (or --user-data FILE alone)")
+	case !cloudInit && !f.passStdin && f.opt.KeyName == "":
+		return usagef("give exactly one of --password-stdin and --keypair")
+	}
+	return nil
+}
+
+// osOptions fills in the options from checked flags: the password from
+// stdin, the user id, the user data.
+func (a *app) osOptions(c *client.Client, f *osFlags) (client.ReinstallOptions, error) {
+	opt := f.opt
+	if f.withStop {
+		opt.Mode = client.ModeWithStopServer
+	}
+	if opt.KeyName != "" && opt.UserID == "" {
+		opt.UserID = c.Config().UserID
+		if opt.UserID == "" {
+			return opt, usagef("--keypair needs --user-id (or user_id in the credentials)")
+		}
+	}
+	if f.userData != "" {
+		b, err := readUserData(f.userData)
+		if err != nil {
+			return opt, err
+		}
+		opt.Metadata = map[string]string{"user_data": client.UserData(b)}
+	}
+	if f.passStdin {
+		var err error
+		if opt.AdminPass, err = readPassword(a.stdin); err != nil {
+			return opt, err
+		}
+	}
+	return opt, nil
+}
+
+// maxUserData is the service's limit on user data (32 KB once decoded).
+const maxUserData = 32 << 10
+
+// readUserData reads a user data file, refusing one over the limit
+// before anything is sent.
+func readUserData(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--user-data: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxUserData+1))
+	if err != nil {
+		return nil, fmt.Errorf("--user-data: %w", err)
+	}
+	if len(b) > maxUserData {
+		return nil, usagef("--user-data: %s is larger than %d bytes", path, maxUserData)
+	}
+	return b, nil
+}
+
 func (a *app) serverReinstall(ctx context.Context, args []string) error {
 	fs := a.flags("server reinstall")
-	var (
-		opt       client.ReinstallOptions
-		passStdin bool
-		withStop  bool
-		wait      bool
-	)
-	fs.BoolVar(&passStdin, "password-stdin", false, "read the new admin password from the first line of stdin")
-	fs.StringVar(&opt.KeyName, "keypair", "", "key pair `NAME` to install for the admin user")
-	fs.StringVar(&opt.UserID, "user-id", "", "user `ID` owning the key pair (default: user_id of the credentials)")
-	fs.BoolVar(&withStop, "with-stop", false, "stop a running server first (mode withStopServer)")
-	fs.BoolVar(&wait, "wait", false, "wait for the job, showing progress on stderr")
+	var f osFlags
+	f.register(fs)
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -185,35 +262,104 @@ func (a *app) serverReinstall(ctx context.Context, args []string) error {
 	if err := exactly(1, pos, "one server ID"); err != nil {
 		return err
 	}
-	if passStdin == (opt.KeyName != "") {
-		return usagef("give exactly one of --password-stdin and --keypair")
-	}
-	if withStop {
-		opt.Mode = client.ModeWithStopServer
+	cloudInit := f.userData != ""
+	if err := f.check(cloudInit); err != nil {
+		return err
 	}
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
-	if opt.KeyName != "" && opt.UserID == "" {
-		opt.UserID = c.Config().UserID
-		if opt.UserID == "" {
-			return usagef("--keypair needs --user-id (or user_id in the credentials)")
-		}
-	}
-	if passStdin {
-		if opt.AdminPass, err = readPassword(a.stdin); err != nil {
-			return err
-		}
-	}
-	jobID, err := c.ReinstallServer(ctx, pos[0], opt)
+	opt, err := a.osOptions(c, &f)
 	if err != nil {
 		return err
 	}
-	if wait {
+	var jobID string
+	if cloudInit {
+		jobID, err = c.ReinstallServerCloudInit(ctx, pos[0], opt)
+	} else {
+		jobID, err = c.ReinstallServer(ctx, pos[0], opt)
+	}
+	if err != nil {
+		return err
+	}
+	if f.wait {
 		return a.wait(ctx, c, jobID, pos)
 	}
 	return a.printJobID(jobID)
+}
+
+func (a *app) serverChangeOS(ctx context.Context, args []string) error {
+	fs := a.flags("server change-os")
+	var (
+		f         osFlags
+		image     string
+		cloudInit bool
+	)
+	f.register(fs)
+	fs.StringVar(&image, "image", "", "the new image `ID` (required)")
+	fs.BoolVar(&cloudInit, "cloud-init", false, "use the v2 API (the image runs cloud-init; implied by --user-data)")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := exactly(1, pos, "one server ID"); err != nil {
+		return err
+	}
+	if image == "" {
+		return usagef("server change-os needs --image")
+	}
+	cloudInit = cloudInit || f.userData != ""
+	if err := f.check(cloudInit); err != nil {
+		return err
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	opt, err := a.osOptions(c, &f)
+	if err != nil {
+		return err
+	}
+	jobID, err := c.ChangeOS(ctx, pos[0], client.ChangeOSOptions{ReinstallOptions: opt, ImageID: image}, cloudInit)
+	if err != nil {
+		return err
+	}
+	if f.wait {
+		return a.wait(ctx, c, jobID, pos)
+	}
+	return a.printJobID(jobID)
+}
+
+func (a *app) serverResetPassword(ctx context.Context, args []string) error {
+	fs := a.flags("server reset-password")
+	var passStdin bool
+	fs.BoolVar(&passStdin, "password-stdin", false, "read the new admin password from the first line of stdin (required)")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := exactly(1, pos, "one server ID"); err != nil {
+		return err
+	}
+	if !passStdin {
+		return usagef("server reset-password needs --password-stdin (the password is never a command-line argument)")
+	}
+	pw, err := readPassword(a.stdin)
+	if err != nil {
+		return err
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	if err := c.ResetPassword(ctx, pos[0], pw); err != nil {
+		return err
+	}
+	if a.output == "json" {
+		return a.printJSON(map[string]string{"server_id": pos[0], "password": "reset"})
+	}
+	return a.fields("SERVER", pos[0], "PASSWORD", "reset")
 }
 
 // readPassword reads the first line of r, without its line ending.

@@ -30,12 +30,23 @@ Servers:
   server stop ID... [--hard] [--wait]
   server reboot ID... [--hard] [--wait]
   server delete ID... [--wait]
-  server reinstall SERVER (--password-stdin | --keypair NAME) [--user-id ID]
-                [--with-stop] [--wait]
+  server reinstall SERVER (--password-stdin | --keypair NAME) [--user-data FILE]
+                [--user-id ID] [--with-stop] [--wait]
       Reinstalls the OS from the server's image. --password-stdin reads the
       new admin password from the first line of stdin; it is never echoed.
       --keypair needs a user id (--user-id, or user_id in the credentials).
       --with-stop lets the service stop a running server first.
+      --user-data FILE (at most 32 KB) uses the v2 API, for images that run
+      cloud-init: the file reaches the guest untouched, and the password or
+      key pair becomes optional.
+  server change-os SERVER --image ID (--password-stdin | --keypair NAME)
+                [--user-data FILE] [--cloud-init] [--user-id ID] [--with-stop] [--wait]
+      Gives the server a new system disk made from image ID, with the same
+      rules as reinstall. --cloud-init (implied by --user-data) uses the v2
+      API: the new image must run cloud-init.
+  server reset-password SERVER --password-stdin
+      Sets the admin password: online through the guest agent on a running
+      server whose image has one, else on a stopped server's disk.
 
 Key pairs:
   keypair create NAME [--out FILE]   private key to FILE (mode 0600) or stdout

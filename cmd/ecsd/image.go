@@ -24,7 +24,7 @@ import (
 // catalog is the cloud's PostgreSQL store (every node sees the image at
 // once) and the file goes into this node's data dir.
 func imageImportCommand(fs *flagSet) runFunc {
-	var dataDir, storeURL, host, name, kernel, initrd, osType, id string
+	var dataDir, storeURL, host, name, kernel, initrd, osType, id, cloudInit string
 	fs.stringVar(&dataDir, "data-dir", "ECS_DATA_DIR", "./data", "data `DIR` of a qemu ecsd (make run uses ./data-qemu)")
 	storeFlag(fs, &storeURL)
 	fs.stringVar(&host, "host", "ECS_HOST", hostname(), "host `NAME` of the node whose data dir this is (its --host): the image is usable there")
@@ -32,6 +32,7 @@ func imageImportCommand(fs *flagSet) runFunc {
 	fs.stringVar(&kernel, "kernel", "", "", "kernel `FILE` to boot the image with directly (optional)")
 	fs.stringVar(&initrd, "initrd", "", "", "initrd `FILE` for --kernel (optional)")
 	fs.stringVar(&osType, "os-type", "", "", "`OS` of the image, Linux or Windows, when inspection cannot tell")
+	fs.stringVar(&cloudInit, "cloud-init", "", "", "`true|false`: whether the image runs cloud-init, overriding the inspection")
 	fs.stringVar(&id, "id", "", "", "import on this host the image `ID` another host imported (the same file); --name is then not needed")
 	return func(ctx context.Context, args []string, out, errOut io.Writer) error {
 		switch {
@@ -43,6 +44,8 @@ func imageImportCommand(fs *flagSet) runFunc {
 			return usagef("--name is required")
 		case initrd != "" && kernel == "":
 			return usagef("--initrd needs --kernel")
+		case cloudInit != "" && cloudInit != "true" && cloudInit != "false":
+			return usagef("--cloud-init must be true or false")
 		}
 		if err := checkStoreURL(storeURL); err != nil {
 			return usagef("%s: %v", fs.source("store"), err)
@@ -88,8 +91,9 @@ func imageImportCommand(fs *flagSet) runFunc {
 				defer bar.finish()
 				return imp.Import(ctx, qemu.ImportSpec{ID: id, Name: name, File: file, Kernel: kernel, Initrd: initrd, Progress: bar.set})
 			},
-			Discard: imp.Discard,
-			ID:      id,
+			Discard:   imp.Discard,
+			ID:        id,
+			CloudInit: boolFlag(cloudInit),
 		})
 		if err != nil {
 			return err
@@ -97,6 +101,15 @@ func imageImportCommand(fs *flagSet) runFunc {
 		_, err = fmt.Fprintf(out, "%s\n", api.ImageJSON(&img))
 		return err
 	}
+}
+
+// boolFlag is a "true"/"false" flag value, nil when not given.
+func boolFlag(v string) *bool {
+	if v == "" {
+		return nil
+	}
+	b := v == "true"
+	return &b
 }
 
 // progressBar draws the copy of a file on a terminal, and nothing

@@ -216,6 +216,19 @@ func TestImageImportBesideRunningDaemon(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &printed); err != nil || printed["__os_type"] != "Windows" {
 		t.Errorf("image import --os-type windows printed %q (%v)", out, err)
 	}
+	// --cloud-init overrides the detection (the test image has none).
+	code, out, errOut = ecsd(t, nil, "image", "import", "--data-dir", cfg.DataDir, "--name", "ci", "--cloud-init=true", file)
+	if code != 0 {
+		t.Fatalf("image import --cloud-init=true: exit %d, %s", code, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), &printed); err != nil || printed["__support_cloudinit"] != "true" ||
+		printed["__support_fc_inject"] != "true" {
+		t.Errorf("image import --cloud-init=true printed %q (%v)", out, err)
+	}
+	if code, _, errOut = ecsd(t, nil, "image", "import", "--data-dir", cfg.DataDir, "--name", "x", "--cloud-init=maybe", file); code != 2 ||
+		!strings.Contains(errOut, "--cloud-init must be true or false") {
+		t.Errorf("--cloud-init=maybe: exit %d, %s", code, errOut)
+	}
 }
 
 func TestProgressBar(t *testing.T) {

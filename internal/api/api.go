@@ -99,6 +99,12 @@ type route struct {
 func (h *Handler) routes() []route {
 	return []route{
 		{"POST", split("/v1/{p}/cloudservers/{}/reinstallos"), h.reinstall},
+		{"POST", split("/v2/{p}/cloudservers/{}/reinstallos"), h.reinstallCloudInit},
+		{"POST", split("/v1/{p}/cloudservers/{}/changeos"), h.changeOS},
+		{"POST", split("/v2/{p}/cloudservers/{}/changeos"), h.changeOSCloudInit},
+		{"PUT", split("/v1/{p}/cloudservers/{}/os-reset-password"), h.resetPassword},
+		{"GET", split("/v1/{p}/cloudservers/{}/os-resetpwd-flag"), h.resetPasswordFlag},
+		{"POST", split("/v1.1/{p}/cloudservers"), h.createServers},
 		{"GET", split("/v1/{p}/jobs/{}"), h.showJob},
 		{"POST", split("/v1/{p}/cloudservers"), h.createServers},
 		{"GET", split("/v1/{p}/cloudservers/detail"), h.listServers},

@@ -83,6 +83,7 @@ func TestEveryCodeOnTheWire(t *testing.T) {
 		ecs.CodeImageNotActive:         {400, "Ecs.0032"},
 		ecs.CodeImageAttributes:        {400, "Ecs.0007"},
 		ecs.CodeFlavorNotFound:         {400, "Ecs.0029"},
+		ecs.CodeFlavorNotFitImage:      {400, "Ecs.0008"},
 		ecs.CodeProjectMismatch:        {400, "Ecs.0023"},
 		ecs.CodeTooManyServers:         {400, "Ecs.0913"},
 		ecs.CodeNameTooLong:            {400, "Ecs.0914"},

@@ -49,7 +49,7 @@ type jobIDBody struct {
 	JobID string `json:"job_id"`
 }
 
-// ---- reinstall
+// ---- reinstall and change of OS
 
 type reinstallBody struct {
 	OsReinstall *reinstallOption `json:"os-reinstall"`
@@ -63,7 +63,20 @@ type reinstallOption struct {
 	Metadata  map[string]string `json:"metadata"`
 }
 
+func (o *reinstallOption) input(cloudInit bool) cloud.ReinstallInput {
+	return cloud.ReinstallInput{AdminPass: o.AdminPass, KeyName: o.KeyName, UserID: o.UserID, Mode: o.Mode, Metadata: o.Metadata,
+		CloudInit: cloudInit}
+}
+
 func (h *Handler) reinstall(w http.ResponseWriter, req *request) error {
+	return h.reinstallVersion(w, req, false)
+}
+
+func (h *Handler) reinstallCloudInit(w http.ResponseWriter, req *request) error {
+	return h.reinstallVersion(w, req, true)
+}
+
+func (h *Handler) reinstallVersion(w http.ResponseWriter, req *request, cloudInit bool) error {
 	var b reinstallBody
 	if err := decode(req.body, &b); err != nil {
 		return err
@@ -71,13 +84,98 @@ func (h *Handler) reinstall(w http.ResponseWriter, req *request) error {
 	if b.OsReinstall == nil {
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: os-reinstall is required.")
 	}
-	o := b.OsReinstall
-	id, err := h.svc.Reinstall(req.r.Context(), req.caller, req.params[0], cloud.ReinstallInput{
-		AdminPass: o.AdminPass, KeyName: o.KeyName, UserID: o.UserID, Mode: o.Mode, Metadata: o.Metadata})
+	id, err := h.svc.Reinstall(req.r.Context(), req.caller, req.params[0], b.OsReinstall.input(cloudInit))
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, jobIDBody{JobID: id})
+}
+
+type changeOSBody struct {
+	OsChange *changeOSOption `json:"os-change"`
+}
+
+type changeOSOption struct {
+	reinstallOption
+	ImageID *string `json:"imageid"`
+	// IsAutoPay is accepted and ignored: there is nothing to pay.
+	IsAutoPay *string `json:"isAutoPay"`
+}
+
+func (h *Handler) changeOS(w http.ResponseWriter, req *request) error {
+	return h.changeOSVersion(w, req, false)
+}
+
+func (h *Handler) changeOSCloudInit(w http.ResponseWriter, req *request) error {
+	return h.changeOSVersion(w, req, true)
+}
+
+func (h *Handler) changeOSVersion(w http.ResponseWriter, req *request, cloudInit bool) error {
+	var b changeOSBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if b.OsChange == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: os-change is required.")
+	}
+	o := b.OsChange
+	if o.IsAutoPay != nil && *o.IsAutoPay != "true" && *o.IsAutoPay != "false" {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: os-change.isAutoPay must be \"true\" or \"false\".")
+	}
+	in := o.input(cloudInit)
+	in.ImageID = o.ImageID
+	id, err := h.svc.ChangeOS(req.r.Context(), req.caller, req.params[0], in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jobIDBody{JobID: id})
+}
+
+// ---- password reset
+
+type resetPasswordBody struct {
+	ResetPassword *resetPasswordOption `json:"reset-password"`
+}
+
+type resetPasswordOption struct {
+	NewPassword     *string `json:"new_password"`
+	IsCheckPassword *bool   `json:"is_check_password"`
+}
+
+func (h *Handler) resetPassword(w http.ResponseWriter, req *request) error {
+	var b resetPasswordBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if b.ResetPassword == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: reset-password is required.")
+	}
+	if b.ResetPassword.NewPassword == nil || *b.ResetPassword.NewPassword == "" {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: reset-password.new_password is required.")
+	}
+	err := h.svc.ResetPassword(req.r.Context(), req.caller, req.params[0], cloud.ResetPasswordInput{
+		NewPassword: *b.ResetPassword.NewPassword, CheckPassword: b.ResetPassword.IsCheckPassword})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type resetPasswordFlagBody struct {
+	ResetpwdFlag string `json:"resetpwd_flag"`
+}
+
+func (h *Handler) resetPasswordFlag(w http.ResponseWriter, req *request) error {
+	ok, err := h.svc.ResetPasswordFlag(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	flag := "False"
+	if ok {
+		flag = "True"
+	}
+	return writeJSON(w, http.StatusOK, resetPasswordFlagBody{ResetpwdFlag: flag})
 }
 
 // ---- jobs
@@ -101,18 +199,50 @@ type createBody struct {
 }
 
 type createServer struct {
-	Name       string            `json:"name"`
-	ImageRef   string            `json:"imageRef"`
-	FlavorRef  string            `json:"flavorRef"`
-	VPCID      string            `json:"vpcid"`
-	Nics       []createNic       `json:"nics"`
-	RootVolume *createRootVolume `json:"root_volume"`
-	KeyName    string            `json:"key_name"`
-	AdminPass  string            `json:"adminPass"`
-	Count      *int              `json:"count"`
-	AZ         string            `json:"availability_zone"`
-	Metadata   map[string]string `json:"metadata"`
-	UserData   string            `json:"user_data"`
+	Name        string             `json:"name"`
+	ImageRef    string             `json:"imageRef"`
+	FlavorRef   string             `json:"flavorRef"`
+	VPCID       string             `json:"vpcid"`
+	Nics        []createNic        `json:"nics"`
+	RootVolume  *createRootVolume  `json:"root_volume"`
+	KeyName     string             `json:"key_name"`
+	AdminPass   string             `json:"adminPass"`
+	Count       *int               `json:"count"`
+	AZ          string             `json:"availability_zone"`
+	Metadata    map[string]string  `json:"metadata"`
+	UserData    string             `json:"user_data"`
+	ExtendParam *createExtendParam `json:"extendparam"`
+}
+
+// createExtendParam is server.extendparam; only the charging mode
+// matters: ecsd has no billing, so servers are pay-per-use (postPaid).
+type createExtendParam struct {
+	ChargingMode json.RawMessage `json:"chargingMode"`
+}
+
+// postPaid reports whether a chargingMode value (absent, "postPaid", or
+// Huawei's older numeric 0 / "0") means pay-per-use; prePaid (1, "1") and
+// anything else are refused.
+func (e *createExtendParam) check() error {
+	if e == nil || len(e.ChargingMode) == 0 || string(e.ChargingMode) == "null" {
+		return nil
+	}
+	var mode string
+	var n json.Number
+	if json.Unmarshal(e.ChargingMode, &mode) != nil {
+		if json.Unmarshal(e.ChargingMode, &n) != nil {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.extendparam.chargingMode must be postPaid or prePaid.")
+		}
+		mode = n.String()
+	}
+	switch mode {
+	case "postPaid", "0":
+		return nil
+	case "prePaid", "1":
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.extendparam.chargingMode prePaid (yearly/monthly) is not "+
+			"supported: ecsd has no billing; create pay-per-use servers (postPaid).")
+	}
+	return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.extendparam.chargingMode must be postPaid or prePaid.")
 }
 
 type createNic struct {
@@ -130,6 +260,10 @@ type createResponse struct {
 	ServerIDs []string `json:"serverIds"`
 }
 
+// createServers is POST /v1/{p}/cloudservers (CreatePostPaidServers) and
+// POST /v1.1/{p}/cloudservers (CreateServers): one body, pay-per-use
+// (postPaid) only, answered with job_id and serverIds (no order_id:
+// nothing is prepaid).
 func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 	var b createBody
 	if err := decode(req.body, &b); err != nil {
@@ -160,6 +294,14 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 			in.Count = -1
 		}
 	}
+	if err := s.ExtendParam.check(); err != nil {
+		return err
+	}
+	ud, err := cloud.DecodeUserData(s.UserData, "server.user_data")
+	if err != nil {
+		return err
+	}
+	in.UserData = ud
 	if b.DryRun != nil && *b.DryRun {
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: dry_run is not supported.")
 	}

@@ -285,15 +285,15 @@ func TestFlavorAndImageLists(t *testing.T) {
 		return r.status, names, r
 	}
 	for q, want := range map[string][]string{
-		"__platform=Ubuntu":               {"Ubuntu 22.04 server 64bit"},
+		"__platform=Ubuntu":               {"Ubuntu 24.04 server 64bit with Cloud-Init", "Ubuntu 22.04 server 64bit"},
 		"__os_type=Windows":               {"Windows Server 2022 Datacenter 64bit"},
-		"__imagetype=gold&limit=1":        {"Windows Server 2022 Datacenter 64bit"}, // newest first; the three share a time, ties by id desc
-		"sort_key=name&sort_dir=asc":      {"Debian 12 64bit", "Ubuntu 22.04 server 64bit", "Windows Server 2022 Datacenter 64bit"},
+		"__imagetype=gold&limit=1":        {"CentOS Stream 9 64bit with Cloud-Init"}, // newest first; the catalog shares a time, ties by id desc
+		"sort_key=name&sort_dir=asc":      {"CentOS Stream 9 64bit with Cloud-Init", "Debian 12 64bit", "Ubuntu 22.04 server 64bit", "Ubuntu 24.04 server 64bit with Cloud-Init", "Windows Server 2022 Datacenter 64bit"},
 		"visibility=private":              nil,
-		"status=active&__os_bit=64":       {"Windows Server 2022 Datacenter 64bit", "Ubuntu 22.04 server 64bit", "Debian 12 64bit"},
-		"flavor_id=t6.tiny.1&__os_bit=64": {"Ubuntu 22.04 server 64bit", "Debian 12 64bit"},
+		"status=active&__os_bit=64":       {"CentOS Stream 9 64bit with Cloud-Init", "Ubuntu 24.04 server 64bit with Cloud-Init", "Windows Server 2022 Datacenter 64bit", "Ubuntu 22.04 server 64bit", "Debian 12 64bit"},
+		"flavor_id=t6.tiny.1&__os_bit=64": {"Ubuntu 24.04 server 64bit with Cloud-Init", "Ubuntu 22.04 server 64bit", "Debian 12 64bit"},
 		"sort_key=id&sort_dir=asc&marker=6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01": {"Ubuntu 22.04 server 64bit",
-			"Windows Server 2022 Datacenter 64bit"},
+			"Windows Server 2022 Datacenter 64bit", "Ubuntu 24.04 server 64bit with Cloud-Init", "CentOS Stream 9 64bit with Cloud-Init"},
 	} {
 		if status, names, r := images(q); status != 200 || !slices.Equal(names, want) {
 			t.Errorf("images ?%s: %d %v %v; want %v", q, status, names, r.body, want)

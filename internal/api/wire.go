@@ -255,9 +255,11 @@ type wireJob struct {
 }
 
 type wireEntities struct {
-	ServerID     string       `json:"server_id,omitempty"`
-	SubJobsTotal *int         `json:"sub_jobs_total,omitempty"`
-	SubJobs      []wireSubJob `json:"sub_jobs,omitempty"`
+	ServerID     string `json:"server_id,omitempty"`
+	SubJobsTotal *int   `json:"sub_jobs_total,omitempty"`
+	// SubJobs is present (possibly []) on every batch job: clients index
+	// sub_jobs[0] without a check; nil (absent) on a single job.
+	SubJobs *[]wireSubJob `json:"sub_jobs,omitempty"`
 }
 
 type wireSubJob struct {
@@ -349,15 +351,16 @@ func toWireJob(j *ecs.Job) wireJob {
 	}
 	n := len(j.SubJobs)
 	w.Entities.SubJobsTotal = &n
-	w.Entities.SubJobs = make([]wireSubJob, 0, n)
+	subs := make([]wireSubJob, 0, n)
 	for i := range j.SubJobs {
 		sj := &j.SubJobs[i]
 		ws := wireSubJob{wireJobHead: jobHead(sj), Entities: wireSubEntities{ServerID: sj.ServerID}}
 		if sj.ErrorCode != "" {
 			ws.Entities.ErrorcodeMessage = sj.FailReason
 		}
-		w.Entities.SubJobs = append(w.Entities.SubJobs, ws)
+		subs = append(subs, ws)
 	}
+	w.Entities.SubJobs = &subs
 	return w
 }
 
@@ -436,7 +439,10 @@ type wireImage struct {
 	VirtualEnvType  string   `json:"virtual_env_type"`
 	Checksum        string   `json:"checksum,omitempty"`
 	CloudInit       string   `json:"__support_cloudinit"`
-	InjectSupport   string   `json:"__ecsd_credential_injection"`
+	// FCInject mirrors CloudInit: the Terraform provider picks the v2
+	// change of OS when it is "true".
+	FCInject      string `json:"__support_fc_inject"`
+	InjectSupport string `json:"__ecsd_credential_injection"`
 }
 
 // ImageJSON is img as GET /v2/cloudimages/{id} shows it, indented: what
@@ -461,5 +467,5 @@ func toWireImage(i *ecs.Image) wireImage {
 		ImageSourceType: "uds", IsRegistered: "true", SupportKVM: "true", DiskFormat: i.DiskFormat, ContainerFormat: "bare",
 		MinDisk: i.MinDiskGB, MinRAM: i.MinRAMMB, Owner: "ecsd", Self: "/v2/images/" + i.ID, File: "/v2/images/" + i.ID + "/file",
 		Schema: "/v2/schemas/image", Tags: []string{}, CreatedAt: created, UpdatedAt: created, ActiveAt: created,
-		VirtualEnvType: "FusionCompute", Checksum: i.Checksum, CloudInit: cloudInit, InjectSupport: inject}
+		VirtualEnvType: "FusionCompute", Checksum: i.Checksum, CloudInit: cloudInit, FCInject: cloudInit, InjectSupport: inject}
 }

@@ -72,6 +72,11 @@ type ImportImageInput struct {
 	// Discard, when set, removes what Import stored, when the image cannot
 	// be recorded after all.
 	Discard func(img ecs.Image)
+	// CloudInit, when set, overrides what the inspection found about
+	// cloud-init in the image (__support_cloudinit, and with it the v2
+	// reinstall and change of OS, user data and the online password
+	// reset). Not with ID: the catalog entry is kept as it is.
+	CloudInit *bool
 	// ID, when set, names an image of the catalog that another host
 	// imported: the file imported here must be that image (same
 	// checksum), and this host is recorded as one that has it. The catalog
@@ -89,6 +94,9 @@ const maxImageName = 128
 // cached).
 func (s *Service) ImportImage(ctx context.Context, in ImportImageInput) (ecs.Image, error) {
 	if in.ID != "" {
+		if in.CloudInit != nil {
+			return ecs.Image{}, errors.New("the cloud-init override applies to a new image, not to an import under an existing id")
+		}
 		return s.importOnHost(ctx, in)
 	}
 	if err := checkImageName(in.Name); err != nil {
@@ -108,6 +116,9 @@ func (s *Service) ImportImage(ctx context.Context, in ImportImageInput) (ecs.Ima
 		}
 	}
 	img.Name = in.Name
+	if in.CloudInit != nil {
+		img.CloudInit = *in.CloudInit
+	}
 	if err := applyOSType(&img, osType); err != nil {
 		discard()
 		return ecs.Image{}, err

@@ -158,3 +158,44 @@ func TestImportImageOnAnotherHost(t *testing.T) {
 		t.Fatalf("import under an unknown id: %v", err)
 	}
 }
+
+// TestImportImageCloudInitOverride: --cloud-init=true|false overrides what
+// the inspection found; the catalog keeps the override.
+func TestImportImageCloudInitOverride(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name            string
+		found, override *bool
+		want            bool
+	}{
+		{"detected", ptrTo(true), nil, true},
+		{"not detected", ptrTo(false), nil, false},
+		{"forced on", ptrTo(false), ptrTo(true), true},
+		{"forced off", ptrTo(true), ptrTo(false), false},
+	} {
+		svc := operatorService(t)
+		ctx := context.Background()
+		img, err := svc.ImportImage(ctx, cloud.ImportImageInput{Name: "img", CloudInit: tt.override,
+			Import: func(_ context.Context, id string) (ecs.Image, error) {
+				return ecs.Image{ID: id, Status: "active", OSType: "Linux", CloudInit: *tt.found, File: "/images/" + id}, nil
+			}})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got, err := svc.GetImage(ctx, img.ID)
+		if err != nil || img.CloudInit != tt.want || got.CloudInit != tt.want {
+			t.Errorf("%s: imported CloudInit %v, catalog %v (err %v); want %v", tt.name, img.CloudInit, got.CloudInit, err, tt.want)
+		}
+	}
+	svc := operatorService(t)
+	_, err := svc.ImportImage(context.Background(), cloud.ImportImageInput{ID: "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01",
+		CloudInit: ptrTo(true), Import: func(context.Context, string) (ecs.Image, error) {
+			t.Error("imported despite the refused override")
+			return ecs.Image{}, errors.New("no")
+		}})
+	if err == nil || !strings.Contains(err.Error(), "cloud-init override") {
+		t.Errorf("override with --id: err %v, want a refusal", err)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -36,6 +36,10 @@ type CreateInput struct {
 	Count       int
 	AZ          string
 	Metadata    map[string]string
+	// UserData is the decoded user_data (DecodeUserData), nil for none:
+	// it reaches the guest through its cloud-init seed, so the image must
+	// run cloud-init.
+	UserData []byte
 }
 
 // createParams is a create sub-job's input.
@@ -43,6 +47,18 @@ type createParams struct {
 	VolumeID     string `json:"volume_id"`
 	PasswordHash string `json:"password_hash,omitempty"`
 	PublicKey    string `json:"public_key,omitempty"`
+	// Seed: the image runs cloud-init: the credentials and the user data
+	// go into the server's seed rather than into its disk.
+	Seed bool `json:"seed,omitempty"`
+	// UserData: the parent job's params hold the user data (sealed), once
+	// for all its servers (createBatchParams).
+	UserData bool `json:"user_data,omitempty"`
+}
+
+// createBatchParams is a create's parent job's input: what its sub-jobs
+// share.
+type createBatchParams struct {
+	SealedUserData []byte `json:"sealed_user_data,omitempty"`
 }
 
 var volumeTypes = map[string]bool{"SATA": true, "SAS": true, "SSD": true, "GPSSD": true, "co-p1": true, "uh-l1": true,
@@ -107,7 +123,14 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 	if err := s.runnable(img); err != nil {
 		return "", nil, err
 	}
-	if (in.AdminPass != "" || in.KeyName != "") && img.Unsupported != "" {
+	if in.UserData != nil && !img.CloudInit {
+		return "", nil, ecs.Errorf(ecs.CodeImageAttributes, "The image %s does not run Cloud-Init (__support_cloudinit is false): "+
+			"it cannot run user_data.", img.ID)
+	}
+	if len(in.UserData) > MaxUserData {
+		return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.user_data is more than %d bytes once decoded.", MaxUserData)
+	}
+	if (in.AdminPass != "" || in.KeyName != "") && img.Unsupported != "" && !img.CloudInit {
 		return "", nil, ecs.Errorf(ecs.CodeImageAttributes, "The image does not support setting a password or key pair from the host: %s.", img.Unsupported)
 	}
 	size := in.SizeGB
@@ -131,6 +154,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: metadata keys and values are at most 255 characters.")
 		}
 	}
+	var sealedUserData []byte
+	if in.UserData != nil {
+		if sealedUserData, err = s.seal(in.UserData); err != nil {
+			return "", nil, err
+		}
+	}
 
 	jobID := newJobID()
 	now := time.Now().UTC()
@@ -147,7 +176,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			}
 			pub = kp.PublicKey
 		}
-		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobCreateServers, Created: now}); err != nil {
+		var batch []byte
+		if sealedUserData != nil {
+			batch, _ = json.Marshal(createBatchParams{SealedUserData: sealedUserData})
+		}
+		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobCreateServers, Params: batch,
+			Created: now}); err != nil {
 			return err
 		}
 		pl, err := s.newPlacement(ctx, tx, flavor, size, img)
@@ -182,7 +216,8 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				SizeGB: size, VolumeType: in.VolumeType, Status: "creating", Device: "/dev/vda", Host: srv.Host, Created: now}); err != nil {
 				return err
 			}
-			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub})
+			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub, Seed: img.CloudInit,
+				UserData: sealedUserData != nil})
 			if err := tx.JobInsert(ctx, &ecs.Job{ID: sub, ProjectID: c.ProjectID, Type: ecs.JobCreateSingleServer, ParentID: jobID,
 				ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
 				return err
@@ -256,8 +291,18 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 				return err
 			}
 		}
+		var seed *compute.Seed
+		hash, pub := p.PasswordHash, p.PublicKey
+		if p.Seed {
+			ud, err := s.batchUserData(ctx, jr.job.ParentID, p.UserData)
+			if err != nil {
+				return err
+			}
+			seed = newSeed(jr.job.ID, srv.Name, hash, pub, ud)
+			hash, pub = "", ""
+		}
 		err = jr.step(ctx, createDiskMade, func(ctx context.Context) error {
-			return s.makeDisk(ctx, compute.DiskSpec{ID: p.VolumeID, Image: img, SizeGB: vol.SizeGB}, p.PasswordHash, p.PublicKey)
+			return s.makeDisk(ctx, compute.DiskSpec{ID: p.VolumeID, Image: img, SizeGB: vol.SizeGB}, hash, pub)
 		}, func(tx store.Tx, srv *ecs.Server) error {
 			srv.TaskState = ecs.TaskSpawning
 			vol.Status = "in-use"
@@ -271,7 +316,7 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 		err = jr.step(ctx, createDefined, func(ctx context.Context) error {
 			var err error
 			info, err = s.drv.CreateServer(ctx, compute.ServerSpec{ID: id, Name: srv.Name, VCPUs: flavor.VCPUs, RAMMB: flavor.RAMMB,
-				Image: img, DiskID: p.VolumeID})
+				Image: img, DiskID: p.VolumeID, Seed: seed})
 			if err != nil {
 				return failStep(ecs.CodeCreateServerFailed, "Failed to create the ECS.", err)
 			}
@@ -305,6 +350,34 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 			return nil
 		})
 	})
+}
+
+// batchUserData returns the user data of a create's parent job (decoded),
+// nil when has is false. A store error is returned as it is (the engine
+// retries the job); unreadable user data fails the job.
+func (s *Service) batchUserData(ctx context.Context, parentID string, has bool) ([]byte, error) {
+	if !has {
+		return nil, nil
+	}
+	var parent ecs.Job
+	err := s.store.Write(ctx, func(tx store.Tx) error {
+		var err error
+		parent, err = tx.JobGetByID(ctx, parentID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var bp createBatchParams
+	if err := json.Unmarshal(parent.Params, &bp); err != nil || bp.SealedUserData == nil {
+		return nil, failStep(ecs.CodeCreateServerFailed, "Failed to read the user data.",
+			fmt.Errorf("create job %s params hold no user data (%v)", parentID, err))
+	}
+	ud, err := s.unseal(bp.SealedUserData)
+	if err != nil {
+		return nil, failStep(ecs.CodeCreateServerFailed, "Failed to read the user data.", err)
+	}
+	return ud, nil
 }
 
 // Action is a batch server action.

@@ -71,6 +71,9 @@ type Config struct {
 	// LeaderTTL is the term of the upkeep leader (default 15s; see
 	// cluster.Lead).
 	LeaderTTL time.Duration
+	// ResetPasswordWait is how long a password reset waits for its job
+	// before answering (default DefaultResetPasswordWait).
+	ResetPasswordWait time.Duration
 	// OnJobStart, when set, is called as each job starts (benchmarks).
 	OnJobStart func(ecs.Job)
 }
@@ -112,6 +115,9 @@ func New(cfg Config) *Service {
 	if cfg.JobRetention <= 0 {
 		cfg.JobRetention = 24 * time.Hour
 	}
+	if cfg.ResetPasswordWait <= 0 {
+		cfg.ResetPasswordWait = DefaultResetPasswordWait
+	}
 	if cfg.HostDownAfter <= 0 {
 		cfg.HostDownAfter = cluster.DefaultDownAfter
 	}
@@ -129,6 +135,8 @@ func New(cfg Config) *Service {
 		OnStart:   cfg.OnJobStart,
 		Handlers: map[string]jobs.Handler{
 			ecs.JobReinstallOS:        s.runReinstall,
+			ecs.JobChangeOS:           s.runReinstall,
+			ecs.JobResetPassword:      s.runResetPassword,
 			ecs.JobCreateSingleServer: s.runCreate,
 			ecs.JobStartServer:        s.runPower,
 			ecs.JobStopServer:         s.runPower,
@@ -394,6 +402,15 @@ var BuiltinImages = []ecs.Image{
 	{ID: "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e03", Name: "Windows Server 2022 Datacenter 64bit", OSType: "Windows",
 		OSVersion: "Windows Server 2022 Datacenter 64bit", Platform: "Windows", Status: "active", DiskFormat: "qcow2",
 		MinDiskGB: 40, MinRAMMB: 2048, SizeBytes: 12 << 30, PartitionTable: "gpt", RootFS: "ntfs"},
+	// Images that run cloud-init (and a guest agent): the v2 reinstall and
+	// change of OS, user_data and the online password reset use them.
+	{ID: "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e04", Name: "Ubuntu 24.04 server 64bit with Cloud-Init", OSType: "Linux",
+		OSVersion: "Ubuntu 24.04 server 64bit", Platform: "Ubuntu", Status: "active", DiskFormat: "qcow2", MinDiskGB: 10,
+		SizeBytes: 3 << 30, PartitionTable: "gpt", RootFS: "ext4", CloudInit: true},
+	{ID: "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e05", Name: "CentOS Stream 9 64bit with Cloud-Init", OSType: "Linux",
+		OSVersion: "CentOS Stream 9 64bit", Platform: "CentOS", Status: "active", DiskFormat: "qcow2", MinDiskGB: 20,
+		MinRAMMB: 1024, SizeBytes: 4 << 30, PartitionTable: "gpt", RootFS: "xfs", CloudInit: true,
+		Unsupported: "the root filesystem is xfs (host-side injection needs ext2/3/4)"},
 }
 
 // SeedImages makes sure the built-in images are in the catalog.

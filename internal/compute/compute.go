@@ -12,7 +12,13 @@
 //   - Disks are identified by the volume id the service chose; servers by
 //     the server id.
 //   - Credentials arrive hashed (a $6$ SHA-512 crypt hash) or as a public
-//     key; a driver never sees a plain password.
+//     key; a driver never sees a plain password. A cloud-init seed (Seed)
+//     carries them the same way, and never rests in plain text either.
+//   - A server whose image runs cloud-init gets what it needs from a Seed
+//     (ServerSpec.Seed at creation, SetSeed at every reinstall or change of
+//     OS, each time with a new InstanceID); its guest agent, when it runs
+//     one, takes SetPassword while the server runs. A guest without an
+//     agent makes SetPassword and PingAgent fail with ErrNoAgent.
 //   - The rules of attaching, detaching, deleting and powering (rules.go)
 //     are the same for every driver, and so are the kinds of the errors
 //     that refuse a call (ecs.ErrNotFound, ecs.ErrBadState,
@@ -69,9 +75,36 @@ type ServerSpec struct {
 	Name   string
 	VCPUs  int
 	RAMMB  int
-	Image  ecs.Image
-	DiskID string // the system disk, attached at creation
+	Image  ecs.Image // the server boots its Kernel and Initrd, if any
+	DiskID string    // the system disk, attached at creation
+	// Seed, when not nil, is the cloud-init seed the server boots with
+	// (for an image that runs cloud-init, Image.CloudInit); nil for none.
+	Seed *Seed
 }
+
+// Seed is what a guest running cloud-init reads at boot from its NoCloud
+// datasource: who it is and what to set up. cloud-init applies it once per
+// InstanceID, so every create, reinstall and change of OS gives a new one.
+type Seed struct {
+	// InstanceID names this instance of the server (CheckSeed: 1-64
+	// characters of ecs.ValidID).
+	InstanceID string `json:"instance_id"`
+	// Hostname is the guest's local-hostname, "" for none (a DNS label:
+	// letters, digits and '-', see Hostname).
+	Hostname string `json:"hostname,omitempty"`
+	// PasswordHash is a $6$ SHA-512 crypt hash for root, "" to leave the
+	// password as the image has it.
+	PasswordHash string `json:"password_hash,omitempty"`
+	// AuthorizedKeys is root's authorized_keys, one key a line, "" for none.
+	AuthorizedKeys string `json:"authorized_keys,omitempty"`
+	// UserData is the tenant's user data, decoded, passed to the guest
+	// byte for byte (at most MaxUserData bytes); nil for none.
+	UserData []byte `json:"user_data,omitempty"`
+}
+
+// MaxUserData is the most user data a Seed carries (Huawei allows 32 KB
+// once decoded).
+const MaxUserData = 32 << 10
 
 // ServerInfo is what a driver reports back about a created server.
 type ServerInfo struct {
@@ -130,6 +163,28 @@ type Driver interface {
 	// PowerState reports whether the server runs.
 	PowerState(ctx context.Context, serverID string) (PowerState, error)
 
+	// SetSeed replaces the cloud-init seed of a stopped server (nil: the
+	// server boots without one from now on). A reinstall or change of OS
+	// calls it with a new Seed.InstanceID, so cloud-init runs again.
+	SetSeed(ctx context.Context, serverID string, seed *Seed) error
+	// ReadSeed returns the seed the server boots with, nil for none: what
+	// the guest will read, parsed back.
+	ReadSeed(ctx context.Context, serverID string) (*Seed, error)
+	// SetServerImage makes a stopped server boot img from now on (change
+	// of OS): its kernel and initrd, if any, replace the old image's. The
+	// system disk is the caller's business (DetachDisk, AttachDisk).
+	SetServerImage(ctx context.Context, serverID string, img ecs.Image) error
+	// SetPassword sets root's password in the guest of a running server
+	// to passwordHash (a $6$ crypt hash), online, through its guest agent,
+	// without a reboot. A stopped server is refused (ecs.ErrBadState: use
+	// ApplyCredentials on its disk); a guest whose agent does not answer
+	// gives ErrNoAgent.
+	SetPassword(ctx context.Context, serverID, passwordHash string) error
+	// PingAgent returns nil when the guest agent of a running server
+	// answers, ErrNoAgent (wrapped) when it does not or the server is
+	// stopped.
+	PingAgent(ctx context.Context, serverID string) error
+
 	// Close releases the driver's resources. Running servers keep running
 	// (a restarted daemon reattaches to them).
 	Close() error
@@ -138,6 +193,16 @@ type Driver interface {
 // ErrNotFound is ecs.ErrNotFound, returned (wrapped) by drivers for a disk
 // or server they do not know, where the operation needs it to exist.
 var ErrNotFound error = ecs.ErrNotFound
+
+// ErrNoAgent is returned (wrapped) by SetPassword and PingAgent when no
+// guest agent answers: the guest runs none, has not started it yet, or the
+// server is stopped. Its kind is ecs.ErrBadState.
+var ErrNoAgent error = noAgent{}
+
+type noAgent struct{}
+
+func (noAgent) Error() string { return "no guest agent answers" }
+func (noAgent) Unwrap() error { return ecs.ErrBadState }
 
 // ErrInjected is returned (wrapped) by package faulty for a fault that was
 // asked for in its configuration.

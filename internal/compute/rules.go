@@ -183,3 +183,80 @@ func CheckReboot(srv ServerView) error {
 	}
 	return nil
 }
+
+// CheckSeed refuses a seed a driver must not write: a bad instance id or
+// hostname, a password hash that is not a $6$ crypt hash, authorized keys
+// with control characters, or more than MaxUserData bytes of user data.
+func CheckSeed(s *Seed) error {
+	if s == nil {
+		return nil
+	}
+	if len(s.InstanceID) > 64 || !ecs.ValidID(s.InstanceID) {
+		return refuse(ecs.ErrInvalid, "the seed's instance id %q is not 1-64 characters of [A-Za-z0-9._-]", s.InstanceID)
+	}
+	if s.Hostname != "" && Hostname(s.Hostname) != s.Hostname {
+		return refuse(ecs.ErrInvalid, "the seed's hostname is not a DNS label")
+	}
+	if err := CheckCredentials(Credentials{PasswordHash: s.PasswordHash}); err != nil {
+		return err
+	}
+	for i := 0; i < len(s.AuthorizedKeys); i++ {
+		if c := s.AuthorizedKeys[i]; (c < ' ' && c != '\n') || c == 0x7f {
+			return refuse(ecs.ErrInvalid, "the seed's authorized keys contain a control character")
+		}
+	}
+	if len(s.UserData) > MaxUserData {
+		return refuse(ecs.ErrInvalid, "the seed's user data is %d bytes, more than %d", len(s.UserData), MaxUserData)
+	}
+	return nil
+}
+
+// Hostname makes a DNS label of a server name for Seed.Hostname: letters,
+// digits and '-' kept (lower-cased), runs of anything else become one '-',
+// no '-' at either end, at most 63 characters; "" when nothing is left.
+func Hostname(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(name) {
+		if b.Len() >= 63 {
+			break
+		}
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			dash = true
+			continue
+		}
+		if dash && b.Len() > 0 && b.Len() < 62 {
+			b.WriteByte('-')
+		}
+		dash = false
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// CheckStopped is the rule of SetSeed and SetServerImage: the server must
+// exist and be stopped.
+func CheckStopped(srv ServerView) error {
+	switch {
+	case !srv.Exists:
+		return notFound("server", srv.ID)
+	case srv.Running:
+		return refuse(ecs.ErrBadState, "server %s is running", srv.ID)
+	}
+	return nil
+}
+
+// CheckAgent is the rule of SetPassword and PingAgent: the server must
+// exist and run; hasAgent says whether its guest runs an agent (a driver
+// that cannot know before asking passes true).
+func CheckAgent(srv ServerView, hasAgent bool) error {
+	switch {
+	case !srv.Exists:
+		return notFound("server", srv.ID)
+	case !srv.Running:
+		return fmt.Errorf("server %s is stopped: %w", srv.ID, ErrNoAgent)
+	case !hasAgent:
+		return fmt.Errorf("server %s: its guest runs no agent: %w", srv.ID, ErrNoAgent)
+	}
+	return nil
+}

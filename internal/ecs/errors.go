@@ -164,6 +164,16 @@ var (
 	CodeTaskFailed             = code(ErrFailed, "Common.0022")
 )
 
+// Refusals of a change of OS (our choices; README).
+var (
+	// CodeFlavorNotFitImage is a change of OS to an image whose min_ram
+	// exceeds the server's flavor ("invalid flavor attributes").
+	CodeFlavorNotFitImage = code(ErrInvalid, "Ecs.0008")
+	// CodeImageNeedsLargerDisk is a change of OS to an image whose
+	// min_disk exceeds the server's system disk.
+	CodeImageNeedsLargerDisk = CodeImageAttributes
+)
+
 // Error is an error with a Code and a message that is safe to show to a
 // client. Cause, when set, is for logs only and never leaves the process.
 type Error struct {

@@ -25,6 +25,9 @@ const (
 	TaskRebooting                 = "rebooting"
 	TaskRebootingHard             = "rebooting_hard"
 	TaskDeleting                  = "deleting"
+	// TaskUpdatingPassword: a password reset runs (Nova's task state);
+	// the status stays ACTIVE or SHUTOFF.
+	TaskUpdatingPassword = "updating_password"
 )
 
 // Power states (OS-EXT-STS:power_state), Nova numbering.
@@ -48,6 +51,8 @@ const (
 	JobCreateServers      = "createServer"
 	JobCreateSingleServer = "createSingleServer"
 	JobReinstallOS        = "reinstallOS"
+	JobChangeOS           = "changeOS"
+	JobResetPassword      = "resetPassword"
 	JobStartServers       = "batchStartServers"
 	JobStartServer        = "startServer"
 	JobStopServers        = "batchStopServers"
@@ -76,14 +81,14 @@ func Status(vmState, taskState string) string {
 			return "REBOOT"
 		case taskState == TaskRebootingHard:
 			return "HARD_REBOOT"
-		case taskState == TaskNone, taskState == TaskPoweringOff, taskState == TaskDeleting:
+		case taskState == TaskNone, taskState == TaskPoweringOff, taskState == TaskDeleting, taskState == TaskUpdatingPassword:
 			return "ACTIVE"
 		}
 	case VMStopped:
 		switch {
 		case rebuild:
 			return "REBUILD"
-		case taskState == TaskNone, taskState == TaskPoweringOn, taskState == TaskDeleting:
+		case taskState == TaskNone, taskState == TaskPoweringOn, taskState == TaskDeleting, taskState == TaskUpdatingPassword:
 			return "SHUTOFF"
 		}
 	case VMError:

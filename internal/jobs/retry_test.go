@@ -282,7 +282,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 	ctx := context.Background()
 	started := make(chan struct{})
 	release := make(chan struct{})
-	lease := time.Second
+	lease := 3 * time.Second // long enough that renewals keep up on a loaded machine
 	e := jobs.New(jobs.Config{Store: st, Owner: "node-a", Logger: quiet, Workers: 1, Lease: lease, Poll: time.Hour,
 		Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
 			close(started)

@@ -486,11 +486,12 @@ func linuxImage(ctx context.Context, t *testing.T, c *client.Client) string {
 		t.Fatalf("list images: %v", err)
 	}
 	for _, img := range images {
-		if img.OSType == "Linux" && img.Status == "active" {
+		// Host-side injection: the crash tests reinstall with v1.
+		if img.OSType == "Linux" && img.Status == "active" && img.Injection == "supported" {
 			return img.ID
 		}
 	}
-	t.Fatalf("no active Linux image in %+v", images)
+	t.Fatalf("no active Linux image with host-side injection in %+v", images)
 	return ""
 }
 

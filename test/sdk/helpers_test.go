@@ -58,7 +58,9 @@ func (tn *tenant) catalog(t *testing.T) catalog {
 			for _, im := range *imgs.Images {
 				switch im.OsType.Value() {
 				case "Linux":
-					if d.catalog.linuxImage == "" {
+					// The generic tests reinstall with v1 (host-side
+					// injection): an image without cloud-init.
+					if d.catalog.linuxImage == "" && (im.SupportFcInject == nil || im.SupportFcInject.Value() != "true") {
 						d.catalog.linuxImage = im.Id
 					}
 				case "Windows":

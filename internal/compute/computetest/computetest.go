@@ -25,6 +25,14 @@
 //     sentinel matches it) and changes nothing.
 //   - DeleteServer stops a running server and keeps its disk.
 //   - A call with a cancelled ctx returns ctx.Err() and does nothing.
+//   - A server's cloud-init seed (ServerSpec.Seed, SetSeed) reads back as
+//     given, user data byte for byte, until replaced or removed; it changes
+//     only while the server is stopped. SetServerImage changes only a
+//     stopped server, which then boots. A bad seed is ecs.ErrInvalid.
+//   - SetPassword and PingAgent need a running server whose guest agent
+//     answers (Fixture.Agent): then the password set online is on the disk
+//     once the server stops. Without an agent, or on a stopped server, they
+//     fail with compute.ErrNoAgent, of kind ecs.ErrBadState.
 //   - The reinstall sequence (stop, create disk, apply credentials, detach
 //     the old disk, attach the new, delete the old, start) leaves the server
 //     running on the new disk with the new credentials, also when every step
@@ -32,6 +40,7 @@
 package computetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +67,10 @@ type Fixture struct {
 	// Serial makes the tests run one at a time, and the concurrency test
 	// reinstall one server at a time, for drivers that cannot afford more.
 	Serial bool
+	// Agent says that the guests of servers made from Image run a guest
+	// agent (once booted); without it, SetPassword and PingAgent must fail
+	// with compute.ErrNoAgent.
+	Agent bool
 }
 
 // Run runs every conformance test against drivers made by newFixture, which
@@ -69,6 +82,28 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 			tc.run(setup(t, newFixture))
 		})
 	}
+	RunGuest(t, newFixture)
+}
+
+// RunGuest runs only the tests of the guest's side (seed, image change,
+// guest agent), which Run runs too: for a second image (one whose guest
+// runs cloud-init and an agent) without the whole suite.
+func RunGuest(t *testing.T, newFixture func(t *testing.T) Fixture) {
+	for _, tc := range guestTests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(setup(t, newFixture))
+		})
+	}
+}
+
+var guestTests = []struct {
+	name string
+	run  func(s *suite)
+}{
+	{"SeedReadsBack", testSeed},
+	{"SeedRefusals", testSeedRefusals},
+	{"SetServerImage", testSetServerImage},
+	{"Agent", testAgent},
 }
 
 var tests = []struct {
@@ -695,4 +730,196 @@ func testConcurrentReinstalls(s *suite) {
 	for i := range n {
 		s.reinstalled(fmt.Sprintf("s%d", i), fmt.Sprintf("d%d-old", i), fmt.Sprintf("d%d-new", i))
 	}
+}
+
+// Seeds used by the tests: user data with bytes that are not UTF-8 and no
+// final newline, which a driver must pass through untouched.
+var (
+	seed1 = compute.Seed{
+		InstanceID:     "i-computetest-1",
+		Hostname:       "ct-host",
+		PasswordHash:   oldCreds.PasswordHash,
+		AuthorizedKeys: oldCreds.AuthorizedKeys,
+		UserData:       []byte("#!/bin/sh\necho 'user data' >/root/marker\n\xff\xfe\x00end"),
+	}
+	seed2 = compute.Seed{
+		InstanceID:     "i-computetest-2",
+		AuthorizedKeys: newCreds.AuthorizedKeys,
+	}
+)
+
+func (s *suite) seed(id string, want *compute.Seed) {
+	s.t.Helper()
+	got, err := s.d.ReadSeed(s.ctx, id)
+	s.ok(err, "ReadSeed(%s)", id)
+	switch {
+	case want == nil && got == nil:
+		return
+	case want == nil || got == nil:
+		s.t.Fatalf("ReadSeed(%s) = %+v, want %+v", id, got, want)
+	}
+	if got.InstanceID != want.InstanceID || got.Hostname != want.Hostname || got.PasswordHash != want.PasswordHash ||
+		got.AuthorizedKeys != want.AuthorizedKeys || !bytes.Equal(got.UserData, want.UserData) {
+		s.t.Fatalf("ReadSeed(%s) = %+v (user data %q), want %+v (user data %q)", id, *got, got.UserData, *want, want.UserData)
+	}
+}
+
+func testSeed(s *suite) {
+	// Without a seed.
+	s.createServer("s0", "d0", oldCreds)
+	s.seed("s0", nil)
+
+	// With one, given at creation.
+	s.createDisk("d1")
+	s.track("s1")
+	spec := s.serverSpec("s1", "d1")
+	spec.Seed = &seed1
+	_, err := s.d.CreateServer(s.ctx, spec)
+	s.ok(err, "CreateServer with a seed")
+	s.seed("s1", &seed1)
+	_, err = s.d.CreateServer(s.ctx, spec)
+	s.ok(err, "CreateServer with a seed again")
+	s.seed("s1", &seed1)
+
+	// It stays through a boot, and changes only while stopped.
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
+	s.badState(s.d.SetSeed(s.ctx, "s1", &seed2), "SetSeed on a running server")
+	s.seed("s1", &seed1)
+	s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer")
+	s.seed("s1", &seed1)
+
+	// Replaced (twice: idempotent), then removed.
+	for range 2 {
+		s.ok(s.d.SetSeed(s.ctx, "s1", &seed2), "SetSeed(seed2)")
+	}
+	s.seed("s1", &seed2)
+	s.ok(s.d.SetSeed(s.ctx, "s0", &seed1), "SetSeed on a server created without one")
+	s.seed("s0", &seed1)
+	s.seed("s1", &seed2) // the other server's is untouched
+	for range 2 {
+		s.ok(s.d.SetSeed(s.ctx, "s1", nil), "SetSeed(nil)")
+	}
+	s.seed("s1", nil)
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer without a seed")
+	s.power("s1", compute.PowerRunning)
+}
+
+func testSeedRefusals(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	s.ok(s.d.SetSeed(s.ctx, "s1", &seed1), "SetSeed")
+	bad := func(change func(*compute.Seed)) *compute.Seed {
+		c := seed2
+		change(&c)
+		return &c
+	}
+	seeds := map[string]*compute.Seed{
+		"no instance id":        bad(func(c *compute.Seed) { c.InstanceID = "" }),
+		"instance id with '/'":  bad(func(c *compute.Seed) { c.InstanceID = "../i" }),
+		"long instance id":      bad(func(c *compute.Seed) { c.InstanceID = strings.Repeat("i", 65) }),
+		"hostname with a space": bad(func(c *compute.Seed) { c.Hostname = "a b" }),
+		"plain password":        bad(func(c *compute.Seed) { c.PasswordHash = "Plain-passw0rd" }),
+		"hash with a newline":   bad(func(c *compute.Seed) { c.PasswordHash = "$6$salt$hash\nroot::0:" }),
+		"key with a CR":         bad(func(c *compute.Seed) { c.AuthorizedKeys = "ssh-ed25519 AAAA\rx\n" }),
+		"oversized user data":   bad(func(c *compute.Seed) { c.UserData = make([]byte, compute.MaxUserData+1) }),
+	}
+	for what, seed := range seeds {
+		s.refused(s.d.SetSeed(s.ctx, "s1", seed), ecs.ErrInvalid, "SetSeed(%s)", what)
+		spec := s.serverSpec("s2", "d2")
+		spec.Seed = seed
+		_, err := s.d.CreateServer(s.ctx, spec)
+		s.refused(err, ecs.ErrInvalid, "CreateServer(seed with %s)", what)
+	}
+	s.power("s2", compute.PowerMissing)
+	s.seed("s1", &seed1) // nothing changed
+
+	// At most MaxUserData bytes pass.
+	full := seed2
+	full.UserData = bytes.Repeat([]byte("x"), compute.MaxUserData)
+	s.ok(s.d.SetSeed(s.ctx, "s1", &full), "SetSeed with MaxUserData bytes of user data")
+	s.seed("s1", &full)
+
+	s.notFound(s.d.SetSeed(s.ctx, "nope", &seed1), "SetSeed(unknown server)")
+	_, err := s.d.ReadSeed(s.ctx, "nope")
+	s.notFound(err, "ReadSeed(unknown server)")
+	s.refused(s.d.SetSeed(s.ctx, "../s1", &seed1), ecs.ErrInvalid, "SetSeed(bad id)")
+	ctx, cancel := context.WithCancel(s.ctx)
+	cancel()
+	if err := s.d.SetSeed(ctx, "s1", &seed2); !errors.Is(err, context.Canceled) {
+		s.t.Errorf("SetSeed with a cancelled ctx: got %v, want context.Canceled", err)
+	}
+	s.seed("s1", &full)
+}
+
+func testSetServerImage(s *suite) {
+	s.runningServer("s1", "d1", oldCreds)
+	s.badState(s.d.SetServerImage(s.ctx, "s1", s.f.Image), "SetServerImage on a running server")
+	s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer")
+	for range 2 {
+		s.ok(s.d.SetServerImage(s.ctx, "s1", s.f.Image), "SetServerImage")
+	}
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer after SetServerImage")
+	s.power("s1", compute.PowerRunning)
+	s.notFound(s.d.SetServerImage(s.ctx, "nope", s.f.Image), "SetServerImage(unknown server)")
+	s.refused(s.d.SetServerImage(s.ctx, "s1", ecs.Image{}), ecs.ErrInvalid, "SetServerImage(image without id)")
+	s.refused(s.d.SetServerImage(s.ctx, "a/b", s.f.Image), ecs.ErrInvalid, "SetServerImage(bad id)")
+}
+
+// noAgent checks that err is compute.ErrNoAgent, of kind ecs.ErrBadState
+// only.
+func (s *suite) noAgent(err error, format string, args ...any) {
+	s.t.Helper()
+	s.badState(err, format, args...)
+	if !errors.Is(err, compute.ErrNoAgent) {
+		s.t.Fatalf("%s: got %v, want compute.ErrNoAgent", fmt.Sprintf(format, args...), err)
+	}
+}
+
+// waitAgent waits until the agent of server id answers (a booting guest
+// starts it late), for as long as the test's ctx allows.
+func (s *suite) waitAgent(id string) {
+	s.t.Helper()
+	for {
+		err := s.d.PingAgent(s.ctx, id)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, compute.ErrNoAgent) || s.ctx.Err() != nil {
+			s.t.Fatalf("PingAgent(%s) while waiting for the agent: %v", id, err)
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func testAgent(s *suite) {
+	s.createServer("s1", "d1", oldCreds)
+	// A stopped server has no agent to talk to.
+	s.noAgent(s.d.PingAgent(s.ctx, "s1"), "PingAgent on a stopped server")
+	s.noAgent(s.d.SetPassword(s.ctx, "s1", newCreds.PasswordHash), "SetPassword on a stopped server")
+	s.notFound(s.d.PingAgent(s.ctx, "nope"), "PingAgent(unknown server)")
+	s.notFound(s.d.SetPassword(s.ctx, "nope", newCreds.PasswordHash), "SetPassword(unknown server)")
+	for _, hash := range []string{"", "Plain-passw0rd", "$6$salt$ha:sh", "$6$salt$hash\nroot::0:"} {
+		s.refused(s.d.SetPassword(s.ctx, "s1", hash), ecs.ErrInvalid, "SetPassword(hash %q)", hash)
+	}
+	s.refused(s.d.SetPassword(s.ctx, "a/b", newCreds.PasswordHash), ecs.ErrInvalid, "SetPassword(bad id)")
+
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer")
+	if !s.f.Agent {
+		s.noAgent(s.d.PingAgent(s.ctx, "s1"), "PingAgent on a guest without an agent")
+		s.noAgent(s.d.SetPassword(s.ctx, "s1", newCreds.PasswordHash), "SetPassword on a guest without an agent")
+		s.power("s1", compute.PowerRunning)
+		s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer")
+		s.creds("d1", oldCreds)
+		return
+	}
+	s.waitAgent("s1")
+	for range 2 {
+		s.ok(s.d.SetPassword(s.ctx, "s1", newCreds.PasswordHash), "SetPassword")
+	}
+	s.power("s1", compute.PowerRunning) // no reboot
+	s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer")
+	// The guest wrote it to its disk; the key is as it was.
+	s.creds("d1", compute.Credentials{PasswordHash: newCreds.PasswordHash, AuthorizedKeys: oldCreds.AuthorizedKeys})
 }

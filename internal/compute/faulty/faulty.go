@@ -15,12 +15,14 @@ package faulty
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
 // Driver is a compute.Driver with faults.
@@ -179,4 +181,44 @@ func (w *Driver) RebootServer(ctx context.Context, id string, hard bool) error {
 		return err
 	}
 	return w.Driver.RebootServer(ctx, id, hard)
+}
+
+func (w *Driver) SetSeed(ctx context.Context, id string, seed *compute.Seed) error {
+	if err := w.inject(ctx, OpSetSeed); err != nil {
+		return err
+	}
+	return w.Driver.SetSeed(ctx, id, seed)
+}
+
+func (w *Driver) ReadSeed(ctx context.Context, id string) (*compute.Seed, error) {
+	if err := w.inject(ctx, OpReadSeed); err != nil {
+		return nil, err
+	}
+	return w.Driver.ReadSeed(ctx, id)
+}
+
+func (w *Driver) SetServerImage(ctx context.Context, id string, img ecs.Image) error {
+	if err := w.inject(ctx, OpSetServerImage); err != nil {
+		return err
+	}
+	return w.Driver.SetServerImage(ctx, id, img)
+}
+
+func (w *Driver) SetPassword(ctx context.Context, id, passwordHash string) error {
+	if err := w.inject(ctx, OpSetPassword); err != nil {
+		return err
+	}
+	return w.Driver.SetPassword(ctx, id, passwordHash)
+}
+
+// PingAgent with a ping_agent=fail fault makes every guest look agentless:
+// the error wraps compute.ErrNoAgent as well as compute.ErrInjected.
+func (w *Driver) PingAgent(ctx context.Context, id string) error {
+	if err := w.inject(ctx, OpPingAgent); err != nil {
+		if errors.Is(err, compute.ErrInjected) {
+			return fmt.Errorf("%w (%w)", err, compute.ErrNoAgent)
+		}
+		return err
+	}
+	return w.Driver.PingAgent(ctx, id)
 }

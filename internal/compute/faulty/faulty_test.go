@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
 // spy is a compute.Driver that records which operations reached it.
@@ -58,6 +59,15 @@ func (s *spy) RebootServer(context.Context, string, bool) error { return s.recor
 func (s *spy) PowerState(context.Context, string) (compute.PowerState, error) {
 	return compute.PowerStopped, s.record("power_state")
 }
+func (s *spy) SetSeed(context.Context, string, *compute.Seed) error { return s.record(OpSetSeed) }
+func (s *spy) ReadSeed(context.Context, string) (*compute.Seed, error) {
+	return nil, s.record(OpReadSeed)
+}
+func (s *spy) SetServerImage(context.Context, string, ecs.Image) error {
+	return s.record(OpSetServerImage)
+}
+func (s *spy) SetPassword(context.Context, string, string) error { return s.record(OpSetPassword) }
+func (s *spy) PingAgent(context.Context, string) error           { return s.record(OpPingAgent) }
 
 // opCalls holds, per operation, the driver call a fault on it targets.
 var opCalls = map[string]func(ctx context.Context, d compute.Driver) error{
@@ -82,6 +92,18 @@ var opCalls = map[string]func(ctx context.Context, d compute.Driver) error{
 	OpStart:        func(ctx context.Context, d compute.Driver) error { return d.StartServer(ctx, "s1") },
 	OpStop:         func(ctx context.Context, d compute.Driver) error { return d.StopServer(ctx, "s1", false) },
 	OpReboot:       func(ctx context.Context, d compute.Driver) error { return d.RebootServer(ctx, "s1", true) },
+	OpSetSeed: func(ctx context.Context, d compute.Driver) error {
+		return d.SetSeed(ctx, "s1", &compute.Seed{InstanceID: "i1"})
+	},
+	OpReadSeed: func(ctx context.Context, d compute.Driver) error {
+		_, err := d.ReadSeed(ctx, "s1")
+		return err
+	},
+	OpSetServerImage: func(ctx context.Context, d compute.Driver) error {
+		return d.SetServerImage(ctx, "s1", ecs.Image{ID: "img"})
+	},
+	OpSetPassword: func(ctx context.Context, d compute.Driver) error { return d.SetPassword(ctx, "s1", "$6$s$h") },
+	OpPingAgent:   func(ctx context.Context, d compute.Driver) error { return d.PingAgent(ctx, "s1") },
 }
 
 // wrap wraps a new spy with faults.

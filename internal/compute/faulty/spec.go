@@ -22,6 +22,11 @@ const (
 	OpStart            = "start"
 	OpStop             = "stop"
 	OpReboot           = "reboot"
+	OpSetSeed          = "set_seed"
+	OpReadSeed         = "read_seed"
+	OpSetServerImage   = "set_server_image"
+	OpSetPassword      = "set_password"
+	OpPingAgent        = "ping_agent"
 )
 
 // Ops lists every operation a fault can target, in the order of the Driver
@@ -30,6 +35,7 @@ var Ops = []string{
 	OpCreateDisk, OpDeleteDisk, OpApplyCredentials, OpReadCredentials,
 	OpCreateServer, OpDeleteServer, OpAttachDisk, OpDetachDisk,
 	OpStart, OpStop, OpReboot,
+	OpSetSeed, OpReadSeed, OpSetServerImage, OpSetPassword, OpPingAgent,
 }
 
 // Fault actions.

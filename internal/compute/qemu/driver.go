@@ -28,9 +28,9 @@
 //     way in is a forward of 127.0.0.1:<AccessPort> to the guest's port 22,
 //     a QMP socket, and a serial log (SerialLog) that never holds more than
 //     Config.SerialLogMax bytes whatever the guest prints. Servers are
-//     definitions under <Dir>/servers/<id>/ (server.json, plus qemu.pid,
-//     qmp.sock, serial.sock, serial.log and qemu.log while or after it
-//     runs).
+//     definitions under <Dir>/servers/<id>/ (server.json and seed.iso,
+//     plus qemu.pid, qmp.sock, qga.sock, serial.sock, serial.log and
+//     qemu.log while or after it runs).
 //   - QEMU is sandboxed (sandbox.go): a seccomp filter (-sandbox) and, when
 //     the driver runs as root, the unprivileged user Config.User (-runas),
 //     to which QEMU drops once it has opened its disks, kernel and sockets;
@@ -41,6 +41,20 @@
 //     reattaches to the guests still running (pidfile checked against the
 //     process's command line, then QMP). A guest that died while ecsd was
 //     away is reported stopped.
+//   - A server created with a cloud-init seed (ServerSpec.Seed, SetSeed)
+//     boots with it as a read-only second virtio disk: an ISO 9660 image
+//     labelled cidata (seed.go), with meta-data (a fresh instance-id per
+//     seed), the tenant's user-data byte for byte, and a vendor-data
+//     cloud-config holding root's $6$ hash and authorized keys; no plain
+//     password is ever written. QEMU opens it at start-up, before it drops
+//     privileges.
+//   - Every VM has a virtio-serial port org.qemu.guest_agent.0 (agent.go):
+//     SetPassword sends root's hash through the guest agent
+//     (guest-set-user-password, crypted); a guest without an agent, or one
+//     that has not started it yet, gives compute.ErrNoAgent after a few
+//     seconds.
+//   - SetServerImage (change of OS) makes a stopped server boot another
+//     image's kernel and initrd.
 //   - Stopping is graceful unless hard: ACPI power button (repeated, so a
 //     guest still booting sees it), then quit after Config.StopTimeout.
 //     Disks use cache=writeback, so what a guest flushed is on the host's

@@ -28,6 +28,10 @@ type ImportSpec struct {
 	// Progress, when set, is called as File is copied with the bytes
 	// copied so far.
 	Progress func(copied int64)
+	// CloudInit, when not nil, overrides the inspection's answer to
+	// whether the image runs cloud-init (ecs.Image.CloudInit), as
+	// `ecsd image import --cloud-init=true|false` asks.
+	CloudInit *bool
 }
 
 // ImportImage copies spec.File (and the kernel and initrd; relative paths
@@ -91,6 +95,9 @@ func (d *Driver) ImportImage(ctx context.Context, spec ImportSpec) (ecs.Image, e
 	}
 	if err := d.inspect(ctx, &img); err != nil {
 		return ecs.Image{}, fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	if spec.CloudInit != nil {
+		img.CloudInit = *spec.CloudInit
 	}
 	return img, nil
 }

@@ -420,3 +420,32 @@ func TestConcurrentReinstalls(t *testing.T) {
 		}
 	}
 }
+
+// TestImportImageCloudInitOverride: ImportSpec.CloudInit overrides the
+// detection either way.
+func TestImportImageCloudInitOverride(t *testing.T) {
+	t.Parallel()
+	testd.RequireQEMU(t)
+	d := newTestDriver(t)
+	cloud := append(append([]guestFile{}, debianTree...), guestFile{path: "etc/cloud/cloud.cfg", content: "users: []\n"})
+	yes, no := true, false
+	for _, tc := range []struct {
+		id       string
+		tree     []guestFile
+		override *bool
+		want     bool
+	}{
+		{"plain", debianTree, nil, false},
+		{"plain-forced", debianTree, &yes, true},
+		{"cloud", cloud, nil, true},
+		{"cloud-off", cloud, &no, false},
+	} {
+		img, err := d.ImportImage(t.Context(), ImportSpec{ID: tc.id, File: mkfsImage(t, tc.tree, 0, 16, false), CloudInit: tc.override})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.CloudInit != tc.want {
+			t.Errorf("%s: CloudInit = %v, want %v", tc.id, img.CloudInit, tc.want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/atomicfile"
 	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
 // serverRecord is a server definition, as stored in
@@ -28,6 +29,9 @@ type serverRecord struct {
 	DiskID string `json:"disk_id"` // "" when no system disk is attached
 	Kernel string `json:"kernel,omitempty"`
 	Initrd string `json:"initrd,omitempty"`
+	// ImageID is the image the server boots (its Kernel and Initrd), set
+	// at creation and by SetServerImage.
+	ImageID string `json:"image_id,omitempty"`
 	// Port is the host port on 127.0.0.1 forwarded to the guest's port 22.
 	Port int `json:"port"`
 }
@@ -76,7 +80,8 @@ const (
 	qmpSock    = "qmp.sock"
 	serialSock = "serial.sock"
 	serialFile = "serial.log"
-	qemuLog    = "qemu.log"
+	// agentSock (agent.go) and seedFile (seed.go) live there too.
+	qemuLog = "qemu.log"
 )
 
 func (d *Driver) serverDir(id string) string { return filepath.Join(d.cfg.Dir, serversDir, id) }
@@ -160,6 +165,9 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (com
 	if err := checkIDs(op, "server", spec.ID, "disk", spec.DiskID); err != nil {
 		return compute.ServerInfo{}, err
 	}
+	if err := compute.CheckSeed(spec.Seed); err != nil {
+		return compute.ServerInfo{}, opError(op, err)
+	}
 	s, unlock := d.lockServer(spec.ID, spec.DiskID)
 	defer unlock()
 	if err := ctx.Err(); err != nil {
@@ -170,11 +178,18 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (com
 		return compute.ServerInfo{}, opError(op, err)
 	}
 	if done {
+		// A create that runs again (after a crash) leaves the seed it
+		// gives, unless the server has booted since.
+		if spec.Seed != nil && !d.serverView(spec.ID, s).Running {
+			if err := d.writeSeed(spec.ID, spec.Seed); err != nil {
+				return compute.ServerInfo{}, fmt.Errorf("qemu: %s: seed: %w", op, err)
+			}
+		}
 		return compute.ServerInfo{AccessPort: s.rec.Port}, nil
 	}
 	rec := serverRecord{
 		ID: spec.ID, Name: spec.Name, VCPUs: max(spec.VCPUs, 1), RAMMB: spec.RAMMB, DiskID: spec.DiskID,
-		Kernel: spec.Image.Kernel, Initrd: spec.Image.Initrd,
+		Kernel: spec.Image.Kernel, Initrd: spec.Image.Initrd, ImageID: spec.Image.ID,
 	}
 	if rec.RAMMB <= 0 {
 		rec.RAMMB = 256
@@ -189,6 +204,12 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (com
 	dir := d.serverDir(spec.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
+	}
+	// The seed first: a server record names a complete server (a
+	// directory without one is removed at start-up).
+	if err := d.writeSeed(spec.ID, spec.Seed); err != nil {
+		os.RemoveAll(dir)
+		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: seed: %w", op, err)
 	}
 	if err := writeJSON(filepath.Join(dir, serverFile), rec); err != nil {
 		os.RemoveAll(dir)
@@ -408,7 +429,7 @@ func (d *Driver) PowerState(ctx context.Context, serverID string) (compute.Power
 // server's directory (its working directory) keep the socket paths short.
 // QEMU opens all of them at start-up, before it drops privileges (-runas).
 // The machine starts paused (-S): startVM connects the serial log first.
-func (d *Driver) qemuArgs(rec serverRecord) []string {
+func (d *Driver) qemuArgs(rec serverRecord, seed bool) []string {
 	args := []string{
 		"-name", "ecsd-" + rec.ID,
 		"-no-user-config", "-nodefaults", "-display", "none", "-no-reboot", "-S",
@@ -429,9 +450,20 @@ func (d *Driver) qemuArgs(rec serverRecord) []string {
 		// writeback: a guest's flush reaches the host disk (cache=unsafe
 		// would drop flushes and lose data on a host crash).
 		"-drive", "file="+qemuOpt(d.diskPath(rec.DiskID))+",format=qcow2,if=virtio,cache=writeback,discard=unmap",
+	)
+	if seed {
+		// The NoCloud seed, /dev/vdb in the guest, opened read-only (as
+		// root, before the drop).
+		args = append(args, "-drive", "file="+seedFile+",format=raw,if=virtio,readonly=on")
+	}
+	args = append(args,
 		"-netdev", "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(rec.Port)+"-:22",
 		"-device", "virtio-net-pci,netdev=n0",
 		"-device", "virtio-rng-pci",
+		// The guest agent's channel: a port the agent finds by its name.
+		"-chardev", "socket,id=qga0,path="+agentSock+",server=on,wait=off",
+		"-device", "virtio-serial-pci,id=vser0",
+		"-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
 		"-chardev", "socket,id=serial0,path="+serialSock+",server=on,wait=off",
 		"-serial", "chardev:serial0",
 		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
@@ -460,7 +492,7 @@ func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 	}
 	dir := d.serverDir(rec.ID)
 	// A QEMU that dropped privileges cannot remove these when it exits.
-	for _, f := range []string{pidFile, qmpSock, serialSock} {
+	for _, f := range []string{pidFile, qmpSock, serialSock, agentSock} {
 		os.Remove(filepath.Join(dir, f))
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, qemuLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -468,7 +500,8 @@ func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(d.bins.qemu, d.qemuArgs(rec)...)
+	_, serr := os.Stat(filepath.Join(dir, seedFile))
+	cmd := exec.Command(d.bins.qemu, d.qemuArgs(rec, serr == nil)...)
 	cmd.Dir = dir
 	// Files, not pipes, so QEMU never writes into a pipe nobody reads once
 	// ecsd is gone; its own process group, so a signal to ecsd's group
@@ -704,4 +737,36 @@ func startTime(pid int) string {
 		return ""
 	}
 	return f[19]
+}
+
+// SetServerImage makes a stopped server boot img's kernel and initrd from
+// now on (change of OS); an image without a kernel boots from the disk's
+// own boot loader.
+func (d *Driver) SetServerImage(ctx context.Context, serverID string, img ecs.Image) error {
+	const op = "set server image"
+	if img.ID == "" {
+		return invalid(op, "server %s: no image id", serverID)
+	}
+	if img.Initrd != "" && img.Kernel == "" {
+		return invalid(op, "image %s has an initrd without a kernel", img.ID)
+	}
+	s, unlock, err := d.lockedServer(ctx, op, serverID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := compute.CheckStopped(d.serverView(serverID, s)); err != nil {
+		return opError(op, err)
+	}
+	d.mu.Lock()
+	next := s.rec
+	d.mu.Unlock()
+	next.ImageID, next.Kernel, next.Initrd = img.ID, img.Kernel, img.Initrd
+	if err := writeJSON(filepath.Join(d.serverDir(serverID), serverFile), next); err != nil {
+		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
+	}
+	d.mu.Lock()
+	s.rec = next
+	d.mu.Unlock()
+	return nil
 }

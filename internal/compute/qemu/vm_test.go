@@ -162,7 +162,7 @@ func TestConformance(t *testing.T) {
 
 // guest is a booted test guest.
 type guest struct {
-	t      *testing.T
+	t      testing.TB
 	d      *Driver
 	id     string
 	port   int
@@ -236,7 +236,7 @@ type keyPair struct {
 	signer     ssh.Signer
 }
 
-func newKeyPair(t *testing.T, comment string) keyPair {
+func newKeyPair(t testing.TB, comment string) keyPair {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -17,4 +17,9 @@ const (
 	OpStart            = faulty.OpStart
 	OpStop             = faulty.OpStop
 	OpReboot           = faulty.OpReboot
+	OpSetSeed          = faulty.OpSetSeed
+	OpReadSeed         = faulty.OpReadSeed
+	OpSetServerImage   = faulty.OpSetServerImage
+	OpSetPassword      = faulty.OpSetPassword
+	OpPingAgent        = faulty.OpPingAgent
 )

@@ -353,6 +353,9 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (_ c
 	if err := checkIDs(op, "server", spec.ID, "disk", spec.DiskID); err != nil {
 		return compute.ServerInfo{}, err
 	}
+	if err := compute.CheckSeed(spec.Seed); err != nil {
+		return compute.ServerInfo{}, opError(op, err)
+	}
 	if err := d.begin(ctx, op); err != nil {
 		return compute.ServerInfo{}, err
 	}
@@ -369,7 +372,11 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (_ c
 	if done, err := compute.CheckCreateServer(serverView(spec.ID, srv), dv); done || err != nil {
 		return compute.ServerInfo{}, opError(op, err)
 	}
-	next := ServerState{ID: spec.ID, Name: spec.Name, DiskID: spec.DiskID, Power: PowerStopped}
+	next := ServerState{ID: spec.ID, Name: spec.Name, DiskID: spec.DiskID, Power: PowerStopped,
+		ImageID: spec.Image.ID, Agent: spec.Image.CloudInit}
+	if spec.Seed != nil {
+		next.Seed, next.Seeds = copySeed(spec.Seed), 1
+	}
 	if err := d.writeJSON(d.serverPath(spec.ID), next); err != nil {
 		return compute.ServerInfo{}, err
 	}

@@ -35,6 +35,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceCloudInit runs the guest tests with an image that runs
+// cloud-init: its servers have a guest agent.
+func TestConformanceCloudInit(t *testing.T) {
+	t.Parallel()
+	computetest.RunGuest(t, func(t *testing.T) computetest.Fixture {
+		img := image
+		img.CloudInit = true
+		return computetest.Fixture{Driver: newDriver(t, Config{}), Image: img, Agent: true}
+	})
+}
+
 // newDriver returns a driver on a fresh directory unless cfg names one.
 func newDriver(t testing.TB, cfg Config) *Driver {
 	t.Helper()
@@ -67,7 +78,9 @@ func world(t *testing.T) string {
 	}
 	must(t, d.ApplyCredentials(ctx, "d1", creds))
 	for _, sd := range [][2]string{{"s1", "d1"}, {"s3", "d3"}, {"s4", "d4"}} {
-		_, err := d.CreateServer(ctx, compute.ServerSpec{ID: sd[0], Name: "n-" + sd[0], DiskID: sd[1]})
+		// s4's image runs cloud-init: its guest has an agent.
+		_, err := d.CreateServer(ctx, compute.ServerSpec{ID: sd[0], Name: "n-" + sd[0], DiskID: sd[1],
+			Image: ecs.Image{ID: image.ID, CloudInit: sd[0] == "s4"}})
 		must(t, err)
 	}
 	must(t, d.DetachDisk(ctx, "s3", "d3"))
@@ -100,6 +113,21 @@ var opCalls = map[string]func(ctx context.Context, d *Driver) error{
 	OpStart:        func(ctx context.Context, d *Driver) error { return d.StartServer(ctx, "s1") },
 	OpStop:         func(ctx context.Context, d *Driver) error { return d.StopServer(ctx, "s4", false) },
 	OpReboot:       func(ctx context.Context, d *Driver) error { return d.RebootServer(ctx, "s4", false) },
+	OpSetSeed: func(ctx context.Context, d *Driver) error {
+		return d.SetSeed(ctx, "s1", &compute.Seed{InstanceID: "i-1", UserData: []byte("#!/bin/sh\n")})
+	},
+	OpReadSeed: func(ctx context.Context, d *Driver) error {
+		s, err := d.ReadSeed(ctx, "s1")
+		if err == nil && s != nil {
+			return errors.New("read a seed where there is none")
+		}
+		return err
+	},
+	OpSetServerImage: func(ctx context.Context, d *Driver) error {
+		return d.SetServerImage(ctx, "s1", ecs.Image{ID: "other-image", CloudInit: true})
+	},
+	OpSetPassword: func(ctx context.Context, d *Driver) error { return d.SetPassword(ctx, "s4", creds.PasswordHash) },
+	OpPingAgent:   func(ctx context.Context, d *Driver) error { return d.PingAgent(ctx, "s4") },
 }
 
 // snapshot returns the content of every file under dir.
@@ -135,7 +163,8 @@ func TestOpCallsCoverOps(t *testing.T) {
 		dir := world(t)
 		before := snapshot(t, dir)
 		must(t, opCalls[op](t.Context(), newDriver(t, Config{Dir: dir})))
-		if op != OpReadCredentials && maps.Equal(before, snapshot(t, dir)) {
+		readOnly := op == OpReadCredentials || op == OpReadSeed || op == OpPingAgent
+		if !readOnly && maps.Equal(before, snapshot(t, dir)) {
 			t.Errorf("%s changed no state file", op)
 		}
 	}
@@ -317,7 +346,8 @@ func TestStateFiles(t *testing.T) {
 
 	var server map[string]any
 	must(t, json.Unmarshal([]byte(files[filepath.Join(dir, "servers", "s4.json")]), &server))
-	wantServer := map[string]any{"id": "s4", "name": "n-s4", "disk_id": "d4", "power": "running", "boots": 1.0}
+	wantServer := map[string]any{"id": "s4", "name": "n-s4", "disk_id": "d4", "power": "running", "boots": 1.0,
+		"image_id": image.ID, "agent": true}
 	if !maps.Equal(server, wantServer) {
 		t.Errorf("s4.json = %v, want %v", server, wantServer)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecsproject/ecsd/internal/compute"
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
@@ -48,6 +49,20 @@ type ServerState struct {
 	// Boots counts the boots of the server: starts from stopped and
 	// reboots.
 	Boots int `json:"boots"`
+	// ImageID is the image the server boots (CreateServer, then
+	// SetServerImage at a change of OS); ImageChanges counts the changes.
+	ImageID      string `json:"image_id,omitempty"`
+	ImageChanges int    `json:"image_changes,omitempty"`
+	// Agent says whether the guest runs a guest agent: the simulator gives
+	// one to servers whose image runs cloud-init (ecs.Image.CloudInit).
+	Agent bool `json:"agent,omitempty"`
+	// Seed is the cloud-init seed the server boots with (user data
+	// included, as given), nil for none; Seeds counts the seeds written.
+	Seed  *compute.Seed `json:"seed,omitempty"`
+	Seeds int           `json:"seeds,omitempty"`
+	// PasswordSets counts the passwords set online through the agent
+	// (SetPassword); the last one is also in the system disk's state.
+	PasswordSets int `json:"password_sets,omitempty"`
 }
 
 // object is one disk or server: its state and the lock that serializes the
