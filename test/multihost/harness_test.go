@@ -101,7 +101,8 @@ func startCluster(t *testing.T, n int, adminDSN string, tune func(i int, c *test
 	return c
 }
 
-// linuxImage is an active Linux image of the catalog.
+// linuxImage is an active Linux image of the catalog whose disks take a
+// password or key pair from the host (the reinstalls here are v1 ones).
 func linuxImage(ctx context.Context, t *testing.T, c *client.Client) string {
 	t.Helper()
 	images, err := c.ListImages(ctx)
@@ -109,11 +110,11 @@ func linuxImage(ctx context.Context, t *testing.T, c *client.Client) string {
 		t.Fatalf("list images: %v", err)
 	}
 	for _, img := range images {
-		if img.OSType == "Linux" && img.Status == "active" {
+		if img.OSType == "Linux" && img.Status == "active" && img.Injection == "supported" {
 			return img.ID
 		}
 	}
-	t.Fatalf("no active Linux image in %+v", images)
+	t.Fatalf("no active Linux image with host-side injection in %+v", images)
 	return ""
 }
 
