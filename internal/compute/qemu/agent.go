@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
@@ -22,18 +23,25 @@ import (
 // the bytes unread, so every exchange has a deadline, and a silent agent is
 // compute.ErrNoAgent.
 //
+// QEMU knows whether the guest has the port open (query-chardev's
+// frontend-open): when it has not, no agent runs, and the answer is
+// compute.ErrNoAgent at once rather than after a timeout.
+//
 // Each exchange starts with guest-sync-delimited and a random id: the
 // agent's answer to an earlier client that gave up may still be queued in
 // the port, and the 0xFF delimiter and the id tell the fresh answers from
 // it.
 
 const (
-	agentSock = "qga.sock"
+	agentSock    = "qga.sock"
+	agentChardev = "qga0" // its chardev id on QEMU's command line
 	// agentPingTimeout bounds a ping or the sync before a command.
 	agentPingTimeout = 5 * time.Second
 	// agentCmdTimeout bounds a command once the agent has answered the sync
 	// (chpasswd in a TCG guest takes a second or two).
 	agentCmdTimeout = 60 * time.Second
+	// agentReadMax bounds what ecsd reads from a guest in one exchange.
+	agentReadMax = 1 << 20
 )
 
 type agentConn struct {
@@ -42,10 +50,14 @@ type agentConn struct {
 }
 
 // agentDial connects to the agent socket of the server in dir and syncs.
-// A silent agent gives an error wrapping compute.ErrNoAgent.
+// A guest that has not opened its end of the port, or a silent agent, gives
+// an error wrapping compute.ErrNoAgent.
 func agentDial(ctx context.Context, dir string) (*agentConn, error) {
 	pctx, cancel := context.WithTimeout(ctx, agentPingTimeout)
 	defer cancel()
+	if open, err := agentPortOpen(pctx, dir); err == nil && !open {
+		return nil, fmt.Errorf("the guest has not opened org.qemu.guest_agent.0: %w", compute.ErrNoAgent)
+	}
 	c, err := dialUnix(pctx, filepath.Join(dir, agentSock))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -53,7 +65,9 @@ func agentDial(ctx context.Context, dir string) (*agentConn, error) {
 		}
 		return nil, fmt.Errorf("agent socket: %v: %w", err, compute.ErrNoAgent)
 	}
-	a := &agentConn{c: c, r: bufio.NewReader(c)}
+	// The guest writes what it likes: a connection reads at most
+	// agentReadMax bytes, whatever it sends.
+	a := &agentConn{c: c, r: bufio.NewReader(io.LimitReader(c, agentReadMax))}
 	if err := a.sync(pctx); err != nil {
 		c.Close()
 		if ctx.Err() != nil {
@@ -194,4 +208,25 @@ func (d *Driver) SetPassword(ctx context.Context, serverID, passwordHash string)
 		return fmt.Errorf("qemu: %s %s: %w", op, serverID, err)
 	}
 	return nil
+}
+
+// agentPortOpen asks QEMU whether the guest has opened the agent's port.
+func agentPortOpen(ctx context.Context, dir string) (bool, error) {
+	out, err := qmpRun(ctx, filepath.Join(dir, qmpSock), "query-chardev", nil)
+	if err != nil {
+		return false, err
+	}
+	var devs []struct {
+		Label        string `json:"label"`
+		FrontendOpen bool   `json:"frontend-open"`
+	}
+	if err := json.Unmarshal(out, &devs); err != nil {
+		return false, err
+	}
+	for _, c := range devs {
+		if c.Label == agentChardev {
+			return c.FrontendOpen, nil
+		}
+	}
+	return false, errors.New("no agent chardev")
 }

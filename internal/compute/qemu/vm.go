@@ -461,9 +461,9 @@ func (d *Driver) qemuArgs(rec serverRecord, seed bool) []string {
 		"-device", "virtio-net-pci,netdev=n0",
 		"-device", "virtio-rng-pci",
 		// The guest agent's channel: a port the agent finds by its name.
-		"-chardev", "socket,id=qga0,path="+agentSock+",server=on,wait=off",
+		"-chardev", "socket,id="+agentChardev+",path="+agentSock+",server=on,wait=off",
 		"-device", "virtio-serial-pci,id=vser0",
-		"-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+		"-device", "virtserialport,bus=vser0.0,chardev="+agentChardev+",name=org.qemu.guest_agent.0",
 		"-chardev", "socket,id=serial0,path="+serialSock+",server=on,wait=off",
 		"-serial", "chardev:serial0",
 		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
