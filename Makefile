@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DATA_DIR ?= ./data
 QEMU_DATA_DIR ?= ./data-qemu
 
-.PHONY: run run-sim test deps test-unit test-sdk lint test-vm test-vm-cloudinit bench build
+.PHONY: run run-sim test deps test-unit test-sdk test-sdk-pg test-multihost lint test-vm test-vm-cloudinit bench build
 
 .PHONY: help
 # Lists the targets, each with the first sentence of the comment above it.
@@ -46,6 +46,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd test/sdk && $(GO) vet ./...
+	cd test/multihost && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 # Every Go test of the main module, with -race.
 test-unit:
@@ -54,6 +55,16 @@ test-unit:
 # The official-SDK suite (test/sdk) against a real ecsd.
 test-sdk:
 	cd test/sdk && $(GO) test -count=1 ./...
+
+# The official-SDK suite again, every daemon on a PostgreSQL database of its
+# own (a throwaway server started through scripts/postgres.sh).
+test-sdk-pg: deps
+	cd test/sdk && ECS_TEST_STORE=postgres $(GO) test -count=1 -timeout 15m ./...
+
+# Several nodes on one PostgreSQL (three ecsd, kill -9, PostgreSQL restart,
+# a node cut off): see test/multihost. At most 6 minutes.
+test-multihost: deps
+	cd test/multihost && $(GO) test -count=1 -timeout 6m ./...
 
 # Real-VM suites (QEMU, TCG): the driver conformance suite and SSH proof,
 # then the end-to-end proof through the official SDK against ecsd --driver qemu.

@@ -90,6 +90,14 @@ type load struct {
 	onOK func(i int, body []byte)
 	// serverPID, when non-zero, is the process whose CPU time is reported.
 	serverPID int
+	// endpoints, when set, spread the workers over several nodes: worker w
+	// sends to endpoints[w%len(endpoints)] (else to the creds' endpoint);
+	// serverPIDs then adds up the CPU time of every node.
+	endpoints  []string
+	serverPIDs []int
+	// dbCPU, when set, reads the CPU time the database server has used
+	// (PostgreSQL: its postmaster and backends), reported apart.
+	dbCPU func() time.Duration
 }
 
 // loadResult is what a load run measured.
@@ -100,6 +108,7 @@ type loadResult struct {
 	statuses  map[int]int     // non-2xx status -> count (0: transport error)
 	firstErr  string
 	serverCPU time.Duration
+	dbCPU     time.Duration // -1 when not measured
 	clientCPU time.Duration
 	// otherCPU is the CPU that processes other than the client and server
 	// spent during the run (other users of the machine).
@@ -163,19 +172,30 @@ func (l load) run(ctx context.Context, c *creds, hc *http.Client) (loadResult, e
 		wg       sync.WaitGroup
 		deadline time.Time
 	)
-	cpu0, err := processCPU(l.serverPID)
+	pids := append([]int{l.serverPID}, l.serverPIDs...)
+	cpu0, err := processesCPU(pids)
 	if err != nil {
 		return res, err
 	}
 	self0, busy0 := selfCPU(), machineBusy()
+	var db0 time.Duration
+	if l.dbCPU != nil {
+		db0 = l.dbCPU()
+	}
 	start := time.Now()
 	if l.duration > 0 {
 		deadline = start.Add(l.duration)
 	}
-	for range l.workers {
+	for w := range l.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c := c
+			if len(l.endpoints) > 0 {
+				own := *c
+				own.endpoint = l.endpoints[w%len(l.endpoints)]
+				c = &own
+			}
 			lat := make([]time.Duration, 0, 1024)
 			statuses := map[int]int{}
 			var firstErr string
@@ -242,15 +262,33 @@ func (l load) run(ctx context.Context, c *creds, hc *http.Client) (loadResult, e
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.clientCPU = selfCPU() - self0
-	cpu1, err := processCPU(l.serverPID)
+	cpu1, err := processesCPU(pids)
 	if err != nil {
 		return res, err
 	}
 	res.serverCPU = cpu1 - cpu0
 	res.otherCPU = machineBusy() - busy0 - res.serverCPU - res.clientCPU
+	res.dbCPU = -1
+	if l.dbCPU != nil {
+		res.dbCPU = l.dbCPU() - db0
+		res.otherCPU -= res.dbCPU
+	}
 	res.n = len(res.lat)
 	slices.Sort(res.lat)
 	return res, ctx.Err()
+}
+
+// processesCPU adds up processCPU of pids.
+func processesCPU(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		t, err := processCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
 }
 
 // readAll appends r's content to buf.

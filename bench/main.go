@@ -5,6 +5,7 @@
 //	go run ./bench -only submit,query    some of them
 //	go run ./bench -out results.md       also write the report to a file
 //	go run ./bench -cpuprofile /tmp/p    profile ecsd's stack in-process instead
+//	go run ./bench -cluster              SQLite vs PostgreSQL, 1 and 3 nodes (issue 8)
 //
 // It promises:
 //   - HTTP numbers come from a real ecsd binary (built from ./cmd/ecsd) in a
@@ -55,6 +56,11 @@ type config struct {
 	keep          bool
 	cpuProfile    string
 	verbose       bool
+	// The several-nodes comparison (cluster.go).
+	cluster        bool
+	clusterModes   string
+	clusterServers int
+	pgSyncCommit   string
 }
 
 // scenario is one measurement. fleet scenarios share one ecsd holding
@@ -114,6 +120,12 @@ func parseFlags(args []string) (config, error) {
 		"in this process and write a CPU profile here (for finding where the time goes)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp dir (data dirs, ecsd logs)")
 	fs.BoolVar(&c.verbose, "v", false, "log progress to stderr")
+	fs.BoolVar(&c.cluster, "cluster", false, "instead of the scenarios, compare SQLite and PostgreSQL with one and several nodes\n"+
+		"(starts PostgreSQL through scripts/postgres.sh; run from the source tree's root)")
+	fs.StringVar(&c.clusterModes, "cluster-modes", "sqlite:1,postgres:1,postgres:3", "-cluster: the configurations, store:nodes")
+	fs.IntVar(&c.clusterServers, "cluster-servers", 3000, "-cluster: servers created through the API for each configuration")
+	fs.StringVar(&c.pgSyncCommit, "pg-synchronous-commit", "off", "-cluster: PostgreSQL's synchronous_commit (off: a commit survives\n"+
+		"a crash of PostgreSQL or ecsd but not of the machine, as SQLite's synchronous=NORMAL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -128,6 +140,17 @@ func parseFlags(args []string) (config, error) {
 				return c, fmt.Errorf("-only: unknown scenario %q (have %s)", n, scenarioNames())
 			}
 			c.only[n] = true
+		}
+	}
+	if c.cluster {
+		if _, err := parseModes(c.clusterModes); err != nil {
+			return c, err
+		}
+		if c.clusterServers < c.burst+pickupSamples {
+			return c, fmt.Errorf("-cluster-servers must be at least -burst plus %d", pickupSamples)
+		}
+		if c.pgSyncCommit != "on" && c.pgSyncCommit != "off" && c.pgSyncCommit != "local" && c.pgSyncCommit != "remote_write" {
+			return c, fmt.Errorf("-pg-synchronous-commit: on, off, local or remote_write, not %q", c.pgSyncCommit)
 		}
 	}
 	if c.servers < c.burst || c.servers <= c.passSubmits {
@@ -155,9 +178,10 @@ type bench struct {
 	log   io.Writer
 	fleet *fleet // started on first use
 
-	targets []targetRow
-	runs    []runRow
-	notes   []string
+	targets  []targetRow
+	runs     []runRow
+	notes    []string
+	sections []string // markdown blocks after the load runs
 }
 
 // targetRow is one line of the results table.
@@ -225,7 +249,15 @@ func run(ctx context.Context, cfg config) error {
 		m.source = cfg.ecsdBin
 	}
 	busy0, self0, kids0 := machineBusy(), selfCPU(), childrenCPU()
+	if cfg.cluster {
+		if err := runCluster(ctx, b); err != nil {
+			return err
+		}
+	}
 	for _, s := range scenarios {
+		if cfg.cluster {
+			break
+		}
 		if cfg.only != nil && !cfg.only[s.name] {
 			continue
 		}
@@ -283,14 +315,17 @@ func (b *bench) report(m machine, took time.Duration) string {
 	}
 	if len(b.runs) > 0 {
 		w.WriteString("\nLoad runs (closed loop, keep-alive, every request signed; latency = send to last body byte):\n\n")
-		w.WriteString("| run | conns | requests | non-2xx | req/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/req | client CPU µs/req | other processes' CPU |\n")
-		w.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w.WriteString("| run | conns | requests | non-2xx | req/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/req | PostgreSQL CPU µs/req | client CPU µs/req | other processes' CPU |\n")
+		w.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range b.runs {
 			x := r.res
-			fmt.Fprintf(&w, "| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %.0f%% |\n", r.name, r.workers, x.n, x.n-x.ok, x.rate(),
-				msec(x.pct(50)), msec(x.pct(90)), msec(x.pct(99)), msec(x.pct(100)), perReq(x.serverCPU, x.n), perReq(x.clientCPU, x.n),
-				100*x.otherShare())
+			fmt.Fprintf(&w, "| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f%% |\n", r.name, r.workers, x.n, x.n-x.ok, x.rate(),
+				msec(x.pct(50)), msec(x.pct(90)), msec(x.pct(99)), msec(x.pct(100)), perReq(x.serverCPU, x.n), perReq(x.dbCPU, x.n),
+				perReq(x.clientCPU, x.n), 100*x.otherShare())
 		}
+	}
+	for _, s := range b.sections {
+		w.WriteString("\n" + s)
 	}
 	if len(b.notes) > 0 {
 		w.WriteString("\n")

@@ -32,7 +32,10 @@ type Server struct {
 	Updated         string               `json:"updated"`
 	LaunchedAt      string               `json:"OS-SRV-USG:launched_at,omitempty"`
 	AZ              string               `json:"OS-EXT-AZ:availability_zone,omitempty"`
-	Fault           *Fault               `json:"fault,omitempty"`
+	// Host is the host (ecsd node) the server runs on.
+	Host               string `json:"OS-EXT-SRV-ATTR:host,omitempty"`
+	HypervisorHostname string `json:"OS-EXT-SRV-ATTR:hypervisor_hostname,omitempty"`
+	Fault              *Fault `json:"fault,omitempty"`
 }
 
 // Task returns the server's task_state, "" when there is none.

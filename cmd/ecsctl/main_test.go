@@ -560,6 +560,27 @@ func TestOutput(t *testing.T) {
 				"UPDATED:      2024-01-01T00:01:00Z\n",
 		},
 		{
+			name: "server show names the host of a server placed on one",
+			routes: map[string][]reply{"GET /cloudservers/s1": {js(`{"server":` +
+				strings.Replace(serverJSON, `"key_name"`, `"OS-EXT-SRV-ATTR:host":"node2","key_name"`, 1) + `}`)}},
+			args: []string{"server", "show", "s1"},
+			want: "ID:           s1\n" +
+				"NAME:         web\n" +
+				"STATUS:       ACTIVE\n" +
+				"TASK_STATE:   -\n" +
+				"VM_STATE:     active\n" +
+				"POWER_STATE:  1\n" +
+				"LOCKED:       false\n" +
+				"IMAGE:        img\n" +
+				"FLAVOR:       s6.small.1 (1 vCPU, 1024 MiB)\n" +
+				"KEYPAIR:      kp\n" +
+				"IP:           192.168.0.2\n" +
+				"VOLUMES:      v1 (/dev/vda)\n" +
+				"CREATED:      2024-01-01T00:00:00Z\n" +
+				"UPDATED:      2024-01-01T00:01:00Z\n" +
+				"HOST:         node2\n",
+		},
+		{
 			name:   "server show json keeps a null task_state and string flavor sizes",
 			routes: map[string][]reply{"GET /cloudservers/s1": {js(`{"server":` + serverJSON + `}`)}},
 			args:   []string{"-o", "json", "server", "show", "s1"},

@@ -100,6 +100,9 @@ func (a *app) printServer(s client.Server) error {
 		"CREATED", dash(s.Created),
 		"UPDATED", dash(s.Updated),
 	}
+	if s.Host != "" {
+		kv = append(kv, "HOST", s.Host)
+	}
 	if port := s.Metadata["ssh_port"]; port != "" {
 		host := s.Metadata["ssh_host"]
 		if host == "" {

@@ -17,6 +17,7 @@ type Config struct {
 	DataDir      string
 	Driver       string
 	SimLatency   time.Duration
+	SimJournal   string
 	SimFaults    string
 	Faults       string
 	JobRetention time.Duration
@@ -63,6 +64,8 @@ func serveFlags(fs *flagSet, c *Config) {
 	fs.boolVar(&c.InsecureHTTP, "insecure-http", "ECS_INSECURE_HTTP", false,
 		"allow plain HTTP on an address off the loopback (e.g. behind a TLS-terminating proxy)")
 	fs.durationVar(&c.SimLatency, "sim-latency", "ECS_SIM_LATENCY", 0, "sim: latency added to every driver call")
+	fs.stringVar(&c.SimJournal, "sim-journal", "ECS_SIM_JOURNAL", "",
+		"sim: append one JSON line per driver call that changed state to `FILE` (with the job and lease that made it), for tests")
 	fs.stringVar(&c.SimFaults, "sim-faults", "ECS_SIM_FAULTS", "", "older name of --faults (both apply)")
 	fs.stringVar(&c.Faults, "faults", "ECS_FAULTS", "", "`FAULTS` injected into the driver's calls, e.g. apply_credentials=fail:1,start=hang")
 	fs.durationVar(&c.JobRetention, "job-retention", "ECS_JOB_RETENTION", 24*time.Hour, "how long finished jobs are kept")

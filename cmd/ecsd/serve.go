@@ -309,6 +309,6 @@ func openBaseDriver(ctx context.Context, cfg Config) (compute.Driver, error) {
 	case "qemu":
 		return openQEMU(ctx, cfg)
 	default:
-		return sim.New(sim.Config{Dir: datadir.Dir{Path: cfg.DataDir}.DriverDir("sim"), Latency: cfg.SimLatency})
+		return sim.New(sim.Config{Dir: datadir.Dir{Path: cfg.DataDir}.DriverDir("sim"), Latency: cfg.SimLatency, Journal: cfg.SimJournal})
 	}
 }

@@ -320,7 +320,7 @@ func (e *Engine) run(ctx, rctx context.Context, j ecs.Job) {
 	if r.GiveUp != "" {
 		log.Warn("giving the job up", "reason", r.GiveUp, "errors", j.Errors, "last_error", j.LastError)
 	}
-	err := h(rctx, r)
+	err := h(ecs.WithJobRun(rctx, ecs.JobRun{JobID: j.ID, Lease: lease.Token()}), r)
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:

@@ -193,3 +193,26 @@ func TestShutdownLeavesJobsResumable(t *testing.T) {
 		t.Fatalf("attempts %d, want 2", j.Attempts)
 	}
 }
+
+// TestRunContextNamesTheRun: a handler's context carries its job and lease
+// token, for the drivers it calls (the simulator's call journal).
+func TestRunContextNamesTheRun(t *testing.T) {
+	st := openStore(t)
+	got := make(chan ecs.JobRun, 1)
+	var lease store.Lease
+	e := jobs.New(jobs.Config{Store: st, Owner: "node-a", Handlers: map[string]jobs.Handler{
+		"t": func(ctx context.Context, r jobs.Run) error {
+			jr, _ := ecs.JobRunFrom(ctx)
+			lease = r.Lease
+			got <- jr
+			return finish(st)(ctx, r)
+		},
+	}})
+	ids := insert(t, st, "t", 1)
+	stop := run(t, e)
+	defer stop()
+	jr := <-got
+	if jr.JobID != ids[0] || jr.Lease != lease.Token() || jr.Lease != "node-a#1" {
+		t.Errorf("run context names %+v; want job %s, lease node-a#1 (%s)", jr, ids[0], lease.Token())
+	}
+}

@@ -63,6 +63,17 @@ type Config struct {
 	TLS bool
 	// StartTimeout bounds the wait for /healthz; 0 means 30 s.
 	StartTimeout time.Duration
+
+	// Store is the --store URL (a PostgreSQL database shared by several
+	// daemons); "" keeps the SQLite file in the data dir.
+	Store string
+	// Host is the node's --host; "" leaves ecsd's default.
+	Host string
+	// SecretKeyFile is the --secret-key-file; "" leaves ecsd's default.
+	SecretKeyFile string
+	// Credentials is used when the data dir holds no credentials.json:
+	// only the first node on an empty database writes one.
+	Credentials *client.Config
 }
 
 // Daemon is one data dir and port served by a succession of ecsd processes.
@@ -177,6 +188,11 @@ func (d *Daemon) launch(extra []string) error {
 	env := CleanEnv()
 	var args []string
 	own := map[string]string{"listen": d.addr, "data-dir": d.cfg.DataDir, "driver": d.cfg.Driver}
+	for name, v := range map[string]string{"store": d.cfg.Store, "host": d.cfg.Host, "secret-key-file": d.cfg.SecretKeyFile} {
+		if v != "" {
+			own[name] = v
+		}
+	}
 	if d.cert != nil {
 		own["tls-cert"], own["tls-key"] = d.cert.CertFile, d.cert.KeyFile
 	}
@@ -260,9 +276,18 @@ func (d *Daemon) waitHealthy(p *process) error {
 }
 
 // readCredentials reads <data-dir>/credentials.json, which ecsd writes
-// before it serves.
+// before it serves when it made the first credential, or else takes
+// Config.Credentials with the daemon's endpoint.
 func (d *Daemon) readCredentials() (client.Config, error) {
-	return client.LoadConfigEnv(filepath.Join(d.cfg.DataDir, "credentials.json"), noEnv)
+	path := filepath.Join(d.cfg.DataDir, "credentials.json")
+	if d.cfg.Credentials != nil {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			c := *d.cfg.Credentials
+			c.Endpoint = d.Endpoint()
+			return c, nil
+		}
+	}
+	return client.LoadConfigEnv(path, noEnv)
 }
 
 func noEnv(string) string { return "" }
@@ -349,6 +374,12 @@ func (d *Daemon) Endpoint() string {
 // DataDir is the daemon's data dir.
 func (d *Daemon) DataDir() string { return d.cfg.DataDir }
 
+// Host is the node's --host, "" when ecsd's default is left.
+func (d *Daemon) Host() string { return d.cfg.Host }
+
+// Store is the daemon's --store, "" for the SQLite file in its data dir.
+func (d *Daemon) Store() string { return d.cfg.Store }
+
 // Credentials is the first credential, as credentials.json held it when
 // the last process started.
 func (d *Daemon) Credentials() client.Config { return d.creds }
@@ -397,10 +428,11 @@ func (d *Daemon) Command(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// AddCredential runs `ecsd credentials add --data-dir DIR` and returns the
+// AddCredential runs `ecsd credentials add --data-dir DIR` (with --store
+// and --secret-key-file when the daemon has them) and returns the
 // credential it printed.
 func (d *Daemon) AddCredential(ctx context.Context) (client.Config, error) {
-	cmd := d.Command(ctx, "credentials", "add", "--data-dir", d.cfg.DataDir)
+	cmd := d.Command(ctx, append([]string{"credentials", "add"}, d.StoreArgs()...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -413,6 +445,20 @@ func (d *Daemon) AddCredential(ctx context.Context) (client.Config, error) {
 	}
 	cfg := client.Config{Endpoint: c.Endpoint, AccessKey: c.AccessKey, SecretKey: c.SecretKey, ProjectID: c.ProjectID, UserID: c.UserID}
 	return cfg, d.waitKey(ctx, cfg)
+}
+
+// StoreArgs are the flags that point an ecsd subcommand (credentials add,
+// hosts, image import) at the daemon's store: --data-dir, and --store and
+// --secret-key-file when the daemon has them.
+func (d *Daemon) StoreArgs() []string {
+	args := []string{"--data-dir", d.cfg.DataDir}
+	if d.cfg.Store != "" {
+		args = append(args, "--store", d.cfg.Store)
+	}
+	if d.cfg.SecretKeyFile != "" {
+		args = append(args, "--secret-key-file", d.cfg.SecretKeyFile)
+	}
+	return args
 }
 
 // waitKey waits until a running daemon accepts a new key: it learns of

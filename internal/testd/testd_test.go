@@ -15,10 +15,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecsproject/ecsd/internal/store/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m) // the PostgreSQL server of the cluster tests
 	Cleanup()
 	os.Exit(code)
 }

@@ -9,6 +9,11 @@
 //
 //	cd test/sdk && go test ./...
 //
+// With ECS_TEST_STORE=postgres (make test-sdk-pg) every daemon runs on a
+// PostgreSQL database of its own, on a throwaway server started through
+// scripts/postgres.sh; ECS_TEST_STORE=postgres://... names a server to use
+// instead.
+//
 // With ECS_QEMU_E2E=1 (make test-vm) it also runs the end-to-end proof of
 // the QEMU backend against ecsd --driver qemu: real guests, SSH logins
 // (qemu_e2e_test.go).

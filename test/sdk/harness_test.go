@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/client"
+	"github.com/ecsproject/ecsd/internal/store/postgres/pgtest"
 	"github.com/ecsproject/ecsd/internal/testd"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
@@ -50,6 +51,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmpRoot)
+	stop, err := openTestStore(os.Getenv(envStore))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", envStore, err)
+		return 1
+	}
+	defer stop()
 	code := m.Run()
 	if shared == nil {
 		return code
@@ -125,9 +132,75 @@ func startDaemonConfig(t *testing.T, cfg testd.Config) *daemon {
 	return d
 }
 
-// launch starts ecsd as cfg says and binds SDK clients to its first
-// credential.
+// envStore chooses the store every daemon of the suite runs on: unset or
+// "sqlite", the SQLite file in its data dir; "postgres", a throwaway
+// PostgreSQL server started through scripts/postgres.sh (or the one
+// ECS_TEST_POSTGRES names); a postgres:// URL, that server (its role must
+// be allowed to create databases). On PostgreSQL every daemon gets a fresh
+// database of its own, dropped when the suite ends.
+const envStore = "ECS_TEST_STORE"
+
+var (
+	storeAdmin string // the PostgreSQL server's admin URL; "" for SQLite
+	storeMu    sync.Mutex
+	storeDBs   []string // databases made for daemons
+)
+
+// openTestStore sets up the store envStore asks for and returns what
+// undoes it.
+func openTestStore(v string) (stop func(), err error) {
+	switch {
+	case v == "" || v == "sqlite":
+		return func() {}, nil
+	case v == "postgres":
+		dsn, stopServer, err := pgtest.Server()
+		if err != nil {
+			return nil, err
+		}
+		storeAdmin = dsn
+		return func() {
+			if err := stopServer(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}, nil
+	case strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://"):
+		storeAdmin = v
+		return func() {
+			storeMu.Lock()
+			defer storeMu.Unlock()
+			for _, name := range storeDBs {
+				if err := pgtest.DropDatabase(context.Background(), storeAdmin, name); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+				}
+			}
+		}, nil
+	}
+	return nil, fmt.Errorf("%q is neither sqlite, postgres nor a postgres:// URL", v)
+}
+
+// newStore makes a fresh database for one daemon on the suite's
+// PostgreSQL server and returns its URL; "" on SQLite.
+func newStore() (string, error) {
+	if storeAdmin == "" {
+		return "", nil
+	}
+	storeMu.Lock()
+	name := fmt.Sprintf("ecsd_sdk_%d_%d", os.Getpid(), len(storeDBs)+1)
+	storeDBs = append(storeDBs, name)
+	storeMu.Unlock()
+	return pgtest.CreateDatabase(context.Background(), storeAdmin, name, "")
+}
+
+// launch starts ecsd as cfg says (on a database of its own when the suite
+// runs on PostgreSQL) and binds SDK clients to its first credential.
 func launch(cfg testd.Config) (*daemon, error) {
+	if cfg.Store == "" {
+		store, err := newStore()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store = store
+	}
 	td, err := testd.Start(cfg)
 	if err != nil {
 		return nil, err

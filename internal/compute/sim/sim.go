@@ -22,6 +22,9 @@
 //     it (or any driver) with them, and errors name operations as a fault
 //     spec does (Ops).
 //   - Calls on different disks and servers run in parallel.
+//   - With Config.Journal, a call journal: one line per call that acted,
+//     naming the job run that made it (see JournalEntry), so that tests
+//     can prove that no job ran twice.
 //
 // Beyond the contract it refuses, as errors that change nothing, what a
 // real driver could not do safely: ids that fail ecs.ValidID (they name
@@ -46,6 +49,9 @@ type Config struct {
 	Dir string
 	// Latency is added to every driver call.
 	Latency time.Duration
+	// Journal, when not "", is a file to which every call that changes
+	// state appends a line once it has acted (see JournalEntry).
+	Journal string
 }
 
 // Driver is the simulator. It implements compute.Driver.
@@ -57,6 +63,8 @@ type Driver struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	now   func() time.Time
 	io    chan struct{} // semaphore of the file writes, see ioLimit
+	// journal, when not nil, records the calls (Config.Journal).
+	journal *journal
 
 	// Lock order: a server before a disk; never two of a kind.
 	disks   table[DiskState]
@@ -86,6 +94,13 @@ func New(cfg Config) (*Driver, error) {
 	if err := d.load(); err != nil {
 		return nil, err
 	}
+	if cfg.Journal != "" {
+		j, err := openJournal(cfg.Journal)
+		if err != nil {
+			return nil, err
+		}
+		d.journal = j
+	}
 	return d, nil
 }
 
@@ -97,8 +112,14 @@ func (d *Driver) Capabilities() compute.Capabilities {
 	return compute.Capabilities{FilelessImages: true}
 }
 
-// Close does nothing: every call has written its state before returning.
-func (d *Driver) Close() error { return nil }
+// Close closes the journal; the state needs nothing: every call has
+// written it before returning.
+func (d *Driver) Close() error {
+	if d.journal != nil {
+		return d.journal.close()
+	}
+	return nil
+}
 
 // Disk returns the state of disk id.
 func (d *Driver) Disk(id string) (DiskState, bool) { return d.disks.get(id) }
@@ -194,7 +215,7 @@ func serverView(id string, srv *object[ServerState]) compute.ServerView {
 
 // CreateDisk creates disk spec.ID, or replaces it with a fresh one (its
 // attachment kept) unless it is the system disk of a running server.
-func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
+func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) (err error) {
 	const op = OpCreateDisk
 	if err := checkIDs(op, "disk", spec.ID); err != nil {
 		return err
@@ -208,6 +229,7 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
+	defer d.record(ctx, op, "", spec.ID, &err)
 	l := d.lockDisk(spec.ID)
 	defer l.unlock()
 	disk := l.disk
@@ -232,7 +254,7 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 }
 
 // DeleteDisk deletes a detached disk; a missing one is already deleted.
-func (d *Driver) DeleteDisk(ctx context.Context, diskID string) error {
+func (d *Driver) DeleteDisk(ctx context.Context, diskID string) (err error) {
 	const op = OpDeleteDisk
 	if err := checkIDs(op, "disk", diskID); err != nil {
 		return err
@@ -240,6 +262,7 @@ func (d *Driver) DeleteDisk(ctx context.Context, diskID string) error {
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
+	defer d.record(ctx, op, "", diskID, &err)
 	disk := d.disks.lock(diskID)
 	defer d.disks.unlock(diskID, disk)
 	if err := ctx.Err(); err != nil {
@@ -263,7 +286,7 @@ func (d *Driver) DeleteDisk(ctx context.Context, diskID string) error {
 //
 // Verifying by reading back, as the contract asks, is the rename of one
 // file here: it lands whole or not at all.
-func (d *Driver) ApplyCredentials(ctx context.Context, diskID string, c compute.Credentials) error {
+func (d *Driver) ApplyCredentials(ctx context.Context, diskID string, c compute.Credentials) (err error) {
 	const op = OpApplyCredentials
 	if err := checkIDs(op, "disk", diskID); err != nil {
 		return err
@@ -274,6 +297,7 @@ func (d *Driver) ApplyCredentials(ctx context.Context, diskID string, c compute.
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
+	defer d.record(ctx, op, "", diskID, &err)
 	l := d.lockDisk(diskID)
 	defer l.unlock()
 	disk := l.disk
@@ -324,7 +348,7 @@ func (d *Driver) ReadCredentials(ctx context.Context, diskID string) (compute.Cr
 // CreateServer defines a stopped server with spec.DiskID, an existing
 // detached disk, as its system disk. Creating it again with the same disk
 // succeeds and changes nothing; with another disk it is a conflict.
-func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (compute.ServerInfo, error) {
+func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (_ compute.ServerInfo, err error) {
 	const op = OpCreateServer
 	if err := checkIDs(op, "server", spec.ID, "disk", spec.DiskID); err != nil {
 		return compute.ServerInfo{}, err
@@ -335,6 +359,7 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (com
 	if err := d.begin(ctx, op); err != nil {
 		return compute.ServerInfo{}, err
 	}
+	defer d.record(ctx, op, spec.ID, spec.DiskID, &err)
 	srv := d.servers.lock(spec.ID)
 	defer d.servers.unlock(spec.ID, srv)
 	disk := d.disks.lock(spec.DiskID)
@@ -367,7 +392,7 @@ func (d *Driver) mirror(disk *object[DiskState], serverID string) error {
 
 // DeleteServer removes a server, stopped or running, keeping its disk; a
 // missing server is already deleted.
-func (d *Driver) DeleteServer(ctx context.Context, serverID string) error {
+func (d *Driver) DeleteServer(ctx context.Context, serverID string) (err error) {
 	const op = OpDeleteServer
 	if err := checkIDs(op, "server", serverID); err != nil {
 		return err
@@ -375,6 +400,7 @@ func (d *Driver) DeleteServer(ctx context.Context, serverID string) error {
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
+	defer d.record(ctx, op, serverID, "", &err)
 	srv := d.servers.lock(serverID)
 	defer d.servers.unlock(serverID, srv)
 	var disk *object[DiskState]
@@ -400,7 +426,7 @@ func (d *Driver) DeleteServer(ctx context.Context, serverID string) error {
 
 // AttachDisk makes diskID the system disk of a stopped server that has
 // none. Attaching the disk it has succeeds.
-func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error {
+func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) (err error) {
 	const op = OpAttachDisk
 	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
 		return err
@@ -408,6 +434,7 @@ func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error 
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
+	defer d.record(ctx, op, serverID, diskID, &err)
 	srv := d.servers.lock(serverID)
 	defer d.servers.unlock(serverID, srv)
 	disk := d.disks.lock(diskID)
@@ -431,7 +458,7 @@ func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error 
 
 // DetachDisk detaches diskID from a stopped server; a disk the server does
 // not have is already detached.
-func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error {
+func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) (err error) {
 	const op = OpDetachDisk
 	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
 		return err
@@ -439,6 +466,7 @@ func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error 
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
+	defer d.record(ctx, op, serverID, diskID, &err)
 	srv := d.servers.lock(serverID)
 	defer d.servers.unlock(serverID, srv)
 	if err := ctx.Err(); err != nil {
@@ -462,13 +490,14 @@ func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error 
 // there is something to do, and change makes the next state from the
 // current one.
 func (d *Driver) setPower(ctx context.Context, op, serverID string, rule func(compute.ServerView) (bool, error),
-	change func(st *ServerState)) error {
+	change func(st *ServerState)) (err error) {
 	if err := checkIDs(op, "server", serverID); err != nil {
 		return err
 	}
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
+	defer d.record(ctx, op, serverID, "", &err)
 	srv := d.servers.lock(serverID)
 	defer d.servers.unlock(serverID, srv)
 	if err := ctx.Err(); err != nil {

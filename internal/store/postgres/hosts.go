@@ -93,9 +93,21 @@ func (t *tx) HostList(ctx context.Context) ([]store.Host, error) {
 // transaction waits for it and then re-evaluates its WHERE clause on the
 // committed row, so of any number of concurrent reservations on one host
 // (on any node) only those that fit pass, and none passes the limit.
+//
+// A create of several servers reserves on several hosts, in the order
+// placement picks them; two such transactions taking the same rows in
+// different orders would deadlock (PostgreSQL aborts one after its
+// deadlock_timeout). So the first reservation of a transaction first locks
+// every host row in name order: reservations queue instead.
 func (t *tx) HostAllocate(ctx context.Context, a store.Allocation) error {
 	if unstorable(a.Host, a.ServerID) {
 		return notFound("host", a.Host)
+	}
+	if !t.hostsLocked {
+		if _, err := t.q.Exec(ctx, `SELECT name FROM hosts ORDER BY name FOR UPDATE`); err != nil {
+			return err
+		}
+		t.hostsLocked = true
 	}
 	tag, err := t.q.Exec(ctx, `UPDATE hosts SET alloc_vcpus = alloc_vcpus + $1, alloc_ram_mb = alloc_ram_mb + $2,
 		alloc_disk_gb = alloc_disk_gb + $3

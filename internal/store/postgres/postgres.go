@@ -225,6 +225,9 @@ type tx struct {
 	// jobInserted is set once the transaction inserted a runnable job: its
 	// commit notifies the listeners.
 	jobInserted bool
+	// hostsLocked is set once the transaction holds every host row (see
+	// HostAllocate).
+	hostsLocked bool
 }
 
 // Lock takes a transaction-level advisory lock on a 64-bit hash of key
@@ -409,7 +412,7 @@ func (s *Store) ServerGet(ctx context.Context, projectID, id string) (ecs.Server
 	if projectID == "" {
 		return ecs.Server{}, notFound("server", id)
 	}
-	return getServer(ctx, s.pool, projectID, id, "")
+	return getServer(ctx, s.db, projectID, id, "")
 }
 
 func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs.Server, int, error) {
@@ -710,7 +713,7 @@ func getVolume(ctx context.Context, q querier, id, lock string) (ecs.Volume, err
 }
 
 func (s *Store) VolumeGet(ctx context.Context, id string) (ecs.Volume, error) {
-	return getVolume(ctx, s.pool, id, "")
+	return getVolume(ctx, s.db, id, "")
 }
 
 func (t *tx) VolumeGet(ctx context.Context, id string) (ecs.Volume, error) {
@@ -767,7 +770,7 @@ func getKeypair(ctx context.Context, q querier, projectID, userID, name, lock st
 }
 
 func (s *Store) KeypairGet(ctx context.Context, projectID, userID, name string) (ecs.Keypair, error) {
-	return getKeypair(ctx, s.pool, projectID, userID, name, "")
+	return getKeypair(ctx, s.db, projectID, userID, name, "")
 }
 
 func (t *tx) KeypairGet(ctx context.Context, projectID, userID, name string) (ecs.Keypair, error) {

@@ -173,6 +173,59 @@ func testHostAllocate(t *testing.T, open opener) {
 		wantAlloc(t, "after concurrent reservations", b.getHost(t, "host-a"), 8, 8*512, 8, 8)
 	})
 
+	// A create of several servers reserves on several hosts in the order
+	// placement picks them; creates taking the same hosts in different
+	// orders must queue, not deadlock (which PostgreSQL answers by
+	// aborting one of them).
+	t.Run("CrossedOrders", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		hosts := []string{"host-a", "host-b", "host-c"}
+		for _, name := range hosts {
+			h := smallHost(name)
+			h.VCPUs = 1000
+			b.upsertHost(t, h)
+		}
+		orders := [][]int{{0, 1, 2}, {2, 1, 0}, {1, 0, 2}, {2, 0, 1}, {0, 2, 1}, {1, 2, 0}}
+		const n = 60
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			errs []error
+		)
+		for i := range n {
+			wg.Go(func() {
+				err := b.writeErr(func(tx store.Tx) error {
+					for k, h := range orders[i%len(orders)] {
+						id := fmt.Sprintf("srv-%02d-%d", i, k)
+						srv := plainServer(id, projA, id, 0)
+						srv.Host = hosts[h]
+						if err := tx.ServerInsert(b.ctx, &srv); err != nil {
+							return err
+						}
+						if err := tx.HostAllocate(b.ctx, store.Allocation{ServerID: id, Host: hosts[h], VCPUs: 1, RAMMB: 1, DiskGB: 1}); err != nil {
+							return err
+						}
+						time.Sleep(time.Millisecond) // let the others take their first host meanwhile
+					}
+					return nil
+				})
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(errs) > 0 {
+			t.Fatalf("%d of %d creates reserving on the same hosts in different orders failed, first: %v", len(errs), n, errs[0])
+		}
+		for _, name := range hosts {
+			wantAlloc(t, "after crossed reservations", b.getHost(t, name), n, n, n, n)
+		}
+	})
+
 	t.Run("ReleaseOnDelete", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

@@ -136,20 +136,22 @@ func Server() (dsn string, stop func() error, err error) {
 	return dsn, stop, nil
 }
 
-// findScript finds scripts/postgres.sh in the module's root, above the
-// working directory (a test's is its package directory).
+// findScript finds scripts/postgres.sh in the source tree's root, above
+// the working directory (a test's is its package directory, which may be
+// in a module of its own below the root, such as test/sdk).
 func findScript() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "scripts", "postgres.sh"), nil
+		script := filepath.Join(dir, "scripts", "postgres.sh")
+		if _, err := os.Stat(script); err == nil {
+			return script, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("pgtest: no go.mod above the working directory: cannot find scripts/postgres.sh")
+			return "", errors.New("pgtest: no scripts/postgres.sh above the working directory")
 		}
 		dir = parent
 	}
