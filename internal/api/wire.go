@@ -206,6 +206,7 @@ func toWireServer(s *ecs.Server) wireServer {
 	if s.Status() == "ERROR" && s.Fault != "" {
 		w.Fault = &wireFault{Code: 500, Message: s.Fault, Created: fmtTime(s.Updated, timeSec)}
 	}
+	withDetails(&w, s)
 	return w
 }
 

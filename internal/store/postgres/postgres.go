@@ -546,7 +546,8 @@ func (s *Store) ServerTagList(ctx context.Context, projectID string) ([]ecs.Tag,
 	if unstorable(projectID) {
 		return nil, nil
 	}
-	rows, err := s.db.Query(ctx, `SELECT DISTINCT key, value FROM server_tags WHERE project_id = $1 ORDER BY key COLLATE "C", value COLLATE "C"`,
+	rows, err := s.db.Query(ctx, `SELECT key COLLATE "C", value COLLATE "C" FROM server_tags WHERE project_id = $1
+		GROUP BY 1, 2 ORDER BY 1, 2`,
 		projectID)
 	if err != nil {
 		return nil, err
