@@ -331,7 +331,7 @@ type wireUpdated struct {
 }
 
 type wireAddrShort struct {
-	Version string `json:"version"`
+	Version int    `json:"version"` // a number here (UpdateServerAddress)
 	Addr    string `json:"addr"`
 }
 
@@ -389,7 +389,7 @@ func (h *Handler) updateServer(w http.ResponseWriter, req *request) error {
 		Hostname: ws.Hostname}
 	for vpc, addrs := range ws.Addresses {
 		for _, a := range addrs {
-			out.Addresses[vpc] = append(out.Addresses[vpc], wireAddrShort{Version: a.Version, Addr: a.Addr})
+			out.Addresses[vpc] = append(out.Addresses[vpc], wireAddrShort{Version: 4, Addr: a.Addr})
 		}
 	}
 	return writeJSON(w, http.StatusOK, map[string]wireUpdated{"server": out})
