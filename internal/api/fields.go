@@ -425,6 +425,9 @@ type tagsActionBody struct {
 // serverTagsAction is BatchCreateServerTags ("create") and
 // BatchDeleteServerTags ("delete"): 204 and no body.
 func (h *Handler) serverTagsAction(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
 	var b tagsActionBody
 	if err := decode(req.body, &b); err != nil {
 		return err
@@ -522,6 +525,9 @@ type wireResource struct {
 // "count" (total_count only); tags, not_tags and matches (resource_name:
 // the name contains it) as documented.
 func (h *Handler) listServersByTag(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
 	var b byTagBody
 	if err := decode(req.body, &b); err != nil {
 		return err
