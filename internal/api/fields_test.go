@@ -1,6 +1,7 @@
 package api
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -74,4 +75,25 @@ func FuzzCheckCreateFields(f *testing.F) {
 			t.Errorf("%q: %v", s, err)
 		}
 	})
+}
+
+// TestREADMENamesCreateRefusals: the README's parameter table names every
+// create field ecsd refuses, so that table and code agree.
+func TestREADMENamesCreateRefusals(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for path := range createRefused {
+		name := path[strings.LastIndex(path, ".")+1:]
+		if !strings.Contains(readme, "`"+name+"`") && !strings.Contains(readme, "."+name+"`") {
+			t.Errorf("README does not name the refused create field %s", path)
+		}
+	}
+	for name := range updateRefused {
+		if !strings.Contains(readme, "`"+name+"`") {
+			t.Errorf("README does not name the refused UpdateServer field %s", name)
+		}
+	}
 }
