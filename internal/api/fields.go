@@ -435,6 +435,9 @@ func (h *Handler) serverTagsAction(w http.ResponseWriter, req *request) error {
 	if err := onlyFields(req.body, "", "action", "tags"); err != nil {
 		return err
 	}
+	if err := onlyItemFields(req.body, "tags", "key", "value"); err != nil {
+		return err
+	}
 	if b.Tags == nil {
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: tags is required.")
 	}
@@ -476,6 +479,25 @@ func onlyFields(body []byte, path string, names ...string) error {
 				k = path + "." + k
 			}
 			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s is not a parameter of this call.", safeField(k))
+		}
+	}
+	return nil
+}
+
+// onlyItemFields refuses a field of an item of the body's list field that
+// is not one of names; the body is known to decode.
+func onlyItemFields(body []byte, field string, names ...string) error {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return nil
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(obj[field], &items) != nil {
+		return nil
+	}
+	for _, it := range items {
+		if err := onlyFields(it, field+"[]", names...); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -534,6 +556,11 @@ func (h *Handler) listServersByTag(w http.ResponseWriter, req *request) error {
 	}
 	if err := onlyFields(req.body, "", "action", "limit", "offset", "tags", "not_tags", "matches"); err != nil {
 		return err
+	}
+	for _, l := range [][]string{{"tags", "key", "values"}, {"not_tags", "key", "values"}, {"matches", "key", "value"}} {
+		if err := onlyItemFields(req.body, l[0], l[1:]...); err != nil {
+			return err
+		}
 	}
 	var q cloud.TagQuery
 	var err error

@@ -97,3 +97,24 @@ func TestREADMENamesCreateRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestTagBodiesRefuseUnknownFields: the tag calls' bodies and their items
+// take only their documented fields.
+func TestTagBodiesRefuseUnknownFields(t *testing.T) {
+	cases := []struct {
+		body, field string
+		names       []string
+		want        string
+	}{
+		{`{"tags":[{"key":"a","value":"b"}]}`, "tags", []string{"key", "value"}, ""},
+		{`{"tags":[{"key":"a"},{"key":"b","colour":"red"}]}`, "tags", []string{"key", "value"}, "tags[].colour"},
+		{`{"tags":null}`, "tags", []string{"key", "value"}, ""},
+		{`{"matches":[{"key":"resource_name","values":["x"]}]}`, "matches", []string{"key", "value"}, "matches[].values"},
+	}
+	for _, c := range cases {
+		err := onlyItemFields([]byte(c.body), c.field, c.names...)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, want %q", c.body, err, c.want)
+		}
+	}
+}

@@ -509,6 +509,11 @@ func TestServerTagCalls(t *testing.T) {
 	if raw.status != 400 || !strings.Contains(string(raw.body), "action") {
 		t.Errorf("action CREATE: %d %s", raw.status, raw.body)
 	}
+	raw = tn.raw(t, rawReq{method: "POST", path: "/v1/{project_id}/cloudservers/" + a + "/tags/action",
+		body: []byte(`{"action":"create","tags":[{"key":"x","colour":"red"}]}`)})
+	if raw.status != 400 || !strings.Contains(string(raw.body), "tags[].colour") {
+		t.Errorf("an unknown field of a tag: %d %s", raw.status, raw.body)
+	}
 	for _, body := range []model.ListServersByTagRequestBody{
 		{Action: "list"},
 		{Action: "filter", Limit: ptr("1001")},
