@@ -275,6 +275,9 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 	s := b.Server
 	in := cloud.CreateInput{Name: s.Name, ImageRef: s.ImageRef, FlavorRef: s.FlavorRef, VPCID: s.VPCID, KeyName: s.KeyName,
 		AdminPass: s.AdminPass, AZ: s.AZ, Metadata: s.Metadata}
+	if err := createFields(req.body, &in); err != nil {
+		return err
+	}
 	for _, n := range s.Nics {
 		in.SubnetIDs = append(in.SubnetIDs, n.SubnetID)
 		in.IPAddresses = append(in.IPAddresses, n.IPAddress)

@@ -210,6 +210,7 @@ func toWireServer(s *ecs.Server) wireServer {
 	if s.Locked && s.LockedReason != "" {
 		w.LockedReason = &s.LockedReason
 	}
+	withDetails(&w, s)
 	return w
 }
 

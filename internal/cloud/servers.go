@@ -45,6 +45,9 @@ type CreateInput struct {
 	// (its path and body) that a retry must match.
 	ClientToken string
 	RequestHash string
+	// CreateDetails: description, tags, security groups, user data as
+	// given (fields.go).
+	CreateDetails
 }
 
 // createParams is a create sub-job's input.
@@ -162,6 +165,10 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: metadata keys and values are at most 255 characters.")
 		}
 	}
+	details, err := s.checkCreateDetails(in.CreateDetails)
+	if err != nil {
+		return "", nil, err
+	}
 	var sealedUserData []byte
 	if in.UserData != nil {
 		if sealedUserData, err = s.seal(in.UserData); err != nil {
@@ -213,6 +220,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				TaskState: ecs.TaskScheduling, PowerState: ecs.PowerNoState, ImageID: img.ID, FlavorID: flavor.ID,
 				KeyName: in.KeyName, SystemVolumeID: newUUID(), AZ: orDefault(in.AZ, "az1"), VPCID: in.VPCID,
 				LaunchIndex: i, Created: now, Updated: now, Metadata: serverMetadata(in, img), ReservationID: reservation}
+			details.apply(&srv)
 			if srv.NICs, err = takeAddresses(ctx, addrs, in); err != nil {
 				return err
 			}

@@ -553,6 +553,7 @@ func (s *Service) GetServer(ctx context.Context, c Caller, id string) (ecs.Serve
 	if err != nil && !errors.As(err, &e) {
 		return srv, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the ECS.")
 	}
+	s.withUserData(&srv)
 	return srv, err
 }
 
@@ -582,6 +583,9 @@ func (s *Service) ListServers(ctx context.Context, c Caller, p store.ServerListP
 	out, n, err := s.store.ServerList(ctx, p)
 	if err != nil {
 		return nil, 0, ecs.Wrap(ecs.CodeSystem, err, "Failed to query ECSs.")
+	}
+	for i := range out {
+		s.withUserData(&out[i])
 	}
 	return out, n, nil
 }

@@ -151,9 +151,21 @@ type Server struct {
 	// servers of one request share it); "" for servers of earlier
 	// releases.
 	ReservationID string
-	Created       time.Time
-	Updated       time.Time
-	LaunchedAt    time.Time
+	// Description is the server's description (create, UpdateServer).
+	Description string
+	// SecurityGroups are the ids of the security groups the create named,
+	// as given (none: the default group). ecsd keeps and shows them; it
+	// does not filter traffic by them.
+	SecurityGroups []string
+	// SealedUserData is the create's user data, sealed (secret.Sealer):
+	// it may hold passwords, so it never rests in plain text; nil for none.
+	SealedUserData []byte
+	// UserData is the create's user data in base64, set by the service
+	// when it reads a server for its project (never stored).
+	UserData   string
+	Created    time.Time
+	Updated    time.Time
+	LaunchedAt time.Time
 }
 
 // Status returns the API status of s.

@@ -175,6 +175,9 @@ type Reader interface {
 	ServerList(ctx context.Context, p ServerListParams) ([]ecs.Server, int, error)
 	// ServerListAll lists every server of every project (start-up recovery).
 	ServerListAll(ctx context.Context) ([]ecs.Server, error)
+	// ServerTagList lists the distinct tags (key and value) of a
+	// project's servers, by key then value.
+	ServerTagList(ctx context.Context, projectID string) ([]ecs.Tag, error)
 	VolumeGet(ctx context.Context, id string) (ecs.Volume, error)
 	VolumeListAll(ctx context.Context) ([]ecs.Volume, error)
 

@@ -345,21 +345,24 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
 	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at, host, reservation_id, nics, tags, locked_reason`
+	created, updated, launched_at, host, reservation_id, nics, tags, locked_reason, details`
 
 func scanServer(sc pgx.Row) (ecs.Server, error) {
 	var s ecs.Server
 	var meta []byte
-	var nics, tags string
+	var nics, tags, details string
 	var created, updated, launched int64
 	var owner string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &s.Locked, &s.ImageID,
 		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &s.ReinstallFailed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID,
-		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags, &s.LockedReason)
+		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags, &s.LockedReason, &details)
 	if err != nil {
 		return s, err
 	}
 	if err := store.DecodeServerJSON(&s, nics, tags); err != nil {
+		return s, err
+	}
+	if err := store.DecodeServerDetails(&s, details); err != nil {
 		return s, err
 	}
 	s.Created, s.Updated, s.LaunchedAt = fromMS(created), fromMS(updated), fromMS(launched)
@@ -381,7 +384,8 @@ func serverArgs(s *ecs.Server) []any {
 	}
 	return []any{s.ProjectID, s.UserID, s.Name, ecs.Status(s.VMState, s.TaskState), s.VMState, s.TaskState, s.PowerState,
 		s.Locked, s.ImageID, s.FlavorID, s.KeyName, s.SystemVolumeID, s.ReinstallFailed, s.TaskJobID, s.Fault, meta,
-		s.AZ, s.VPCID, s.Addr, s.AccessPort, s.LaunchIndex, ms(s.Created), ms(s.Updated), ms(s.LaunchedAt), s.Host}
+		s.AZ, s.VPCID, s.Addr, s.AccessPort, s.LaunchIndex, ms(s.Created), ms(s.Updated), ms(s.LaunchedAt), s.Host,
+		store.EncodeServerDetails(s)}
 }
 
 // getServer reads a server, of any project when projectID is "". lock is
@@ -541,6 +545,23 @@ func (s *Store) ServerListAll(ctx context.Context) ([]ecs.Server, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ecs.Server, error) { return scanServer(r) })
 }
 
+func (s *Store) ServerTagList(ctx context.Context, projectID string) ([]ecs.Tag, error) {
+	if unstorable(projectID) {
+		return nil, nil
+	}
+	rows, err := s.db.Query(ctx, `SELECT key COLLATE "C", value COLLATE "C" FROM server_tags WHERE project_id = $1
+		GROUP BY 1, 2 ORDER BY 1, 2`,
+		projectID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ecs.Tag, error) {
+		var tg ecs.Tag
+		err := r.Scan(&tg.Key, &tg.Value)
+		return tg, err
+	})
+}
+
 func (t *tx) ServerGet(ctx context.Context, projectID, id string) (ecs.Server, error) {
 	if projectID == "" {
 		return ecs.Server{}, notFound("server", id)
@@ -557,8 +578,8 @@ func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
 	args := append(append([]any{s.ID}, serverArgs(s)...), s.ReservationID, nics, tags)
 	_, err := t.q.Exec(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
 		locked, image_id, flavor_id, key_name, system_volume_id, reinstall_failed, task_job_id, fault, metadata, az, vpc_id, addr,
-		access_port, launch_index, created, updated, launched_at, host, reservation_id, nics, tags, task_owner)
-		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,'')`,
+		access_port, launch_index, created, updated, launched_at, host, details, reservation_id, nics, tags, task_owner)
+		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,'')`,
 		args...)
 	if isUnique(err) {
 		return fmt.Errorf("server %q: %w", s.ID, ecs.ErrConflict)
@@ -636,8 +657,8 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 	tag, err := t.q.Exec(ctx, `UPDATE servers SET user_id=$1, name=$2, status=$3, vm_state=$4, task_state=$5, power_state=$6,
 		locked=$7, image_id=$8, flavor_id=$9, key_name=$10, system_volume_id=$11, reinstall_failed=$12, task_job_id=$13, fault=$14,
 		metadata=$15, az=$16, vpc_id=$17, addr=$18, access_port=$19, launch_index=$20, created=$21, updated=$22, launched_at=$23,
-		host=$24, task_owner = CASE WHEN $13 = '' THEN '' ELSE task_owner END
-		WHERE id=$25 AND project_id=$26`, args...)
+		host=$24, details=$25, task_owner = CASE WHEN $13 = '' THEN '' ELSE task_owner END
+		WHERE id=$26 AND project_id=$27`, args...)
 	if err != nil {
 		return err
 	}

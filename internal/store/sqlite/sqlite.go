@@ -268,21 +268,24 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
 	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at, host, reservation_id, nics, tags, locked_reason`
+	created, updated, launched_at, host, reservation_id, nics, tags, locked_reason, details`
 
 func scanServer(sc scanner) (ecs.Server, error) {
 	var s ecs.Server
 	var locked, failed int
-	var meta, nics, tags string
+	var meta, nics, tags, details string
 	var created, updated, launched int64
 	var owner string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &locked, &s.ImageID,
 		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &failed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID, &s.Addr,
-		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags, &s.LockedReason)
+		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags, &s.LockedReason, &details)
 	if err != nil {
 		return s, err
 	}
 	if err := store.DecodeServerJSON(&s, nics, tags); err != nil {
+		return s, err
+	}
+	if err := store.DecodeServerDetails(&s, details); err != nil {
 		return s, err
 	}
 	s.Locked = locked != 0
@@ -304,7 +307,8 @@ func serverArgs(s *ecs.Server) []any {
 	}
 	return []any{s.ProjectID, s.UserID, s.Name, ecs.Status(s.VMState, s.TaskState), s.VMState, s.TaskState, s.PowerState,
 		b2i(s.Locked), s.ImageID, s.FlavorID, s.KeyName, s.SystemVolumeID, b2i(s.ReinstallFailed), s.TaskJobID, s.Fault, meta,
-		s.AZ, s.VPCID, s.Addr, s.AccessPort, s.LaunchIndex, ms(s.Created), ms(s.Updated), ms(s.LaunchedAt), s.Host}
+		s.AZ, s.VPCID, s.Addr, s.AccessPort, s.LaunchIndex, ms(s.Created), ms(s.Updated), ms(s.LaunchedAt), s.Host,
+		store.EncodeServerDetails(s)}
 }
 
 func getServer(ctx context.Context, q queryer, projectID, id string) (ecs.Server, error) {
@@ -448,6 +452,24 @@ func (s *Store) ServerListAll(ctx context.Context) ([]ecs.Server, error) {
 	return collectServers(rows)
 }
 
+func (s *Store) ServerTagList(ctx context.Context, projectID string) ([]ecs.Tag, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT key, value FROM server_tags WHERE project_id = ? ORDER BY key, value`,
+		projectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ecs.Tag
+	for rows.Next() {
+		var tg ecs.Tag
+		if err := rows.Scan(&tg.Key, &tg.Value); err != nil {
+			return nil, err
+		}
+		out = append(out, tg)
+	}
+	return out, rows.Err()
+}
+
 func (t *tx) ServerGet(ctx context.Context, projectID, id string) (ecs.Server, error) {
 	if projectID == "" {
 		return ecs.Server{}, notFound("server", id)
@@ -464,8 +486,8 @@ func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
 	args := append(append([]any{s.ID}, serverArgs(s)...), s.ReservationID, nics, tags)
 	_, err := t.q.ExecContext(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
 		locked, image_id, flavor_id, key_name, system_volume_id, reinstall_failed, task_job_id, fault, metadata, az, vpc_id, addr,
-		access_port, launch_index, created, updated, launched_at, host, reservation_id, nics, tags, task_owner)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'')`, args...)
+		access_port, launch_index, created, updated, launched_at, host, details, reservation_id, nics, tags, task_owner)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'')`, args...)
 	if isUnique(err) {
 		return fmt.Errorf("server %q: %w", s.ID, ecs.ErrConflict)
 	}
@@ -545,7 +567,7 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 	args := append(serverArgs(s)[1:], s.TaskJobID, s.ID, s.ProjectID)
 	res, err := t.q.ExecContext(ctx, `UPDATE servers SET user_id=?, name=?, status=?, vm_state=?, task_state=?, power_state=?,
 		locked=?, image_id=?, flavor_id=?, key_name=?, system_volume_id=?, reinstall_failed=?, task_job_id=?, fault=?, metadata=?,
-		az=?, vpc_id=?, addr=?, access_port=?, launch_index=?, created=?, updated=?, launched_at=?, host=?,
+		az=?, vpc_id=?, addr=?, access_port=?, launch_index=?, created=?, updated=?, launched_at=?, host=?, details=?,
 		task_owner = CASE WHEN ? = '' THEN '' ELSE task_owner END
 		WHERE id=? AND project_id=?`, args...)
 	if err != nil {
