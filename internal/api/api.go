@@ -97,7 +97,7 @@ type route struct {
 }
 
 func (h *Handler) routes() []route {
-	return []route{
+	return append(h.volumeRoutes(), []route{
 		{"POST", split("/v1/{p}/cloudservers/{}/reinstallos"), h.reinstall},
 		{"POST", split("/v2/{p}/cloudservers/{}/reinstallos"), h.reinstallCloudInit},
 		{"POST", split("/v1/{p}/cloudservers/{}/changeos"), h.changeOS},
@@ -120,7 +120,7 @@ func (h *Handler) routes() []route {
 		{"GET", split("/v2/cloudimages"), h.listImages},
 		{"GET", split("/v2/cloudimages/{}"), h.showImage},
 		{"GET", split("/v2/images/{}"), h.glanceShowImage},
-	}
+	}...)
 }
 
 func split(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") }

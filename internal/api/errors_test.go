@@ -108,6 +108,12 @@ func TestEveryCodeOnTheWire(t *testing.T) {
 		ecs.CodeRebootFailed:           {400, "Ecs.0227"},
 		ecs.CodeDeleteFailed:           {400, "Ecs.0501"},
 		ecs.CodeTaskFailed:             {400, "Common.0022"},
+		ecs.CodeVolumeNotAttached:      {400, "Ecs.0111"},
+		ecs.CodeVolumeOtherHost:        {400, "Ecs.0121"},
+		ecs.CodeTooManyVolumes:         {400, "Ecs.0104"},
+		ecs.CodeVolumeUnavailable:      {400, "Ecs.0103"},
+		ecs.CodeVolumeNotFound:         {404, "Ecs.0103"},
+		ecs.CodeVolumeBadState:         {400, "Ecs.0103"},
 	}
 	for _, c := range ecs.Codes() {
 		w, ok := want[c]

@@ -316,11 +316,13 @@ func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
 	if err := checkQuery(req.r.URL.Query()); err != nil {
 		return err
 	}
-	s, err := h.svc.GetServer(req.r.Context(), req.caller, req.params[0])
+	s, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, serverBody{Server: toWireServer(&s)})
+	ws := toWireServer(&s)
+	withVolumes(&ws, &s, vols)
+	return writeJSON(w, http.StatusOK, serverBody{Server: ws})
 }
 
 func queryInt(v, name string, def, lo, hi int) (int, error) {

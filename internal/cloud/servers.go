@@ -427,6 +427,9 @@ func (s *Service) ServerAction(ctx context.Context, c Caller, action Action, ids
 		if srv.VMState != want {
 			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: ECS %s is %s.", srv.ID, srv.Status())
 		}
+		if action == ActionStart && srv.SystemVolumeID == "" {
+			return ecs.Errorf(ecs.CodeNoSystemDisk, "ECS %s has no system disk and cannot start: attach one as %s.", srv.ID, systemDevice)
+		}
 		srv.TaskState = task
 		return nil
 	})
@@ -577,6 +580,9 @@ func (s *Service) runDelete(ctx context.Context, r jobs.Run) error {
 		}
 		jr.job.Status, jr.job.End = ecs.JobSuccess, time.Now().UTC()
 		return jr.commit(ctx, func(tx store.Tx, srv *ecs.Server) error {
+			if err := releaseVolumes(ctx, tx, srv); err != nil {
+				return err
+			}
 			if srv.SystemVolumeID != "" {
 				if err := tx.VolumeDelete(ctx, srv.SystemVolumeID); err != nil {
 					return err
