@@ -113,7 +113,6 @@ func TestEveryCodeOnTheWire(t *testing.T) {
 		ecs.CodeTooManyVolumes:         {400, "Ecs.0104"},
 		ecs.CodeVolumeUnavailable:      {400, "Ecs.0103"},
 		ecs.CodeVolumeNotFound:         {404, "Ecs.0103"},
-		ecs.CodeVolumeBadState:         {400, "Ecs.0103"},
 	}
 	for _, c := range ecs.Codes() {
 		w, ok := want[c]

@@ -20,7 +20,7 @@ var (
 	CodeVolumeNotFound = code(ErrNotFound, "Ecs.0103")
 	// CodeVolumeBadState is an EVS delete of a volume that is in use or
 	// busy: the code of an unavailable disk (our choice; README).
-	CodeVolumeBadState = code(ErrBadState, "Ecs.0103")
+	CodeVolumeBadState = CodeVolumeUnavailable
 )
 
 // Job types of volumes (Huawei's ECS and EVS job types).
