@@ -94,7 +94,7 @@ type wireEVSAttachment struct {
 
 type wireVolume struct {
 	ID               string              `json:"id"`
-	Links            []wireEVSLink          `json:"links"`
+	Links            []wireEVSLink       `json:"links"`
 	Name             string              `json:"name"`
 	Status           string              `json:"status"`
 	Attachments      []wireEVSAttachment `json:"attachments"`
