@@ -34,15 +34,23 @@ func diskHash(diskID string) string {
 	return hex.EncodeToString(h[:8])
 }
 
+// firstDataSlot is the PCI slot of a server's first data disk at start:
+// QEMU creates -device devices before the -drive if=virtio ones (the
+// system disk, the seed), so data disks left to the automatic slots would
+// come first on the bus and the guest would see one of them as /dev/vda.
+// Slots 0x09-0x1f are theirs (MaxDataDisks of them), above the few devices
+// and drives placed automatically.
+const firstDataSlot = 0x09
+
 // dataDiskArgs are the command-line arguments of rec's data disks, opened
 // by QEMU at start-up, before it drops privileges.
 func (d *Driver) dataDiskArgs(rec serverRecord) []string {
 	var args []string
-	for _, id := range rec.DataDisks {
+	for i, id := range rec.DataDisks {
 		args = append(args,
 			"-blockdev", "driver=qcow2,node-name="+dataNode(id)+",cache.direct=off,discard=unmap,"+
 				"file.driver=file,file.filename="+qemuOpt(d.diskPath(id)),
-			"-device", "virtio-blk-pci,drive="+dataNode(id)+",id="+dataDev(id))
+			"-device", "virtio-blk-pci,drive="+dataNode(id)+",id="+dataDev(id)+",addr="+strconv.FormatInt(int64(firstDataSlot+i), 16))
 	}
 	return args
 }
@@ -191,7 +199,14 @@ func (d *Driver) hotPlug(ctx context.Context, serverID, diskID string) error {
 	if err != nil && !qmpClass(err, "GenericError") {
 		return fmt.Errorf("blockdev-add: %w", err)
 	}
-	if _, err := q.execute(ctx, "device_add", map[string]any{"driver": "virtio-blk-pci", "drive": node, "id": dataDev(diskID)}); err != nil {
+	// The first free slot at or above the data disks' range, so that the
+	// device keeps a slot after the system disk's at the next hot-plug too.
+	slot, err := freeDataSlot(ctx, q)
+	if err != nil {
+		return err
+	}
+	if _, err := q.execute(ctx, "device_add", map[string]any{"driver": "virtio-blk-pci", "drive": node, "id": dataDev(diskID),
+		"addr": strconv.FormatInt(int64(slot), 16)}); err != nil {
 		q.execute(ctx, "blockdev-del", map[string]any{"node-name": node})
 		return fmt.Errorf("device_add: %w", err)
 	}
@@ -272,4 +287,37 @@ func hasDevice(ctx context.Context, q *qmpConn, dev string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// freeDataSlot returns the first PCI slot of the data disks' range that no
+// device of bus 0 holds.
+func freeDataSlot(ctx context.Context, q *qmpConn) (int, error) {
+	ret, err := q.execute(ctx, "query-pci", nil)
+	if err != nil {
+		return 0, fmt.Errorf("query-pci: %w", err)
+	}
+	var buses []struct {
+		Bus     int `json:"bus"`
+		Devices []struct {
+			Slot int `json:"slot"`
+		} `json:"devices"`
+	}
+	if err := json.Unmarshal(ret, &buses); err != nil {
+		return 0, fmt.Errorf("query-pci: %w", err)
+	}
+	used := map[int]bool{}
+	for _, b := range buses {
+		if b.Bus != 0 {
+			continue
+		}
+		for _, dev := range b.Devices {
+			used[dev.Slot] = true
+		}
+	}
+	for s := firstDataSlot; s <= 0x1f; s++ {
+		if !used[s] {
+			return s, nil
+		}
+	}
+	return 0, errors.New("no free PCI slot left for a data disk")
 }
