@@ -205,6 +205,7 @@ type createServer struct {
 	VPCID       string             `json:"vpcid"`
 	Nics        []createNic        `json:"nics"`
 	RootVolume  *createRootVolume  `json:"root_volume"`
+	DataVolumes []createRootVolume `json:"data_volumes"`
 	KeyName     string             `json:"key_name"`
 	AdminPass   string             `json:"adminPass"`
 	Count       *int               `json:"count"`
@@ -287,6 +288,9 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 				in.SizeGB = -1 // explicitly zero: invalid
 			}
 		}
+	}
+	for _, dv := range s.DataVolumes {
+		in.DataVolumes = append(in.DataVolumes, cloud.DataVolumeInput{VolumeType: dv.VolumeType, SizeGB: derefInt(dv.Size)})
 	}
 	if s.Count != nil {
 		in.Count = *s.Count

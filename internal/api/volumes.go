@@ -348,3 +348,10 @@ func withVolumes(w *wireServer, srv *ecs.Server, vols []ecs.Volume) {
 		w.Volumes = append(w.Volumes, a)
 	}
 }
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}

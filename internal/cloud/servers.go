@@ -40,6 +40,8 @@ type CreateInput struct {
 	// it reaches the guest through its cloud-init seed, so the image must
 	// run cloud-init.
 	UserData []byte
+	// DataVolumes are blank data disks made and attached with each server.
+	DataVolumes []DataVolumeInput
 }
 
 // createParams is a create sub-job's input.
@@ -53,6 +55,8 @@ type createParams struct {
 	// UserData: the parent job's params hold the user data (sealed), once
 	// for all its servers (createBatchParams).
 	UserData bool `json:"user_data,omitempty"`
+	// DataVolumeIDs are the server's data volumes to make and attach.
+	DataVolumeIDs []string `json:"data_volume_ids,omitempty"`
 }
 
 // createBatchParams is a create's parent job's input: what its sub-jobs
@@ -105,6 +109,9 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			return "", nil, ecs.Errorf(ecs.CodeInvalidParam,
 				"Invalid parameter: server.nics[%d].ip_address cannot be given when server.count is more than 1.", i)
 		}
+	}
+	if err := checkDataVolumes(in.DataVolumes); err != nil {
+		return "", nil, err
 	}
 	if len(in.IPAddresses) > len(in.SubnetIDs) {
 		return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: every server.nics[].ip_address needs its subnet_id.")
@@ -216,8 +223,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				SizeGB: size, VolumeType: in.VolumeType, Status: "creating", Device: "/dev/vda", Host: srv.Host, Created: now}); err != nil {
 				return err
 			}
+			dataIDs, err := insertDataVolumes(ctx, tx, &srv, in.DataVolumes, now)
+			if err != nil {
+				return err
+			}
 			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub, Seed: img.CloudInit,
-				UserData: sealedUserData != nil})
+				UserData: sealedUserData != nil, DataVolumeIDs: dataIDs})
 			if err := tx.JobInsert(ctx, &ecs.Job{ID: sub, ProjectID: c.ProjectID, Type: ecs.JobCreateSingleServer, ParentID: jobID,
 				ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
 				return err
@@ -263,8 +274,9 @@ func submitError(err error) error {
 
 // Create checkpoints.
 const (
-	createDiskMade = 1
-	createDefined  = 2
+	createDiskMade     = 1
+	createDefined      = 2
+	createDataAttached = 3
 )
 
 func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
@@ -326,6 +338,9 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := s.createDataDisks(ctx, jr, createDataAttached, p.DataVolumeIDs); err != nil {
 			return err
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)

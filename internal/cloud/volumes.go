@@ -570,3 +570,76 @@ func releaseVolumes(ctx context.Context, tx store.Tx, srv *ecs.Server) error {
 	}
 	return nil
 }
+
+// DataVolumeInput is one of a create's data_volumes.
+type DataVolumeInput struct {
+	VolumeType string
+	SizeGB     int
+}
+
+// checkDataVolumes checks a create's data_volumes: 10-32768 GB each, a
+// known type, at most MaxDataDisks.
+func checkDataVolumes(dvs []DataVolumeInput) error {
+	if len(dvs) > compute.MaxDataDisks {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.data_volumes has more than %d volumes.", compute.MaxDataDisks)
+	}
+	for i, dv := range dvs {
+		if !volumeTypes[dv.VolumeType] {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.data_volumes[%d].volumetype is missing or unknown.", i)
+		}
+		if dv.SizeGB < 10 || dv.SizeGB > MaxVolumeGB {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.data_volumes[%d].size must be between 10 and %d.", i, MaxVolumeGB)
+		}
+	}
+	return nil
+}
+
+// insertDataVolumes records a new server's data volumes (on its host,
+// attaching as /dev/vdb, /dev/vdc, ...) and returns their ids.
+func insertDataVolumes(ctx context.Context, tx store.Tx, srv *ecs.Server, dvs []DataVolumeInput, now time.Time) ([]string, error) {
+	var ids []string
+	for i, dv := range dvs {
+		v := ecs.Volume{ID: newUUID(), ProjectID: srv.ProjectID, ServerID: srv.ID, SizeGB: dv.SizeGB, VolumeType: dv.VolumeType,
+			Status: ecs.VolumeAttaching, Device: "/dev/vd" + string(rune('b'+i)), Host: srv.Host, Created: now}
+		if err := tx.VolumeUpsert(ctx, &v); err != nil {
+			return nil, err
+		}
+		ids = append(ids, v.ID)
+	}
+	return ids, nil
+}
+
+// createDataDisks is the create step that makes a new (stopped) server's
+// data disks, blank, and attaches them; it commits them in-use.
+func (s *Service) createDataDisks(ctx context.Context, jr *jobRun, step int, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	vols := make([]ecs.Volume, len(ids))
+	for i, id := range ids {
+		v, err := s.store.VolumeGet(ctx, id)
+		if err != nil {
+			return failStep(ecs.CodeCreateServerFailed, "A data disk record is missing.", err)
+		}
+		vols[i] = v
+	}
+	return jr.step(ctx, step, func(ctx context.Context) error {
+		for _, v := range vols {
+			if err := s.drv.CreateDisk(ctx, compute.DiskSpec{ID: v.ID, SizeGB: v.SizeGB}); err != nil {
+				return failStep(ecs.CodeCreateServerFailed, "Failed to create a data disk.", err)
+			}
+			if err := s.drv.AttachDataDisk(ctx, jr.job.ServerID, v.ID); err != nil {
+				return failStep(ecs.CodeCreateServerFailed, "Failed to attach a data disk.", err)
+			}
+		}
+		return nil
+	}, func(tx store.Tx, _ *ecs.Server) error {
+		for i := range vols {
+			vols[i].Status = ecs.VolumeInUse
+			if err := tx.VolumeUpsert(ctx, &vols[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -204,3 +204,36 @@ func TestVolumeHostAndRefusals(t *testing.T) {
 	job, err = b.svc.DeleteVolume(ctx, b.caller, ids[1])
 	b.okJob(t, "delete volume", job, err)
 }
+
+// TestCreateWithDataVolumes: a create's data_volumes are made blank and
+// attached before the server starts, shown in-use as /dev/vdb, /dev/vdc.
+func TestCreateWithDataVolumes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sim.Config{})
+	ctx := context.Background()
+	in := cloud.CreateInput{Name: "dv", ImageRef: linuxImage, FlavorRef: "s6.small.1", VPCID: "vpc", SubnetIDs: []string{"sn"},
+		VolumeType: "SSD", DataVolumes: []cloud.DataVolumeInput{{VolumeType: "SAS", SizeGB: 10}, {VolumeType: "SSD", SizeGB: 20}}}
+	job, ids, err := b.svc.CreateServers(ctx, b.caller, in)
+	b.okJob(t, "create", job, err)
+	srv, vols, err := b.svc.ServerVolumes(ctx, b.caller, ids[0])
+	if err != nil || len(vols) != 3 {
+		t.Fatalf("volumes = %+v, %v", vols, err)
+	}
+	for i, want := range []struct {
+		dev  string
+		size int
+	}{{"/dev/vdb", 10}, {"/dev/vdc", 20}} {
+		v := vols[i+1]
+		if v.Device != want.dev || v.SizeGB != want.size || v.Status != ecs.VolumeInUse || v.Host != testNode {
+			t.Errorf("data volume %d = %+v", i, v)
+		}
+	}
+	st, _ := b.drv.Server(srv.ID)
+	if len(st.DataDisks) != 2 || st.Power != sim.PowerRunning {
+		t.Errorf("sim server = %+v", st)
+	}
+	in.DataVolumes = []cloud.DataVolumeInput{{VolumeType: "SSD", SizeGB: 5}}
+	if _, _, err := b.svc.CreateServers(ctx, b.caller, in); code(err) != ecs.CodeInvalidParam {
+		t.Errorf("a 5 GB data volume: %v", err)
+	}
+}
