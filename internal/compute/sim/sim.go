@@ -378,11 +378,6 @@ func (d *Driver) DeleteServer(ctx context.Context, serverID string) error {
 	}
 	srv := d.servers.lock(serverID)
 	defer d.servers.unlock(serverID, srv)
-	var disk *object[DiskState]
-	if diskID := srv.st.DiskID; srv.live && diskID != "" {
-		disk = d.disks.lock(diskID)
-		defer d.disks.unlock(diskID, disk)
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -392,18 +387,23 @@ func (d *Driver) DeleteServer(ctx context.Context, serverID string) error {
 	if err := d.removeFile(d.serverPath(serverID)); err != nil {
 		return err
 	}
-	data := srv.st.DataDisks
+	// The server's file is gone: its disks are detached. Their mirrors
+	// follow, one disk lock at a time.
+	disks := append([]string{srv.st.DiskID}, srv.st.DataDisks...)
 	srv.st, srv.live = ServerState{}, false
-	for _, id := range data {
-		dd := d.disks.lock(id)
-		err := d.mirror(dd, "")
-		d.disks.unlock(id, dd)
+	for _, id := range disks {
+		if id == "" {
+			continue
+		}
+		disk := d.disks.lock(id)
+		var err error
+		if disk.live {
+			err = d.mirror(disk, "")
+		}
+		d.disks.unlock(id, disk)
 		if err != nil {
 			return err
 		}
-	}
-	if disk != nil {
-		return d.mirror(disk, "")
 	}
 	return nil
 }
