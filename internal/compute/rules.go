@@ -97,7 +97,7 @@ func CheckDiskWrite(disk DiskView, mustExist bool) error {
 	case mustExist && !disk.Exists:
 		return notFound("disk", disk.ID)
 	case disk.ServerID != "" && disk.Running:
-		return refuse(ecs.ErrBadState, "disk %s is the system disk of running server %s", disk.ID, disk.ServerID)
+		return refuse(ecs.ErrBadState, "disk %s is attached to running server %s", disk.ID, disk.ServerID)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ package sdk
 import (
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ecs/v2/model"
@@ -195,4 +197,39 @@ func TestDetachSystemDiskThenReinstall(t *testing.T) {
 		t.Fatalf("system volume after re-attach = %s, want %s", got, sys)
 	}
 	tn.reinstallOK(t, id, withPass("Good-Pass123"))
+}
+
+// TestCreateWithDataVolumes: CreatePostPaidServers with data_volumes gives
+// the server blank data disks, attached before it starts.
+func TestCreateWithDataVolumes(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	cat := tn.catalog(t)
+	resp, err := tn.ecs.CreatePostPaidServers(&model.CreatePostPaidServersRequest{Body: &model.CreatePostPaidServersRequestBody{
+		Server: &model.PostPaidServer{Name: uniq("dv"), ImageRef: cat.linuxImage, FlavorRef: cat.flavor, Vpcid: "vpc-sdk-suite",
+			Nics:       []model.PostPaidServerNic{{SubnetId: ptr("subnet-sdk-suite")}},
+			RootVolume: &model.PostPaidServerRootVolume{Volumetype: model.GetPostPaidServerRootVolumeVolumetypeEnum().SSD},
+			DataVolumes: &[]model.PostPaidServerDataVolume{
+				{Volumetype: model.GetPostPaidServerDataVolumeVolumetypeEnum().SAS, Size: 10},
+				{Volumetype: model.GetPostPaidServerDataVolumeVolumetypeEnum().SSD, Size: 20}}}}})
+	if err != nil {
+		t.Fatalf("CreatePostPaidServers with data_volumes: %v", err)
+	}
+	tn.waitJobSuccess(t, jobID(t, resp.JobId))
+	id := (*resp.ServerIds)[0]
+	bd, err := tn.ecs.ListServerBlockDevices(&model.ListServerBlockDevicesRequest{ServerId: id})
+	if err != nil || bd.VolumeAttachments == nil {
+		t.Fatalf("ListServerBlockDevices: %v", err)
+	}
+	var got []string
+	for _, d := range *bd.VolumeAttachments {
+		got = append(got, str(d.Device)+":"+strconv.Itoa(int(*d.Size)))
+	}
+	if want := []string{"/dev/vda", "/dev/vdb:10", "/dev/vdc:20"}; len(got) != 3 || got[1] != want[1] || got[2] != want[2] ||
+		!strings.HasPrefix(got[0], want[0]+":") {
+		t.Errorf("block devices = %v, want %v (system disk first)", got, want)
+	}
+	if s := tn.show(t, id); s.Status != "ACTIVE" {
+		t.Errorf("server is %s, want ACTIVE", s.Status)
+	}
 }
