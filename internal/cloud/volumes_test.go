@@ -127,7 +127,7 @@ func TestSystemDiskDetach(t *testing.T) {
 		t.Fatalf("reinstall without a system disk: %v, want %s", err, ecs.CodeNoSystemDisk)
 	}
 	img := linuxImage
-	if _, err := b.svc.Reinstall(ctx, b.caller, srv.ID, cloud.ReinstallInput{AdminPass: str(goodPass), ImageID: &img}); code(err) != ecs.CodeNoSystemDisk {
+	if _, err := b.svc.ChangeOS(ctx, b.caller, srv.ID, cloud.ReinstallInput{AdminPass: str(goodPass), ImageID: &img}); code(err) != ecs.CodeNoSystemDisk {
 		t.Fatalf("change OS without a system disk: %v, want %s", err, ecs.CodeNoSystemDisk)
 	}
 	if _, err := b.svc.ServerAction(ctx, b.caller, cloud.ActionStart, []string{srv.ID}, false); code(err) != ecs.CodeNoSystemDisk {
@@ -231,6 +231,19 @@ func TestCreateWithDataVolumes(t *testing.T) {
 	st, _ := b.drv.Server(srv.ID)
 	if len(st.DataDisks) != 2 || st.Power != sim.PowerRunning {
 		t.Errorf("sim server = %+v", st)
+	}
+	// A change of OS replaces the system disk only.
+	other := "6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e02"
+	job, err = b.svc.ChangeOS(ctx, b.caller, srv.ID, cloud.ReinstallInput{AdminPass: str(goodPass), ImageID: &other,
+		Mode: str(cloud.ModeWithStopServer)})
+	b.okJob(t, "change OS", job, err)
+	after, vols2, _ := b.svc.ServerVolumes(ctx, b.caller, srv.ID)
+	if after.SystemVolumeID == srv.SystemVolumeID || after.ImageID != other || len(vols2) != 3 ||
+		vols2[1].ID != vols[1].ID || vols2[2].ID != vols[2].ID {
+		t.Errorf("after the change of OS: system %s image %s volumes %+v", after.SystemVolumeID, after.ImageID, vols2)
+	}
+	if st, _ := b.drv.Server(srv.ID); len(st.DataDisks) != 2 {
+		t.Errorf("sim server after the change of OS = %+v", st)
 	}
 	in.DataVolumes = []cloud.DataVolumeInput{{VolumeType: "SSD", SizeGB: 5}}
 	if _, _, err := b.svc.CreateServers(ctx, b.caller, in); code(err) != ecs.CodeInvalidParam {
