@@ -188,6 +188,8 @@ func TestDetachSystemDiskThenReinstall(t *testing.T) {
 	}
 	_, err = tn.reinstall(id, withPass("Good-Pass123"))
 	wantErr(t, err, 400, "Ecs.0105")
+	_, err = tn.changeOSv1(id, &model.ChangeServerOsWithoutCloudInitOption{Imageid: imgUbuntu, Adminpass: ptr("Change#Os2024")})
+	wantErr(t, err, 400, "Ecs.0105")
 	_, err = tn.ecs.BatchStartServers(&model.BatchStartServersRequest{Body: &model.BatchStartServersRequestBody{
 		OsStart: &model.BatchStartServersOption{Servers: serverIDs([]string{id})}}})
 	wantErr(t, err, 400, "Ecs.0105")
