@@ -196,6 +196,11 @@ func (d *Driver) hotPlug(ctx context.Context, serverID, diskID string) error {
 		"cache": map[string]any{"direct": false},
 		"file":  map[string]any{"driver": "file", "filename": "/dev/fdset/" + strconv.Itoa(fd.Set)},
 	})
+	// The block node holds its own duplicate of the fd: drop the set's, so
+	// that QEMU closes the file once the node is deleted (else every
+	// hot-plug would keep a descriptor, and a deleted disk its space,
+	// until QEMU exits).
+	q.execute(ctx, "remove-fd", map[string]any{"fdset-id": fd.Set})
 	if err != nil && !qmpClass(err, "GenericError") {
 		return fmt.Errorf("blockdev-add: %w", err)
 	}
