@@ -85,4 +85,18 @@ func TestQEMUDataDiskSurvivesReinstall(t *testing.T) {
 	if got := e.run(t, c, "head -c "+strconv.Itoa(len(marker))+" /dev/"+data); got != marker {
 		t.Errorf("after the reinstall the data disk starts with %q, want %q", got, marker)
 	}
+
+	// Hot-unplug: the job ends once the guest let the disk go; then the
+	// volume and its file can be deleted.
+	t3 := time.Now()
+	dresp, err := tn.detach(id, vid, true)
+	if err != nil {
+		t.Fatalf("DetachServerVolume: %v", err)
+	}
+	tn.waitJobSuccess(t, jobID(t, dresp.JobId))
+	t.Logf("timing: detach (hot-unplug) and delete submit -> SUCCESS: %v", since(t3))
+	if devs := e.run(t, c, "ls /sys/block"); slices.Contains(strings.Fields(devs), data) {
+		t.Errorf("the guest still has %s after the hot-unplug: %q", data, devs)
+	}
+	e.wantDisks(t, systemVolume(t, tn.show(t, id)))
 }
