@@ -104,6 +104,11 @@ func init() {
 		"flavor list":           {"flavor list", (*app).flavorList},
 		"job show":              {"job show ID [--wait]", (*app).jobShow},
 		"image import":          {"image import (an operator action: ecsd image import)", (*app).imageImport},
+		"volume create":         {"volume create --size GB [--name N] [--volume-type T]", (*app).volumeCreate},
+		"volume list":           {"volume list", (*app).volumeList},
+		"volume delete":         {"volume delete ID [--wait]", (*app).volumeDelete},
+		"server attach":         {"server attach SERVER VOLUME [--device /dev/vdX] [--wait]", (*app).serverAttach},
+		"server detach":         {"server detach SERVER VOLUME [--delete] [--wait]", (*app).serverDetach},
 	}
 }
 

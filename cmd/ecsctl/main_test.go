@@ -160,7 +160,9 @@ func TestUsageErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"no command", nil, "", "Usage:"},
-		{"unknown group", []string{"volume", "list"}, "", `unknown command "volume"`},
+		{"unknown group", []string{"disk", "list"}, "", `unknown command "disk"`},
+		{"volume create without size", []string{"volume", "create", "--name", "d"}, "", "needs --size"},
+		{"attach with one id", []string{"server", "attach", "s1"}, "", "a server ID and a volume ID"},
 		{"unknown verb", []string{"server", "explode"}, "", `unknown command "server explode"`},
 		{"group without verb", []string{"server"}, "", `"server" needs a subcommand`},
 		{"bad output", []string{"-o", "yaml", "image", "list"}, "", "-o must be table or json"},
@@ -346,6 +348,27 @@ func TestRequests(t *testing.T) {
 			args:   []string{"server", "list", "--name", "web", "--status", "ACTIVE", "--limit", "5", "--offset", "2"},
 			want:   recorded{"GET", "/v1/p1/cloudservers/detail?limit=5&name=web&offset=2&status=ACTIVE", ""},
 			stdout: "ID  NAME  STATUS  TASK_STATE  FLAVOR  IMAGE  IP\n",
+		},
+		{
+			name:   "volume create",
+			routes: map[string][]reply{"POST /v2/p1/cloudvolumes": {js(`{"job_id":"j5","volume_ids":["v1"]}`)}},
+			args:   []string{"volume", "create", "--size", "10", "--name", "data"},
+			want:   recorded{"POST", "/v2/p1/cloudvolumes", `{"volume":{"name":"data","size":10}}` + "\n"},
+			stdout: "JOB_ID:     j5\nVOLUME_ID:  v1\n",
+		},
+		{
+			name:   "server attach",
+			routes: map[string][]reply{"POST /cloudservers/s1/attachvolume": {js(`{"job_id":"j6"}`)}},
+			args:   []string{"server", "attach", "s1", "v1", "--device", "/dev/vda"},
+			want:   recorded{"POST", "/v1/p1/cloudservers/s1/attachvolume", `{"volumeAttachment":{"volumeId":"v1","device":"/dev/vda"}}` + "\n"},
+			stdout: "JOB_ID:  j6\n",
+		},
+		{
+			name:   "server detach and delete",
+			routes: map[string][]reply{"DELETE /cloudservers/s1/detachvolume/v1": {js(`{"job_id":"j7"}`)}},
+			args:   []string{"server", "detach", "s1", "v1", "--delete"},
+			want:   recorded{"DELETE", "/v1/p1/cloudservers/s1/detachvolume/v1?delete_flag=1", ""},
+			stdout: "JOB_ID:  j7\n",
 		},
 		{
 			name:   "keypair delete",

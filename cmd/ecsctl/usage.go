@@ -47,6 +47,18 @@ Servers:
   server reset-password SERVER --password-stdin
       Sets the admin password: online through the guest agent on a running
       server whose image has one, else on a stopped server's disk.
+  server attach SERVER VOLUME [--device /dev/vdX] [--wait]
+      Attaches a volume: a data disk to a running (hot-plug) or stopped
+      server; --device /dev/vda makes it the system disk of a stopped
+      server that has none.
+  server detach SERVER VOLUME [--delete] [--wait]
+      Detaches a volume: a data disk at any time, the system disk of a
+      stopped server only. --delete deletes the volume once detached.
+
+Volumes:
+  volume create --size GB [--name N] [--volume-type T]
+  volume list
+  volume delete ID [--wait]          an available (detached) volume only
 
 Key pairs:
   keypair create NAME [--out FILE]   private key to FILE (mode 0600) or stdout

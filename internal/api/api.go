@@ -97,7 +97,7 @@ type route struct {
 }
 
 func (h *Handler) routes() []route {
-	return append(h.fieldRoutes(), []route{
+	return append(append(h.fieldRoutes(), h.volumeRoutes()...), []route{
 		{"POST", split("/v1/{p}/cloudservers/{}/reinstallos"), h.reinstall},
 		{"POST", split("/v2/{p}/cloudservers/{}/reinstallos"), h.reinstallCloudInit},
 		{"POST", split("/v1/{p}/cloudservers/{}/changeos"), h.changeOS},

@@ -111,6 +111,11 @@ func TestEveryCodeOnTheWire(t *testing.T) {
 		ecs.CodeClientTokenReused:      {400, "Ecs.0122"},
 		ecs.CodeClientTokenInvalid:     {400, "Ecs.0123"},
 		ecs.CodeClientTokenExpired:     {400, "Ecs.0124"},
+		ecs.CodeVolumeNotAttached:      {400, "Ecs.0111"},
+		ecs.CodeVolumeOtherHost:        {400, "Ecs.0121"},
+		ecs.CodeTooManyVolumes:         {400, "Ecs.0104"},
+		ecs.CodeVolumeUnavailable:      {400, "Ecs.0103"},
+		ecs.CodeVolumeNotFound:         {404, "Ecs.0103"},
 	}
 	for _, c := range ecs.Codes() {
 		w, ok := want[c]

@@ -69,7 +69,6 @@ var createRefused = map[string]refusal{
 	"server.isAutoRename":             {why: "ecsd does not require unique names (a batch is named NAME-0001...)", neutral: "true"},
 	"server.os:scheduler_hints":       {why: "placement is ecsd's own: no server groups, tenancy or dedicated hosts"},
 	"server.publicip":                 {why: "there are no elastic IPs"},
-	"server.data_volumes":             {why: "data disks at create are not implemented"},
 	"server.cpu_options":              {why: "CPU options are not implemented"},
 	"server.security_options":         {why: "security options are not implemented"},
 	"server.serial_console_options":   {why: "the serial console is not implemented"},
@@ -102,6 +101,17 @@ var createRefused = map[string]refusal{
 	"server.nics[].ipv6_bandwidth":        {why: "there is no IPv6"},
 	"server.nics[].allowed_address_pairs": {why: "allowed address pairs are not implemented"},
 	"server.nics[].efi_enable":            {why: "vRoCE is not implemented", neutral: "false"},
+
+	"server.data_volumes[].delete_on_termination": {why: "a deleted server's data disks stay, available (what false asks)", neutral: "false"},
+	"server.data_volumes[].multiattach":           {why: "a data disk attaches to one server", neutral: "false"},
+	"server.data_volumes[].hw:passthrough":        {why: "SCSI passthrough is not implemented", neutral: "false"},
+	"server.data_volumes[].extendparam":           {why: "data disks from snapshots are not implemented"},
+	"server.data_volumes[].cluster_type":          {why: "there is no dedicated storage"},
+	"server.data_volumes[].cluster_id":            {why: "there is no dedicated storage"},
+	"server.data_volumes[].data_image_id":         {why: "data disk images are not implemented"},
+	"server.data_volumes[].metadata":              {why: "disk encryption is not implemented"},
+	"server.data_volumes[].iops":                  {why: "provisioned IOPS are not implemented"},
+	"server.data_volumes[].throughput":            {why: "provisioned throughput is not implemented"},
 }
 
 // createHonoured are the fields read by this file and by the create's
@@ -114,6 +124,7 @@ var createHonoured = map[string]bool{
 	"server.extendparam.isAutoPay": true,
 	"server.nics[].subnet_id":      true, "server.nics[].ip_address": true,
 	"server.root_volume.volumetype": true, "server.root_volume.size": true,
+	"server.data_volumes[].volumetype": true, "server.data_volumes[].size": true,
 }
 
 // createStructFields are the server fields createServer (handlers.go)
@@ -173,6 +184,7 @@ func checkObject(prefix string, obj map[string]json.RawMessage) error {
 var nestedObjects = map[string]string{
 	"server": "", "server.extendparam": "", "server.root_volume": "",
 	"server.nics": "[]", "server.server_tags": "[]", "server.security_groups": "[]",
+	"server.data_volumes": "[]",
 }
 
 func checkNested(path string, v json.RawMessage) error {

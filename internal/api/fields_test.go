@@ -36,7 +36,9 @@ func TestCheckCreateFields(t *testing.T) {
 		{`{"server":{"isAutoRename":false}}`, "server.isAutoRename"},
 		{`{"server":{"publicip":{"id":"x"}}}`, "server.publicip"},
 		{`{"server":{"os:scheduler_hints":{}}}`, "server.os:scheduler_hints"},
-		{`{"server":{"data_volumes":[]}}`, "server.data_volumes"},
+		{`{"server":{"data_volumes":[{"volumetype":"SSD","size":10,"multiattach":true}]}}`, "server.data_volumes[].multiattach"},
+		{`{"server":{"data_volumes":[{"volumetype":"SSD","size":10,"delete_on_termination":true}]}}`, "server.data_volumes[].delete_on_termination"},
+		{`{"server":{"data_volumes":[{"size":10,"nope":1}]}}`, "server.data_volumes[].nope"},
 		{`{"server":{"extendparam":{"regionID":"r"}}}`, "server.extendparam.regionID"},
 		{`{"server":{"extendparam":{"support_auto_recovery":true}}}`, "server.extendparam.support_auto_recovery"},
 		{`{"server":{"extendparam":{"nope":1}}}`, "server.extendparam.nope"},
@@ -56,8 +58,8 @@ func TestCheckCreateFields(t *testing.T) {
 		}
 	}
 	// A field createServer decodes is honoured even if the table refuses
-	// it (data_volumes, once create reads it).
-	for _, f := range []string{"server.name", "server.nics", "server.user_data", "server.extendparam"} {
+	// it.
+	for _, f := range []string{"server.name", "server.nics", "server.user_data", "server.extendparam", "server.data_volumes"} {
 		if !createStructFields[f] {
 			t.Errorf("createStructFields lacks %s", f)
 		}

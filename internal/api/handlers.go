@@ -205,6 +205,7 @@ type createServer struct {
 	VPCID       string             `json:"vpcid"`
 	Nics        []createNic        `json:"nics"`
 	RootVolume  *createRootVolume  `json:"root_volume"`
+	DataVolumes []createRootVolume `json:"data_volumes"`
 	KeyName     string             `json:"key_name"`
 	AdminPass   string             `json:"adminPass"`
 	Count       *int               `json:"count"`
@@ -291,6 +292,9 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 			}
 		}
 	}
+	for _, dv := range s.DataVolumes {
+		in.DataVolumes = append(in.DataVolumes, cloud.DataVolumeInput{VolumeType: dv.VolumeType, SizeGB: derefInt(dv.Size)})
+	}
 	if s.Count != nil {
 		in.Count = *s.Count
 		if in.Count == 0 {
@@ -320,11 +324,13 @@ func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
 	if err := checkQuery(req.r.URL.Query()); err != nil {
 		return err
 	}
-	s, err := h.svc.GetServer(req.r.Context(), req.caller, req.params[0])
+	s, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, serverBody{Server: toWireServer(&s)})
+	ws := toWireServer(&s)
+	withVolumes(&ws, &s, vols)
+	return writeJSON(w, http.StatusOK, serverBody{Server: ws})
 }
 
 func queryInt(v, name string, def, lo, hi int) (int, error) {

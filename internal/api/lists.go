@@ -138,9 +138,15 @@ func (h *Handler) listServers(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
+	attached, err := h.svc.ProjectAttachments(req.r.Context(), req.caller)
+	if err != nil {
+		return err
+	}
 	out := listServersBody{Count: total, Servers: make([]any, 0, len(servers))}
 	for i := range servers {
-		out.Servers = append(out.Servers, toWireServer(&servers[i]))
+		ws := toWireServer(&servers[i])
+		withVolumes(&ws, &servers[i], attached[servers[i].ID])
+		out.Servers = append(out.Servers, ws)
 	}
 	if len(ids) > 0 {
 		// An id of no server of the project shows as documented: the id

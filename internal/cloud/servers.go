@@ -48,6 +48,8 @@ type CreateInput struct {
 	// CreateDetails: description, tags, security groups, user data as
 	// given (fields.go).
 	CreateDetails
+	// DataVolumes are blank data disks made and attached with each server.
+	DataVolumes []DataVolumeInput
 }
 
 // createParams is a create sub-job's input.
@@ -61,6 +63,8 @@ type createParams struct {
 	// UserData: the parent job's params hold the user data (sealed), once
 	// for all its servers (createBatchParams).
 	UserData bool `json:"user_data,omitempty"`
+	// DataVolumeIDs are the server's data volumes to make and attach.
+	DataVolumeIDs []string `json:"data_volume_ids,omitempty"`
 }
 
 // createBatchParams is a create's parent job's input: what its sub-jobs
@@ -116,6 +120,9 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			return "", nil, ecs.Errorf(ecs.CodeInvalidParam,
 				"Invalid parameter: server.nics[%d].ip_address cannot be given when server.count is more than 1.", i)
 		}
+	}
+	if err := checkDataVolumes(in.DataVolumes); err != nil {
+		return "", nil, err
 	}
 	if len(in.IPAddresses) > len(in.SubnetIDs) {
 		return "", nil, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: every server.nics[].ip_address needs its subnet_id.")
@@ -238,8 +245,12 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				SizeGB: size, VolumeType: in.VolumeType, Status: "creating", Device: "/dev/vda", Host: srv.Host, Created: now}); err != nil {
 				return err
 			}
+			dataIDs, err := insertDataVolumes(ctx, tx, &srv, in.DataVolumes, now)
+			if err != nil {
+				return err
+			}
 			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub, Seed: img.CloudInit,
-				UserData: sealedUserData != nil})
+				UserData: sealedUserData != nil, DataVolumeIDs: dataIDs})
 			if err := tx.JobInsert(ctx, &ecs.Job{ID: sub, ProjectID: c.ProjectID, Type: ecs.JobCreateSingleServer, ParentID: jobID,
 				ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
 				return err
@@ -288,8 +299,9 @@ func submitError(err error) error {
 
 // Create checkpoints.
 const (
-	createDiskMade = 1
-	createDefined  = 2
+	createDiskMade     = 1
+	createDefined      = 2
+	createDataAttached = 3
 )
 
 func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
@@ -351,6 +363,9 @@ func (s *Service) runCreate(ctx context.Context, r jobs.Run) error {
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := s.createDataDisks(ctx, jr, createDataAttached, p.DataVolumeIDs); err != nil {
 			return err
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
@@ -451,6 +466,9 @@ func (s *Service) ServerAction(ctx context.Context, c Caller, action Action, ids
 		}
 		if srv.VMState != want {
 			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: ECS %s is %s.", srv.ID, srv.Status())
+		}
+		if action == ActionStart && srv.SystemVolumeID == "" {
+			return ecs.Errorf(ecs.CodeNoSystemDisk, "ECS %s has no system disk and cannot start: attach one as %s.", srv.ID, systemDevice)
 		}
 		srv.TaskState = task
 		return nil
@@ -605,6 +623,9 @@ func (s *Service) runDelete(ctx context.Context, r jobs.Run) error {
 		}
 		jr.job.Status, jr.job.End = ecs.JobSuccess, time.Now().UTC()
 		return jr.commit(ctx, func(tx store.Tx, srv *ecs.Server) error {
+			if err := releaseVolumes(ctx, tx, srv); err != nil {
+				return err
+			}
 			if srv.SystemVolumeID != "" {
 				if err := tx.VolumeDelete(ctx, srv.SystemVolumeID); err != nil {
 					return err

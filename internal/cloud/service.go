@@ -153,6 +153,9 @@ func New(cfg Config) *Service {
 			ecs.JobStopServer:         s.runPower,
 			ecs.JobRebootServer:       s.runPower,
 			ecs.JobDeleteServer:       s.runDelete,
+			ecs.JobAttachVolume:       s.runAttach,
+			ecs.JobDetachVolume:       s.runDetach,
+			ecs.JobDeleteVolume:       s.runDeleteVolume,
 		},
 	})
 	return s

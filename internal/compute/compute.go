@@ -52,7 +52,8 @@ func (p PowerState) String() string {
 	return "missing"
 }
 
-// DiskSpec describes a disk to create from an image.
+// DiskSpec describes a disk to create from an image, or a blank data disk
+// of SizeGB when Image.ID is "".
 type DiskSpec struct {
 	ID     string
 	Image  ecs.Image
@@ -153,6 +154,16 @@ type Driver interface {
 	// DetachDisk detaches diskID from a stopped server; detaching a disk that
 	// is not attached succeeds.
 	DetachDisk(ctx context.Context, serverID, diskID string) error
+	// AttachDataDisk attaches diskID to the server as a data disk, whether
+	// the server runs (hot-plug: the guest sees a new disk) or not; it stays
+	// attached across stops, starts and reinstalls until DetachDataDisk.
+	// Attaching a data disk the server has succeeds. The disk must exist
+	// and belong to no server (see CheckAttachData).
+	AttachDataDisk(ctx context.Context, serverID, diskID string) error
+	// DetachDataDisk detaches data disk diskID from the server, running
+	// (hot-unplug) or not; detaching a disk the server does not have as a
+	// data disk succeeds.
+	DetachDataDisk(ctx context.Context, serverID, diskID string) error
 	// StartServer boots the server from its system disk.
 	StartServer(ctx context.Context, serverID string) error
 	// StopServer stops the server: gracefully (ACPI) with a timeout unless

@@ -23,14 +23,30 @@ type ServerView struct {
 	Exists  bool
 	Running bool
 	DiskID  string // its system disk, "" for none
+	// DataDisks are its data disks, in the order attached.
+	DataDisks []string
 }
+
+// HasDataDisk reports whether diskID is one of the server's data disks.
+func (v ServerView) HasDataDisk(diskID string) bool {
+	for _, id := range v.DataDisks {
+		if id == diskID {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxDataDisks is how many data disks a server may have (Huawei's limit
+// for a KVM server on VBD).
+const MaxDataDisks = 23
 
 // DiskView is what a driver knows about a disk when a rule is checked.
 type DiskView struct {
 	ID     string
 	Exists bool
-	// ServerID is the server whose system disk it is, "" for none, and
-	// Running whether that server runs.
+	// ServerID is the server it is attached to (as its system disk or a
+	// data disk), "" for none, and Running whether that server runs.
 	ServerID string
 	Running  bool
 }
@@ -81,7 +97,7 @@ func CheckDiskWrite(disk DiskView, mustExist bool) error {
 	case mustExist && !disk.Exists:
 		return notFound("disk", disk.ID)
 	case disk.ServerID != "" && disk.Running:
-		return refuse(ecs.ErrBadState, "disk %s is the system disk of running server %s", disk.ID, disk.ServerID)
+		return refuse(ecs.ErrBadState, "disk %s is attached to running server %s", disk.ID, disk.ServerID)
 	}
 	return nil
 }
@@ -148,6 +164,35 @@ func CheckDetach(srv ServerView, diskID string) (done bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// CheckAttachData is the rule of AttachDataDisk: the server must exist,
+// running or not; attaching a data disk it has is done; otherwise the disk
+// must exist, belong to no server, and the server have room for it.
+func CheckAttachData(srv ServerView, disk DiskView) (done bool, err error) {
+	switch {
+	case !srv.Exists:
+		return false, notFound("server", srv.ID)
+	case srv.HasDataDisk(disk.ID):
+		return true, nil
+	case !disk.Exists:
+		return false, notFound("disk", disk.ID)
+	case disk.ServerID != "":
+		return false, refuse(ecs.ErrConflict, "disk %s is attached to server %s", disk.ID, disk.ServerID)
+	case len(srv.DataDisks) >= MaxDataDisks:
+		return false, refuse(ecs.ErrConflict, "server %s has %d data disks, the most it can have", srv.ID, MaxDataDisks)
+	}
+	return false, nil
+}
+
+// CheckDetachData is the rule of DetachDataDisk: the server must exist,
+// running or not; detaching a disk that is not one of its data disks is
+// done.
+func CheckDetachData(srv ServerView, diskID string) (done bool, err error) {
+	if !srv.Exists {
+		return false, notFound("server", srv.ID)
+	}
+	return !srv.HasDataDisk(diskID), nil
 }
 
 // CheckStart is the rule of StartServer: a running server is already

@@ -200,6 +200,7 @@ type Subnet struct {
 type Volume struct {
 	ID         string
 	ProjectID  string
+	Name       string // "" for a system disk made with its server
 	ServerID   string // "" when not attached
 	ImageID    string
 	SizeGB     int

@@ -180,6 +180,9 @@ type Reader interface {
 	ServerTagList(ctx context.Context, projectID string) ([]ecs.Tag, error)
 	VolumeGet(ctx context.Context, id string) (ecs.Volume, error)
 	VolumeListAll(ctx context.Context) ([]ecs.Volume, error)
+	// VolumeList lists a project's volumes (system disks and data
+	// volumes), oldest first.
+	VolumeList(ctx context.Context, projectID string) ([]ecs.Volume, error)
 
 	KeypairGet(ctx context.Context, projectID, userID, name string) (ecs.Keypair, error)
 	KeypairList(ctx context.Context, projectID, userID string) ([]ecs.Keypair, error)
@@ -248,6 +251,9 @@ type Tx interface {
 
 	VolumeGet(ctx context.Context, id string) (ecs.Volume, error)
 	VolumeUpsert(ctx context.Context, v *ecs.Volume) error
+	// VolumeList lists a project's volumes, oldest first, as the
+	// transaction sees them.
+	VolumeList(ctx context.Context, projectID string) ([]ecs.Volume, error)
 	VolumeDelete(ctx context.Context, id string) error
 
 	KeypairGet(ctx context.Context, projectID, userID, name string) (ecs.Keypair, error)

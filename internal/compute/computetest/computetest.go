@@ -25,6 +25,12 @@
 //     sentinel matches it) and changes nothing.
 //   - DeleteServer stops a running server and keeps its disk.
 //   - A call with a cancelled ctx returns ctx.Err() and does nothing.
+//   - A blank disk (DiskSpec without an image) can be a data disk:
+//     AttachDataDisk and DetachDataDisk work on a running server
+//     (hot-plug) and a stopped one, twice in a row too; a data disk stays
+//     through a stop and start, cannot be deleted while attached nor
+//     attached to a second server (ecs.ErrConflict), and DeleteServer
+//     leaves it detached.
 //   - A server's cloud-init seed (ServerSpec.Seed, SetSeed) reads back as
 //     given, user data byte for byte, until replaced or removed; it changes
 //     only while the server is stopped. SetServerImage changes only a
@@ -137,6 +143,7 @@ var tests = []struct {
 	{"Reinstall", testReinstall},
 	{"ReinstallEveryStepTwice", testReinstallTwice},
 	{"ConcurrentReinstalls", testConcurrentReinstalls},
+	{"DataDisks", testDataDisks},
 }
 
 // Credentials used by the tests: real SHA-512 crypt hashes (of
@@ -922,4 +929,44 @@ func testAgent(s *suite) {
 	s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer")
 	// The guest wrote it to its disk; the key is as it was.
 	s.creds("d1", compute.Credentials{PasswordHash: newCreds.PasswordHash, AuthorizedKeys: oldCreds.AuthorizedKeys})
+}
+
+func testDataDisks(s *suite) {
+	s.runningServer("s1", "d1", oldCreds)
+	for _, id := range []string{"v1", "v2"} {
+		s.ok(s.d.CreateDisk(s.ctx, compute.DiskSpec{ID: id, SizeGB: 1}), "CreateDisk(%s), blank", id)
+	}
+	for range 2 {
+		s.ok(s.d.AttachDataDisk(s.ctx, "s1", "v1"), "AttachDataDisk(s1, v1) to a running server")
+	}
+	s.attached("v1")
+	s.notFound(s.d.AttachDataDisk(s.ctx, "s1", "v9"), "AttachDataDisk of a missing disk")
+	s.notFound(s.d.AttachDataDisk(s.ctx, "s9", "v2"), "AttachDataDisk to a missing server")
+	s.conflict(s.d.AttachDataDisk(s.ctx, "s1", "d1"), "AttachDataDisk of the server's own system disk")
+	s.createServer("s2", "d2", newCreds)
+	s.conflict(s.d.AttachDataDisk(s.ctx, "s2", "v1"), "AttachDataDisk of another server's data disk")
+	s.conflict(s.d.AttachDisk(s.ctx, "s2", "v1"), "AttachDisk (system) of another server's data disk")
+
+	// A data disk stays through a stop and a start.
+	s.ok(s.d.StopServer(s.ctx, "s1", false), "StopServer(s1)")
+	s.ok(s.d.AttachDataDisk(s.ctx, "s1", "v2"), "AttachDataDisk(s1, v2) to a stopped server")
+	s.ok(s.d.StartServer(s.ctx, "s1"), "StartServer(s1) with two data disks")
+	s.power("s1", compute.PowerRunning)
+	s.attached("v1")
+	s.attached("v2")
+
+	for range 2 {
+		s.ok(s.d.DetachDataDisk(s.ctx, "s1", "v1"), "DetachDataDisk(s1, v1) from a running server")
+	}
+	s.ok(s.d.DetachDataDisk(s.ctx, "s1", "d1"), "DetachDataDisk of the system disk, not a data disk: nothing to do")
+	s.attached("d1")
+	s.ok(s.d.DeleteDisk(s.ctx, "v1"), "DeleteDisk(v1), detached")
+	s.gone("v1")
+
+	// DeleteServer leaves the data disk detached.
+	s.ok(s.d.DeleteServer(s.ctx, "s1"), "DeleteServer(s1)")
+	s.ok(s.d.AttachDataDisk(s.ctx, "s2", "v2"), "AttachDataDisk(s2, v2) after s1 was deleted")
+	s.ok(s.d.DetachDataDisk(s.ctx, "s2", "v2"), "DetachDataDisk(s2, v2) from a stopped server")
+	s.ok(s.d.DeleteDisk(s.ctx, "v2"), "DeleteDisk(v2)")
+	s.notFound(s.d.DetachDataDisk(s.ctx, "s1", "v2"), "DetachDataDisk from a deleted server")
 }

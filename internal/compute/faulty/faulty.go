@@ -162,6 +162,20 @@ func (w *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error 
 	return w.Driver.DetachDisk(ctx, serverID, diskID)
 }
 
+func (w *Driver) AttachDataDisk(ctx context.Context, serverID, diskID string) error {
+	if err := w.inject(ctx, OpAttachDataDisk); err != nil {
+		return err
+	}
+	return w.Driver.AttachDataDisk(ctx, serverID, diskID)
+}
+
+func (w *Driver) DetachDataDisk(ctx context.Context, serverID, diskID string) error {
+	if err := w.inject(ctx, OpDetachDataDisk); err != nil {
+		return err
+	}
+	return w.Driver.DetachDataDisk(ctx, serverID, diskID)
+}
+
 func (w *Driver) StartServer(ctx context.Context, id string) error {
 	if err := w.inject(ctx, OpStart); err != nil {
 		return err

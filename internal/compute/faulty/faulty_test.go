@@ -53,6 +53,12 @@ func (s *spy) CreateServer(context.Context, compute.ServerSpec) (compute.ServerI
 func (s *spy) DeleteServer(context.Context, string) error       { return s.record(OpDeleteServer) }
 func (s *spy) AttachDisk(context.Context, string, string) error { return s.record(OpAttachDisk) }
 func (s *spy) DetachDisk(context.Context, string, string) error { return s.record(OpDetachDisk) }
+func (s *spy) AttachDataDisk(context.Context, string, string) error {
+	return s.record(OpAttachDataDisk)
+}
+func (s *spy) DetachDataDisk(context.Context, string, string) error {
+	return s.record(OpDetachDataDisk)
+}
 func (s *spy) StartServer(context.Context, string) error        { return s.record(OpStart) }
 func (s *spy) StopServer(context.Context, string, bool) error   { return s.record(OpStop) }
 func (s *spy) RebootServer(context.Context, string, bool) error { return s.record(OpReboot) }
@@ -86,12 +92,14 @@ var opCalls = map[string]func(ctx context.Context, d compute.Driver) error{
 		_, err := d.CreateServer(ctx, compute.ServerSpec{ID: "s1", DiskID: "d1"})
 		return err
 	},
-	OpDeleteServer: func(ctx context.Context, d compute.Driver) error { return d.DeleteServer(ctx, "s1") },
-	OpAttachDisk:   func(ctx context.Context, d compute.Driver) error { return d.AttachDisk(ctx, "s1", "d1") },
-	OpDetachDisk:   func(ctx context.Context, d compute.Driver) error { return d.DetachDisk(ctx, "s1", "d1") },
-	OpStart:        func(ctx context.Context, d compute.Driver) error { return d.StartServer(ctx, "s1") },
-	OpStop:         func(ctx context.Context, d compute.Driver) error { return d.StopServer(ctx, "s1", false) },
-	OpReboot:       func(ctx context.Context, d compute.Driver) error { return d.RebootServer(ctx, "s1", true) },
+	OpDeleteServer:   func(ctx context.Context, d compute.Driver) error { return d.DeleteServer(ctx, "s1") },
+	OpAttachDisk:     func(ctx context.Context, d compute.Driver) error { return d.AttachDisk(ctx, "s1", "d1") },
+	OpDetachDisk:     func(ctx context.Context, d compute.Driver) error { return d.DetachDisk(ctx, "s1", "d1") },
+	OpAttachDataDisk: func(ctx context.Context, d compute.Driver) error { return d.AttachDataDisk(ctx, "s1", "d2") },
+	OpDetachDataDisk: func(ctx context.Context, d compute.Driver) error { return d.DetachDataDisk(ctx, "s1", "d2") },
+	OpStart:          func(ctx context.Context, d compute.Driver) error { return d.StartServer(ctx, "s1") },
+	OpStop:           func(ctx context.Context, d compute.Driver) error { return d.StopServer(ctx, "s1", false) },
+	OpReboot:         func(ctx context.Context, d compute.Driver) error { return d.RebootServer(ctx, "s1", true) },
 	OpSetSeed: func(ctx context.Context, d compute.Driver) error {
 		return d.SetSeed(ctx, "s1", &compute.Seed{InstanceID: "i1"})
 	},

@@ -19,6 +19,8 @@ const (
 	OpDeleteServer     = "delete_server"
 	OpAttachDisk       = "attach_disk"
 	OpDetachDisk       = "detach_disk"
+	OpAttachDataDisk   = "attach_data_disk"
+	OpDetachDataDisk   = "detach_data_disk"
 	OpStart            = "start"
 	OpStop             = "stop"
 	OpReboot           = "reboot"
@@ -33,7 +35,7 @@ const (
 // interface.
 var Ops = []string{
 	OpCreateDisk, OpDeleteDisk, OpApplyCredentials, OpReadCredentials,
-	OpCreateServer, OpDeleteServer, OpAttachDisk, OpDetachDisk,
+	OpCreateServer, OpDeleteServer, OpAttachDisk, OpDetachDisk, OpAttachDataDisk, OpDetachDataDisk,
 	OpStart, OpStop, OpReboot,
 	OpSetSeed, OpReadSeed, OpSetServerImage, OpSetPassword, OpPingAgent,
 }

@@ -26,6 +26,11 @@ func (d *Driver) diskUser(diskID string) (serverID string, running bool) {
 		if s.rec.DiskID == diskID {
 			return id, s.running()
 		}
+		for _, dd := range s.rec.DataDisks {
+			if dd == diskID {
+				return id, s.running()
+			}
+		}
 	}
 	return "", false
 }
@@ -53,6 +58,20 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) error {
 		return err
 	}
 	img := spec.Image
+	if img.ID == "" {
+		if spec.SizeGB <= 0 {
+			return invalid(op, "disk %s: a blank disk needs a size", spec.ID)
+		}
+		unlock := d.locks.lock("disk:" + spec.ID)
+		defer unlock()
+		if err := compute.CheckDiskWrite(d.diskView(spec.ID), false); err != nil {
+			return opError(op, err)
+		}
+		if err := d.createBlankDisk(ctx, spec.ID, int64(spec.SizeGB)<<30); err != nil {
+			return fmt.Errorf("qemu: %s: %w", op, err)
+		}
+		return nil
+	}
 	if !filepath.IsAbs(img.File) {
 		return invalid(op, "image %s has no file in the image store", img.ID)
 	}

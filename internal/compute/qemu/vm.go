@@ -27,8 +27,10 @@ type serverRecord struct {
 	VCPUs  int    `json:"vcpus"`
 	RAMMB  int    `json:"ram_mb"`
 	DiskID string `json:"disk_id"` // "" when no system disk is attached
-	Kernel string `json:"kernel,omitempty"`
-	Initrd string `json:"initrd,omitempty"`
+	// DataDisks are the data disks, in the order attached (datadisk.go).
+	DataDisks []string `json:"data_disks,omitempty"`
+	Kernel    string   `json:"kernel,omitempty"`
+	Initrd    string   `json:"initrd,omitempty"`
 	// ImageID is the image the server boots (its Kernel and Initrd), set
 	// at creation and by SetServerImage.
 	ImageID string `json:"image_id,omitempty"`
@@ -331,7 +333,8 @@ func (d *Driver) serverView(id string, s *server) compute.ServerView {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return compute.ServerView{ID: id, Exists: true, Running: s.running(), DiskID: s.rec.DiskID}
+	return compute.ServerView{ID: id, Exists: true, Running: s.running(), DiskID: s.rec.DiskID,
+		DataDisks: append([]string(nil), s.rec.DataDisks...)}
 }
 
 func (d *Driver) setDisk(s *server, diskID string) error {
@@ -451,6 +454,7 @@ func (d *Driver) qemuArgs(rec serverRecord, seed bool) []string {
 		// would drop flushes and lose data on a host crash).
 		"-drive", "file="+qemuOpt(d.diskPath(rec.DiskID))+",format=qcow2,if=virtio,cache=writeback,discard=unmap",
 	)
+	args = append(args, d.dataDiskArgs(rec)...)
 	if seed {
 		// The NoCloud seed, /dev/vdb in the guest, opened read-only (as
 		// root, before the drop).

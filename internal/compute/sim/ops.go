@@ -14,6 +14,8 @@ const (
 	OpDeleteServer     = faulty.OpDeleteServer
 	OpAttachDisk       = faulty.OpAttachDisk
 	OpDetachDisk       = faulty.OpDetachDisk
+	OpAttachDataDisk   = faulty.OpAttachDataDisk
+	OpDetachDataDisk   = faulty.OpDetachDataDisk
 	OpStart            = faulty.OpStart
 	OpStop             = faulty.OpStop
 	OpReboot           = faulty.OpReboot

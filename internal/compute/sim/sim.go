@@ -210,7 +210,8 @@ func diskView(disk *object[DiskState]) compute.DiskView {
 
 // serverView is what the rules need to know about a locked server.
 func serverView(id string, srv *object[ServerState]) compute.ServerView {
-	return compute.ServerView{ID: id, Exists: srv.live, Running: srv.live && srv.st.Power == PowerRunning, DiskID: srv.st.DiskID}
+	return compute.ServerView{ID: id, Exists: srv.live, Running: srv.live && srv.st.Power == PowerRunning, DiskID: srv.st.DiskID,
+		DataDisks: srv.st.DataDisks}
 }
 
 // CreateDisk creates disk spec.ID, or replaces it with a fresh one (its
@@ -220,8 +221,8 @@ func (d *Driver) CreateDisk(ctx context.Context, spec compute.DiskSpec) (err err
 	if err := checkIDs(op, "disk", spec.ID); err != nil {
 		return err
 	}
-	if spec.Image.ID == "" {
-		return invalid(op, "disk %s: no image id", spec.ID)
+	if spec.Image.ID == "" && spec.SizeGB <= 0 {
+		return invalid(op, "disk %s: a blank disk needs a size", spec.ID)
 	}
 	if spec.SizeGB < 0 {
 		return invalid(op, "disk %s: size %d GB is negative", spec.ID, spec.SizeGB)
@@ -390,8 +391,8 @@ func (d *Driver) mirror(disk *object[DiskState], serverID string) error {
 	return d.writeJSON(d.diskPath(disk.st.ID), disk.st)
 }
 
-// DeleteServer removes a server, stopped or running, keeping its disk; a
-// missing server is already deleted.
+// DeleteServer removes a server, stopped or running, keeping its disks
+// (detached); a missing server is already deleted.
 func (d *Driver) DeleteServer(ctx context.Context, serverID string) (err error) {
 	const op = OpDeleteServer
 	if err := checkIDs(op, "server", serverID); err != nil {
@@ -403,11 +404,6 @@ func (d *Driver) DeleteServer(ctx context.Context, serverID string) (err error) 
 	defer d.record(ctx, op, serverID, "", &err)
 	srv := d.servers.lock(serverID)
 	defer d.servers.unlock(serverID, srv)
-	var disk *object[DiskState]
-	if diskID := srv.st.DiskID; srv.live && diskID != "" {
-		disk = d.disks.lock(diskID)
-		defer d.disks.unlock(diskID, disk)
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -417,11 +413,90 @@ func (d *Driver) DeleteServer(ctx context.Context, serverID string) (err error) 
 	if err := d.removeFile(d.serverPath(serverID)); err != nil {
 		return err
 	}
+	// The server's file is gone: its disks are detached. Their mirrors
+	// follow, one disk lock at a time.
+	disks := append([]string{srv.st.DiskID}, srv.st.DataDisks...)
 	srv.st, srv.live = ServerState{}, false
-	if disk != nil {
-		return d.mirror(disk, "")
+	for _, id := range disks {
+		if id == "" {
+			continue
+		}
+		disk := d.disks.lock(id)
+		var err error
+		if disk.live {
+			err = d.mirror(disk, "")
+		}
+		d.disks.unlock(id, disk)
+		if err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// AttachDataDisk attaches diskID to a server, running or stopped, as a
+// data disk; attaching a data disk it has succeeds.
+func (d *Driver) AttachDataDisk(ctx context.Context, serverID, diskID string) error {
+	const op = OpAttachDataDisk
+	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
+		return err
+	}
+	if err := d.begin(ctx, op); err != nil {
+		return err
+	}
+	srv := d.servers.lock(serverID)
+	defer d.servers.unlock(serverID, srv)
+	disk := d.disks.lock(diskID)
+	defer d.disks.unlock(diskID, disk)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dv := diskView(disk)
+	dv.ID = diskID
+	if done, err := compute.CheckAttachData(serverView(serverID, srv), dv); done || err != nil {
+		return opError(op, err)
+	}
+	next := srv.st
+	next.DataDisks = append(append([]string(nil), srv.st.DataDisks...), diskID)
+	if err := d.writeJSON(d.serverPath(serverID), next); err != nil {
+		return err
+	}
+	srv.st = next
+	return d.mirror(disk, serverID)
+}
+
+// DetachDataDisk detaches data disk diskID from a server, running or
+// stopped; a disk that is not one of its data disks is already detached.
+func (d *Driver) DetachDataDisk(ctx context.Context, serverID, diskID string) error {
+	const op = OpDetachDataDisk
+	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
+		return err
+	}
+	if err := d.begin(ctx, op); err != nil {
+		return err
+	}
+	srv := d.servers.lock(serverID)
+	defer d.servers.unlock(serverID, srv)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if done, err := compute.CheckDetachData(serverView(serverID, srv), diskID); done || err != nil {
+		return opError(op, err)
+	}
+	disk := d.disks.lock(diskID)
+	defer d.disks.unlock(diskID, disk)
+	next := srv.st
+	next.DataDisks = nil
+	for _, id := range srv.st.DataDisks {
+		if id != diskID {
+			next.DataDisks = append(next.DataDisks, id)
+		}
+	}
+	if err := d.writeJSON(d.serverPath(serverID), next); err != nil {
+		return err
+	}
+	srv.st = next
+	return d.mirror(disk, "")
 }
 
 // AttachDisk makes diskID the system disk of a stopped server that has

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -85,6 +86,9 @@ func world(t *testing.T) string {
 	}
 	must(t, d.DetachDisk(ctx, "s3", "d3"))
 	must(t, d.StartServer(ctx, "s4"))
+	// d5 is a blank data disk of the running s4.
+	must(t, d.CreateDisk(ctx, compute.DiskSpec{ID: "d5", SizeGB: 1}))
+	must(t, d.AttachDataDisk(ctx, "s4", "d5"))
 	return d.dir
 }
 
@@ -107,12 +111,14 @@ var opCalls = map[string]func(ctx context.Context, d *Driver) error{
 		_, err := d.CreateServer(ctx, compute.ServerSpec{ID: "s2", DiskID: "d2"})
 		return err
 	},
-	OpDeleteServer: func(ctx context.Context, d *Driver) error { return d.DeleteServer(ctx, "s1") },
-	OpAttachDisk:   func(ctx context.Context, d *Driver) error { return d.AttachDisk(ctx, "s3", "d2") },
-	OpDetachDisk:   func(ctx context.Context, d *Driver) error { return d.DetachDisk(ctx, "s1", "d1") },
-	OpStart:        func(ctx context.Context, d *Driver) error { return d.StartServer(ctx, "s1") },
-	OpStop:         func(ctx context.Context, d *Driver) error { return d.StopServer(ctx, "s4", false) },
-	OpReboot:       func(ctx context.Context, d *Driver) error { return d.RebootServer(ctx, "s4", false) },
+	OpDeleteServer:   func(ctx context.Context, d *Driver) error { return d.DeleteServer(ctx, "s1") },
+	OpAttachDisk:     func(ctx context.Context, d *Driver) error { return d.AttachDisk(ctx, "s3", "d2") },
+	OpDetachDisk:     func(ctx context.Context, d *Driver) error { return d.DetachDisk(ctx, "s1", "d1") },
+	OpAttachDataDisk: func(ctx context.Context, d *Driver) error { return d.AttachDataDisk(ctx, "s4", "d2") },
+	OpDetachDataDisk: func(ctx context.Context, d *Driver) error { return d.DetachDataDisk(ctx, "s4", "d5") },
+	OpStart:          func(ctx context.Context, d *Driver) error { return d.StartServer(ctx, "s1") },
+	OpStop:           func(ctx context.Context, d *Driver) error { return d.StopServer(ctx, "s4", false) },
+	OpReboot:         func(ctx context.Context, d *Driver) error { return d.RebootServer(ctx, "s4", false) },
 	OpSetSeed: func(ctx context.Context, d *Driver) error {
 		return d.SetSeed(ctx, "s1", &compute.Seed{InstanceID: "i-1", UserData: []byte("#!/bin/sh\n")})
 	},
@@ -278,7 +284,7 @@ func TestDurability(t *testing.T) {
 	}
 	for _, id := range []string{"s1", "s2", "s3", "s4"} {
 		want, wantOK := a.Server(id)
-		if got, ok := b.Server(id); got != want || ok != wantOK {
+		if got, ok := b.Server(id); !reflect.DeepEqual(got, want) || ok != wantOK {
 			t.Errorf("Server(%s) after restart = %+v, %v; want %+v, %v", id, got, ok, want, wantOK)
 		}
 	}
@@ -318,8 +324,8 @@ func TestStateFiles(t *testing.T) {
 		}
 	}
 	files := snapshot(t, dir)
-	if len(files) != 7 {
-		t.Errorf("state has files %v, want 4 disks and 3 servers", slices.Sorted(maps.Keys(files)))
+	if len(files) != 8 {
+		t.Errorf("state has files %v, want 5 disks and 3 servers", slices.Sorted(maps.Keys(files)))
 	}
 	for path := range files {
 		fi, err := os.Stat(path)
@@ -347,8 +353,8 @@ func TestStateFiles(t *testing.T) {
 	var server map[string]any
 	must(t, json.Unmarshal([]byte(files[filepath.Join(dir, "servers", "s4.json")]), &server))
 	wantServer := map[string]any{"id": "s4", "name": "n-s4", "disk_id": "d4", "power": "running", "boots": 1.0,
-		"image_id": image.ID, "agent": true}
-	if !maps.Equal(server, wantServer) {
+		"image_id": image.ID, "agent": true, "data_disks": []any{"d5"}}
+	if !reflect.DeepEqual(server, wantServer) {
 		t.Errorf("s4.json = %v, want %v", server, wantServer)
 	}
 	must(t, json.Unmarshal([]byte(files[filepath.Join(dir, "servers", "s3.json")]), &server))
@@ -618,7 +624,7 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	for _, id := range []string{"s1", "s3", "s4"} {
 		a, aok := d.Server(id)
-		if b, bok := again.Server(id); aok != bok || a != b {
+		if b, bok := again.Server(id); aok != bok || !reflect.DeepEqual(a, b) {
 			t.Errorf("server %s: memory %+v, files %+v", id, a, b)
 		}
 	}

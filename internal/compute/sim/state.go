@@ -27,8 +27,9 @@ type DiskState struct {
 	// AuthorizedKeys is the content of /root/.ssh/authorized_keys; "" on a
 	// fresh disk.
 	AuthorizedKeys string `json:"authorized_keys"`
-	// AttachedTo is the server whose system disk this is, "" when detached.
-	// It mirrors ServerState.DiskID, which is authoritative.
+	// AttachedTo is the server it is attached to (as its system disk or a
+	// data disk), "" when detached. It mirrors ServerState.DiskID and
+	// DataDisks, which are authoritative.
 	AttachedTo string    `json:"attached_to"`
 	Created    time.Time `json:"created"`
 }
@@ -45,7 +46,9 @@ type ServerState struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
 	DiskID string `json:"disk_id"` // system disk, "" when none is attached
-	Power  string `json:"power"`   // PowerRunning or PowerStopped
+	// DataDisks are the server's data disks, in the order attached.
+	DataDisks []string `json:"data_disks,omitempty"`
+	Power     string   `json:"power"` // PowerRunning or PowerStopped
 	// Boots counts the boots of the server: starts from stopped and
 	// reboots.
 	Boots int `json:"boots"`
@@ -235,6 +238,15 @@ func (d *Driver) load() error {
 		}
 		if st.DiskID != "" {
 			owner[st.DiskID] = id
+		}
+		for _, dd := range st.DataDisks {
+			switch {
+			case disks[dd] == nil:
+				return fmt.Errorf("data disk %q does not exist", dd)
+			case owner[dd] != "":
+				return fmt.Errorf("data disk %q is also attached to server %q", dd, owner[dd])
+			}
+			owner[dd] = id
 		}
 		servers[id] = &st
 		return nil

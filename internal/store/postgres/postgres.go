@@ -712,12 +712,13 @@ func (t *tx) ServerSetOwner(ctx context.Context, serverID, jobID, token string) 
 
 // ---- volumes
 
-const volumeCols = `id, project_id, server_id, image_id, size_gb, volume_type, status, device, created, host`
+const volumeCols = `id, project_id, server_id, image_id, size_gb, volume_type, status, device, created, host, name`
 
 func scanVolume(sc pgx.Row) (ecs.Volume, error) {
 	var v ecs.Volume
 	var created int64
-	err := sc.Scan(&v.ID, &v.ProjectID, &v.ServerID, &v.ImageID, &v.SizeGB, &v.VolumeType, &v.Status, &v.Device, &created, &v.Host)
+	err := sc.Scan(&v.ID, &v.ProjectID, &v.ServerID, &v.ImageID, &v.SizeGB, &v.VolumeType, &v.Status, &v.Device, &created, &v.Host,
+		&v.Name)
 	v.Created = fromMS(created)
 	return v, err
 }
@@ -742,7 +743,19 @@ func (t *tx) VolumeGet(ctx context.Context, id string) (ecs.Volume, error) {
 }
 
 func (s *Store) VolumeListAll(ctx context.Context) ([]ecs.Volume, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+volumeCols+` FROM volumes ORDER BY created, id`)
+	return listVolumes(ctx, s.db, `SELECT `+volumeCols+` FROM volumes ORDER BY created, id`)
+}
+
+func (s *Store) VolumeList(ctx context.Context, projectID string) ([]ecs.Volume, error) {
+	return listVolumes(ctx, s.db, `SELECT `+volumeCols+` FROM volumes WHERE project_id = $1 ORDER BY created, id`, projectID)
+}
+
+func (t *tx) VolumeList(ctx context.Context, projectID string) ([]ecs.Volume, error) {
+	return listVolumes(ctx, t.q, `SELECT `+volumeCols+` FROM volumes WHERE project_id = $1 ORDER BY created, id`, projectID)
+}
+
+func listVolumes(ctx context.Context, q querier, query string, args ...any) ([]ecs.Volume, error) {
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -750,11 +763,11 @@ func (s *Store) VolumeListAll(ctx context.Context) ([]ecs.Volume, error) {
 }
 
 func (t *tx) VolumeUpsert(ctx context.Context, v *ecs.Volume) error {
-	_, err := t.q.Exec(ctx, `INSERT INTO volumes(`+volumeCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+	_, err := t.q.Exec(ctx, `INSERT INTO volumes(`+volumeCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
 		ON CONFLICT (id) DO UPDATE SET project_id=EXCLUDED.project_id, server_id=EXCLUDED.server_id, image_id=EXCLUDED.image_id,
 		size_gb=EXCLUDED.size_gb, volume_type=EXCLUDED.volume_type, status=EXCLUDED.status, device=EXCLUDED.device,
-		created=EXCLUDED.created, host=EXCLUDED.host`,
-		v.ID, v.ProjectID, v.ServerID, v.ImageID, v.SizeGB, v.VolumeType, v.Status, v.Device, ms(v.Created), v.Host)
+		created=EXCLUDED.created, host=EXCLUDED.host, name=EXCLUDED.name`,
+		v.ID, v.ProjectID, v.ServerID, v.ImageID, v.SizeGB, v.VolumeType, v.Status, v.Device, ms(v.Created), v.Host, v.Name)
 	return err
 }
 

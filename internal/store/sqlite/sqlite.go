@@ -617,12 +617,13 @@ func (t *tx) ServerSetOwner(ctx context.Context, serverID, jobID, token string) 
 
 // ---- volumes
 
-const volumeCols = `id, project_id, server_id, image_id, size_gb, volume_type, status, device, created, host`
+const volumeCols = `id, project_id, server_id, image_id, size_gb, volume_type, status, device, created, host, name`
 
 func scanVolume(sc scanner) (ecs.Volume, error) {
 	var v ecs.Volume
 	var created int64
-	err := sc.Scan(&v.ID, &v.ProjectID, &v.ServerID, &v.ImageID, &v.SizeGB, &v.VolumeType, &v.Status, &v.Device, &created, &v.Host)
+	err := sc.Scan(&v.ID, &v.ProjectID, &v.ServerID, &v.ImageID, &v.SizeGB, &v.VolumeType, &v.Status, &v.Device, &created, &v.Host,
+		&v.Name)
 	v.Created = fromMS(created)
 	return v, err
 }
@@ -643,7 +644,19 @@ func (t *tx) VolumeGet(ctx context.Context, id string) (ecs.Volume, error) {
 }
 
 func (s *Store) VolumeListAll(ctx context.Context) ([]ecs.Volume, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+volumeCols+` FROM volumes ORDER BY created, id`)
+	return listVolumes(ctx, s.r, `SELECT `+volumeCols+` FROM volumes ORDER BY created, id`)
+}
+
+func (s *Store) VolumeList(ctx context.Context, projectID string) ([]ecs.Volume, error) {
+	return listVolumes(ctx, s.r, `SELECT `+volumeCols+` FROM volumes WHERE project_id = ? ORDER BY created, id`, projectID)
+}
+
+func (t *tx) VolumeList(ctx context.Context, projectID string) ([]ecs.Volume, error) {
+	return listVolumes(ctx, t.q, `SELECT `+volumeCols+` FROM volumes WHERE project_id = ? ORDER BY created, id`, projectID)
+}
+
+func listVolumes(ctx context.Context, q queryer, query string, args ...any) ([]ecs.Volume, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -660,8 +673,8 @@ func (s *Store) VolumeListAll(ctx context.Context) ([]ecs.Volume, error) {
 }
 
 func (t *tx) VolumeUpsert(ctx context.Context, v *ecs.Volume) error {
-	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO volumes(`+volumeCols+`) VALUES(?,?,?,?,?,?,?,?,?,?)`,
-		v.ID, v.ProjectID, v.ServerID, v.ImageID, v.SizeGB, v.VolumeType, v.Status, v.Device, ms(v.Created), v.Host)
+	_, err := t.q.ExecContext(ctx, `INSERT OR REPLACE INTO volumes(`+volumeCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?)`,
+		v.ID, v.ProjectID, v.ServerID, v.ImageID, v.SizeGB, v.VolumeType, v.Status, v.Device, ms(v.Created), v.Host, v.Name)
 	return err
 }
 

@@ -496,8 +496,9 @@ func testVolume(t *testing.T, open opener) {
 		t.Parallel()
 		b := setup(t, open)
 		v1, v2, v3 := vol("vol-1", projA, "srv-1"), vol("vol-2", projA, ""), vol("vol-3", projB, "srv-9")
-		v2.Status, v2.Device, v2.SizeGB, v2.VolumeType = "available", "", 100, "GPSSD"
-		upsert(t, b, v1, v2, v3)
+		v2.Status, v2.Device, v2.SizeGB, v2.VolumeType, v2.Name = "available", "", 100, "GPSSD", "data-1"
+		v2.Created = v1.Created.Add(time.Second)
+		upsert(t, b, v2, v1, v3)
 		for _, v := range []ecs.Volume{v1, v2, v3} {
 			got, err := b.s.VolumeGet(b.ctx, v.ID)
 			wantNoErr(t, "VolumeGet", err)
@@ -513,6 +514,19 @@ func testVolume(t *testing.T, open opener) {
 		wantNoErr(t, "VolumeListAll", err)
 		slices.SortFunc(list, func(x, y ecs.Volume) int { return cmp.Compare(x.ID, y.ID) })
 		wantEqual(t, "VolumeListAll (every project)", list, []ecs.Volume{v1, v2, v3})
+		// A project's list holds its own volumes only, oldest first.
+		list, err = b.s.VolumeList(b.ctx, projA)
+		wantNoErr(t, "VolumeList", err)
+		wantEqual(t, "VolumeList(projA)", list, []ecs.Volume{v1, v2})
+		b.write(t, func(tx store.Tx) error {
+			list, err := tx.VolumeList(b.ctx, projB)
+			wantNoErr(t, "Tx.VolumeList", err)
+			wantEqual(t, "Tx.VolumeList(projB)", list, []ecs.Volume{v3})
+			return nil
+		})
+		list, err = b.s.VolumeList(b.ctx, "no-such-project")
+		wantNoErr(t, "VolumeList of a project without volumes", err)
+		wantEqual(t, "VolumeList of a project without volumes", len(list), 0)
 	})
 
 	t.Run("UpsertReplaces", func(t *testing.T) {

@@ -1,0 +1,357 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/compute"
+	"github.com/ecsproject/ecsd/internal/ecs"
+)
+
+// Volumes (EVS) and a server's block devices (issue 10).
+
+func (h *Handler) volumeRoutes() []route {
+	return []route{
+		{"POST", split("/v2/{p}/cloudvolumes"), h.createVolume},
+		{"POST", split("/v2.1/{p}/cloudvolumes"), h.createVolume},
+		{"GET", split("/v2/{p}/cloudvolumes"), h.listVolumes},
+		{"GET", split("/v2/{p}/cloudvolumes/detail"), h.listVolumes},
+		{"GET", split("/v2/{p}/cloudvolumes/{}"), h.showVolume},
+		{"DELETE", split("/v2/{p}/cloudvolumes/{}"), h.deleteVolume},
+		{"POST", split("/v1/{p}/cloudservers/{}/attachvolume"), h.attachVolume},
+		{"DELETE", split("/v1/{p}/cloudservers/{}/detachvolume/{}"), h.detachVolume},
+		{"GET", split("/v1/{p}/cloudservers/{}/block_device"), h.listBlockDevices},
+		{"GET", split("/v1/{p}/cloudservers/{}/block_device/{}"), h.showBlockDevice},
+		{"GET", split("/v1/{p}/cloudservers/{}/os-volume_attachments"), h.listVolumeAttachments},
+	}
+}
+
+type createVolumeBody struct {
+	Volume *struct {
+		Name             *string `json:"name"`
+		Size             *int    `json:"size"`
+		VolumeType       *string `json:"volume_type"`
+		AvailabilityZone *string `json:"availability_zone"`
+		Count            *int    `json:"count"`
+		Description      *string `json:"description"`
+	} `json:"volume"`
+}
+
+type createVolumeResult struct {
+	JobID     string   `json:"job_id"`
+	VolumeIDs []string `json:"volume_ids"`
+}
+
+func (h *Handler) createVolume(w http.ResponseWriter, req *request) error {
+	var b createVolumeBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if b.Volume == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volume is required.")
+	}
+	if b.Volume.Size == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volume.size is required.")
+	}
+	in := cloud.VolumeInput{SizeGB: *b.Volume.Size}
+	if b.Volume.Name != nil {
+		in.Name = *b.Volume.Name
+	}
+	if b.Volume.VolumeType != nil {
+		in.VolumeType = *b.Volume.VolumeType
+	}
+	if b.Volume.AvailabilityZone != nil {
+		in.AZ = *b.Volume.AvailabilityZone
+	}
+	if b.Volume.Count != nil {
+		in.Count = *b.Volume.Count
+		if in.Count == 0 {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volume.count must be 1 to 100.")
+		}
+	}
+	job, ids, err := h.svc.CreateVolumes(req.r.Context(), req.caller, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, createVolumeResult{JobID: job, VolumeIDs: ids})
+}
+
+type wireEVSLink struct {
+	Href string `json:"href"`
+	Rel  string `json:"rel"`
+}
+
+type wireEVSAttachment struct {
+	ServerID     string `json:"server_id"`
+	AttachmentID string `json:"attachment_id"`
+	AttachedAt   string `json:"attached_at"`
+	HostName     string `json:"host_name"`
+	VolumeID     string `json:"volume_id"`
+	Device       string `json:"device"`
+	ID           string `json:"id"`
+}
+
+type wireVolume struct {
+	ID               string              `json:"id"`
+	Links            []wireEVSLink       `json:"links"`
+	Name             string              `json:"name"`
+	Status           string              `json:"status"`
+	Attachments      []wireEVSAttachment `json:"attachments"`
+	AvailabilityZone string              `json:"availability_zone"`
+	Host             string              `json:"os-vol-host-attr:host"`
+	TenantID         string              `json:"os-vol-tenant-attr:tenant_id"`
+	VolumeType       string              `json:"volume_type"`
+	Size             int                 `json:"size"`
+	Bootable         string              `json:"bootable"`
+	Shareable        string              `json:"shareable"`
+	Multiattach      bool                `json:"multiattach"`
+	CreatedAt        string              `json:"created_at"`
+	UpdatedAt        string              `json:"updated_at"`
+	Metadata         map[string]any      `json:"metadata"`
+	Tags             map[string]string   `json:"tags"`
+}
+
+const evsTime = "2006-01-02T15:04:05.000000"
+
+func toWireVolume(v *ecs.Volume) wireVolume {
+	w := wireVolume{ID: v.ID, Links: []wireEVSLink{}, Name: v.Name, Status: v.Status, Attachments: []wireEVSAttachment{},
+		AvailabilityZone: "az1", Host: v.Host, TenantID: v.ProjectID, VolumeType: v.VolumeType, Size: v.SizeGB,
+		Bootable: strconv.FormatBool(v.ImageID != ""), Shareable: "false", CreatedAt: fmtTime(v.Created, evsTime),
+		UpdatedAt: fmtTime(v.Created, evsTime), Metadata: map[string]any{}, Tags: map[string]string{}}
+	if v.ServerID != "" {
+		w.Attachments = append(w.Attachments, wireEVSAttachment{ServerID: v.ServerID, AttachmentID: v.ID, HostName: v.Host,
+			VolumeID: v.ID, Device: v.Device, ID: v.ID, AttachedAt: fmtTime(v.Created, evsTime)})
+	}
+	return w
+}
+
+func (h *Handler) listVolumes(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
+	vols, err := h.svc.ListVolumes(req.r.Context(), req.caller)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Count   int          `json:"count"`
+		Volumes []wireVolume `json:"volumes"`
+	}{Count: len(vols), Volumes: make([]wireVolume, 0, len(vols))}
+	for i := range vols {
+		out.Volumes = append(out.Volumes, toWireVolume(&vols[i]))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) showVolume(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
+	v, err := h.svc.GetVolume(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Volume wireVolume `json:"volume"`
+	}{toWireVolume(&v)})
+}
+
+func (h *Handler) deleteVolume(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
+	job, err := h.svc.DeleteVolume(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jobIDBody{JobID: job})
+}
+
+type attachVolumeBody struct {
+	VolumeAttachment *struct {
+		VolumeID *string `json:"volumeId"`
+		Device   *string `json:"device"`
+	} `json:"volumeAttachment"`
+	DryRun *bool `json:"dry_run"`
+}
+
+func (h *Handler) attachVolume(w http.ResponseWriter, req *request) error {
+	var b attachVolumeBody
+	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if b.VolumeAttachment == nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volumeAttachment is required.")
+	}
+	if b.VolumeAttachment.VolumeID == nil || *b.VolumeAttachment.VolumeID == "" {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volumeAttachment.volumeId is required.")
+	}
+	if b.DryRun != nil && *b.DryRun {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: dry_run is not supported by this API.")
+	}
+	device := ""
+	if b.VolumeAttachment.Device != nil {
+		device = *b.VolumeAttachment.Device
+	}
+	job, err := h.svc.AttachVolume(req.r.Context(), req.caller, req.params[0], *b.VolumeAttachment.VolumeID, device)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jobIDBody{JobID: job})
+}
+
+func (h *Handler) detachVolume(w http.ResponseWriter, req *request) error {
+	q := req.r.URL.Query()
+	if err := checkQuery(q, "delete_flag"); err != nil {
+		return err
+	}
+	del := false
+	switch q.Get("delete_flag") {
+	case "", "0":
+	case "1":
+		del = true
+	default:
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: delete_flag must be 0 or 1.")
+	}
+	job, err := h.svc.DetachVolume(req.r.Context(), req.caller, req.params[0], req.params[1], del)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jobIDBody{JobID: job})
+}
+
+type wireBlockDevice struct {
+	ID         string `json:"id"`
+	ServerID   string `json:"serverId"`
+	VolumeID   string `json:"volumeId"`
+	Device     string `json:"device"`
+	BootIndex  int    `json:"bootIndex"`
+	Size       int    `json:"size"`
+	Bus        string `json:"bus"`
+	PCIAddress string `json:"pciAddress"`
+}
+
+// bootIndex is 0 for the system disk, -1 for a data disk (our choice).
+func bootIndex(srv *ecs.Server, v *ecs.Volume) int {
+	if v.ID == srv.SystemVolumeID {
+		return 0
+	}
+	return -1
+}
+
+func toWireBlockDevice(srv *ecs.Server, v *ecs.Volume, slot int) wireBlockDevice {
+	return wireBlockDevice{ID: v.ID, ServerID: srv.ID, VolumeID: v.ID, Device: v.Device, BootIndex: bootIndex(srv, v),
+		Size: v.SizeGB, Bus: "virtio", PCIAddress: "0000:00:" + strconv.FormatInt(int64(5+slot), 16) + ".0"}
+}
+
+// attachedNow keeps the volumes that are attached (in-use or detaching):
+// one being attached is not yet a block device.
+func attachedNow(vols []ecs.Volume) []ecs.Volume {
+	var out []ecs.Volume
+	for _, v := range vols {
+		if v.Status == ecs.VolumeInUse || v.Status == ecs.VolumeDetaching {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (h *Handler) listBlockDevices(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
+	srv, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	vols = attachedNow(vols)
+	data := 0
+	out := struct {
+		AttachableQuantity struct {
+			FreeSCSI int `json:"free_scsi"`
+			FreeBlk  int `json:"free_blk"`
+			FreeDisk int `json:"free_disk"`
+		} `json:"attachableQuantity"`
+		VolumeAttachments []wireBlockDevice `json:"volumeAttachments"`
+	}{VolumeAttachments: []wireBlockDevice{}}
+	for i := range vols {
+		if vols[i].ID != srv.SystemVolumeID {
+			data++
+		}
+		out.VolumeAttachments = append(out.VolumeAttachments, toWireBlockDevice(&srv, &vols[i], i))
+	}
+	free := max(compute.MaxDataDisks-data, 0)
+	out.AttachableQuantity.FreeBlk, out.AttachableQuantity.FreeDisk = free, free
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) showBlockDevice(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
+	srv, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	vols = attachedNow(vols)
+	for i := range vols {
+		if vols[i].ID == req.params[1] {
+			return writeJSON(w, http.StatusOK, struct {
+				VolumeAttachment wireBlockDevice `json:"volumeAttachment"`
+			}{toWireBlockDevice(&srv, &vols[i], i)})
+		}
+	}
+	return ecs.Errorf(ecs.CodeVolumeNotAttached, "The disk %s is not attached to ECS %s.", safeField(req.params[1]), srv.ID)
+}
+
+type wireNovaAttachment struct {
+	Device   string `json:"device"`
+	ID       string `json:"id"`
+	ServerID string `json:"serverId"`
+	VolumeID string `json:"volumeId"`
+}
+
+func (h *Handler) listVolumeAttachments(w http.ResponseWriter, req *request) error {
+	if err := checkQuery(req.r.URL.Query()); err != nil {
+		return err
+	}
+	srv, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
+	if err != nil {
+		return err
+	}
+	vols = attachedNow(vols)
+	out := struct {
+		VolumeAttachments []wireNovaAttachment `json:"volumeAttachments"`
+	}{VolumeAttachments: []wireNovaAttachment{}}
+	for _, v := range vols {
+		out.VolumeAttachments = append(out.VolumeAttachments, wireNovaAttachment{Device: v.Device, ID: v.ID, ServerID: srv.ID, VolumeID: v.ID})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// withVolumes sets a wire server's os-extended-volumes:volumes_attached
+// from its attached volumes (system disk first; toWireServer shows the
+// system disk alone).
+func withVolumes(w *wireServer, srv *ecs.Server, vols []ecs.Volume) {
+	vols = attachedNow(vols)
+	if len(vols) == 0 {
+		return
+	}
+	w.Volumes = []wireVolumeAttachment{}
+	for i := range vols {
+		v := &vols[i]
+		a := wireVolumeAttachment{ID: v.ID, DeleteOnTermination: "false", BootIndex: strconv.Itoa(bootIndex(srv, v)), Device: v.Device}
+		if v.ID == srv.SystemVolumeID {
+			a.DeleteOnTermination = "true"
+		}
+		w.Volumes = append(w.Volumes, a)
+	}
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}

@@ -1,0 +1,237 @@
+package sdk
+
+// Volumes through the official SDK against the simulator: EVS create, list,
+// show and delete (services/evs/v2), AttachServerVolume and
+// DetachServerVolume, the block device calls, and a server whose system
+// disk is detached refusing a reinstall with Ecs.0105.
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ecs/v2/model"
+	evs "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/evs/v2"
+	evsmodel "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/evs/v2/model"
+)
+
+func (tn *tenant) evsClient(t *testing.T) *evs.EvsClient {
+	t.Helper()
+	hc, err := tn.d.sdkClient(evs.EvsClientBuilder(), tn.cred.AccessKey, tn.cred.SecretKey, tn.cred.ProjectID, tn.d.httpConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs.NewEvsClient(hc)
+}
+
+// newVolume creates one volume through EVS and returns its id.
+func (tn *tenant) newVolume(t *testing.T, ec *evs.EvsClient, name string, size int32) string {
+	t.Helper()
+	resp, err := ec.CreateVolume(&evsmodel.CreateVolumeRequest{Body: &evsmodel.CreateVolumeRequestBody{
+		Volume: &evsmodel.CreateVolumeOption{Name: ptr(name), Size: size, AvailabilityZone: "az1",
+			VolumeType: evsmodel.GetCreateVolumeOptionVolumeTypeEnum().SSD}}})
+	if err != nil {
+		t.Fatalf("CreateVolume: %v", err)
+	}
+	if resp.VolumeIds == nil || len(*resp.VolumeIds) != 1 || resp.JobId == nil {
+		t.Fatalf("CreateVolume = %+v, want one volume id and a job", resp)
+	}
+	return (*resp.VolumeIds)[0]
+}
+
+func (tn *tenant) showVolume(t *testing.T, ec *evs.EvsClient, id string) *evsmodel.VolumeDetail {
+	t.Helper()
+	resp, err := ec.ShowVolume(&evsmodel.ShowVolumeRequest{VolumeId: id})
+	if err != nil {
+		t.Fatalf("ShowVolume %s: %v", id, err)
+	}
+	return resp.Volume
+}
+
+func (tn *tenant) attach(t *testing.T, server, volume, device string) {
+	t.Helper()
+	opt := &model.AttachServerVolumeOption{VolumeId: volume}
+	if device != "" {
+		opt.Device = ptr(device)
+	}
+	resp, err := tn.ecs.AttachServerVolume(&model.AttachServerVolumeRequest{ServerId: server,
+		Body: &model.AttachServerVolumeRequestBody{VolumeAttachment: opt}})
+	if err != nil {
+		t.Fatalf("AttachServerVolume %s to %s: %v", volume, server, err)
+	}
+	tn.waitJobSuccess(t, jobID(t, resp.JobId))
+}
+
+func (tn *tenant) detach(server, volume string, del bool) (*model.DetachServerVolumeResponse, error) {
+	flag := model.GetDetachServerVolumeRequestDeleteFlagEnum().E_0
+	if del {
+		flag = model.GetDetachServerVolumeRequestDeleteFlagEnum().E_1
+	}
+	return tn.ecs.DetachServerVolume(&model.DetachServerVolumeRequest{ServerId: server, VolumeId: volume, DeleteFlag: &flag})
+}
+
+// TestVolumesEVSAndAttach: an EVS volume attaches to a running server as
+// /dev/vdb, shows in-use in EVS and in every block device call (bootIndex
+// 0 for the system disk), survives a reinstall on the simulator's record,
+// cannot be deleted while in use, and is deleted after a detach.
+func TestVolumesEVSAndAttach(t *testing.T) {
+	t.Parallel()
+	d := sharedDaemon(t)
+	tn := d.main
+	ec := tn.evsClient(t)
+	id := tn.newServer(t, serverSpec{})
+	sys := systemVolume(t, tn.show(t, id))
+	vid := tn.newVolume(t, ec, uniq("data"), 10)
+	if v := tn.showVolume(t, ec, vid); v.Status != "available" || v.Size != 10 || len(v.Attachments) != 0 {
+		t.Fatalf("new volume = %+v", v)
+	}
+
+	tn.attach(t, id, vid, "")
+	v := tn.showVolume(t, ec, vid)
+	if v.Status != "in-use" || len(v.Attachments) != 1 || v.Attachments[0].ServerId != id || v.Attachments[0].Device != "/dev/vdb" {
+		t.Fatalf("attached volume = %+v", v)
+	}
+	list, err := ec.ListVolumes(&evsmodel.ListVolumesRequest{})
+	if err != nil || list.Volumes == nil {
+		t.Fatalf("ListVolumes: %v", err)
+	}
+	if !slices.ContainsFunc(*list.Volumes, func(v evsmodel.VolumeDetail) bool { return v.Id == vid && v.Status == "in-use" }) {
+		t.Errorf("ListVolumes has no in-use %s", vid)
+	}
+
+	bd, err := tn.ecs.ListServerBlockDevices(&model.ListServerBlockDevicesRequest{ServerId: id})
+	if err != nil {
+		t.Fatalf("ListServerBlockDevices: %v", err)
+	}
+	if bd.VolumeAttachments == nil || len(*bd.VolumeAttachments) != 2 {
+		t.Fatalf("ListServerBlockDevices = %+v, want 2 devices", bd.VolumeAttachments)
+	}
+	devs := *bd.VolumeAttachments
+	if str(devs[0].VolumeId) != sys || *devs[0].BootIndex != 0 || str(devs[0].Device) != "/dev/vda" ||
+		str(devs[1].VolumeId) != vid || *devs[1].BootIndex == 0 || *devs[1].Size != 10 {
+		t.Errorf("block devices = %s %v %s, %s %v %s", str(devs[0].VolumeId), *devs[0].BootIndex, str(devs[0].Device),
+			str(devs[1].VolumeId), *devs[1].BootIndex, str(devs[1].Device))
+	}
+	if bd.AttachableQuantity == nil || bd.AttachableQuantity.FreeBlk == nil || *bd.AttachableQuantity.FreeBlk <= 0 {
+		t.Errorf("attachableQuantity = %+v", bd.AttachableQuantity)
+	}
+	one, err := tn.ecs.ShowServerBlockDevice(&model.ShowServerBlockDeviceRequest{ServerId: id, VolumeId: vid})
+	if err != nil || one.VolumeAttachment == nil || str(one.VolumeAttachment.Device) != "/dev/vdb" {
+		t.Fatalf("ShowServerBlockDevice = %+v, %v", one, err)
+	}
+	att, err := tn.ecs.ListServerVolumeAttachments(&model.ListServerVolumeAttachmentsRequest{ServerId: id})
+	if err != nil || att.VolumeAttachments == nil || len(*att.VolumeAttachments) != 2 {
+		t.Fatalf("ListServerVolumeAttachments = %+v, %v", att, err)
+	}
+	srv := tn.show(t, id)
+	if len(srv.OsExtendedVolumesvolumesAttached) != 2 || str(srv.OsExtendedVolumesvolumesAttached[0].BootIndex) != "0" ||
+		srv.OsExtendedVolumesvolumesAttached[1].Id != vid {
+		t.Errorf("volumes_attached = %+v", srv.OsExtendedVolumesvolumesAttached)
+	}
+
+	// Deleting an in-use volume is refused.
+	_, err = ec.DeleteVolume(&evsmodel.DeleteVolumeRequest{VolumeId: vid})
+	wantErr(t, err, 400, "Ecs.0103")
+
+	// A reinstall replaces the system disk and keeps the data disk.
+	tn.reinstallOK(t, id, &opt{Adminpass: ptr("Good-Pass123"), Mode: ptr("withStopServer")})
+	if s := d.simServer(t, id); s.DiskID == sys {
+		t.Errorf("the reinstall kept system disk %s", sys)
+	}
+	if _, err := os.Stat(d.diskPath(vid)); err != nil {
+		t.Errorf("the data disk's record is gone after the reinstall: %v", err)
+	}
+	if v := tn.showVolume(t, ec, vid); v.Status != "in-use" {
+		t.Errorf("data volume after the reinstall is %s", v.Status)
+	}
+
+	// Detach (hot-unplug from the running server), then delete.
+	resp, err := tn.detach(id, vid, false)
+	if err != nil {
+		t.Fatalf("DetachServerVolume: %v", err)
+	}
+	tn.waitJobSuccess(t, jobID(t, resp.JobId))
+	_, err = tn.ecs.ShowServerBlockDevice(&model.ShowServerBlockDeviceRequest{ServerId: id, VolumeId: vid})
+	wantErr(t, err, 400, "Ecs.0111")
+	del, err := ec.DeleteVolume(&evsmodel.DeleteVolumeRequest{VolumeId: vid})
+	if err != nil {
+		t.Fatalf("DeleteVolume: %v", err)
+	}
+	tn.waitJobSuccess(t, str(del.JobId))
+	_, err = ec.ShowVolume(&evsmodel.ShowVolumeRequest{VolumeId: vid})
+	wantErr(t, err, 404, "Ecs.0103")
+	d.wantDiskGone(t, vid)
+}
+
+// TestDetachSystemDiskThenReinstall: the system disk of a stopped server
+// detaches; a reinstall is then refused with Ecs.0105 and so is a start;
+// attaching the volume again as /dev/vda heals the server.
+func TestDetachSystemDiskThenReinstall(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	id := tn.newServer(t, serverSpec{})
+	sys := systemVolume(t, tn.show(t, id))
+	// Not while it runs.
+	_, err := tn.detach(id, sys, false)
+	wantErr(t, err, 400, "Ecs.0100")
+
+	tn.stop(t, "SOFT", id)
+	resp, err := tn.detach(id, sys, false)
+	if err != nil {
+		t.Fatalf("DetachServerVolume of the system disk: %v", err)
+	}
+	tn.waitJobSuccess(t, jobID(t, resp.JobId))
+	if n := len(tn.show(t, id).OsExtendedVolumesvolumesAttached); n != 0 {
+		t.Errorf("volumes_attached has %d volumes after the system disk's detach", n)
+	}
+	_, err = tn.reinstall(id, withPass("Good-Pass123"))
+	wantErr(t, err, 400, "Ecs.0105")
+	_, err = tn.changeOSv1(id, &model.ChangeServerOsWithoutCloudInitOption{Imageid: imgUbuntu, Adminpass: ptr("Change#Os2024")})
+	wantErr(t, err, 400, "Ecs.0105")
+	_, err = tn.ecs.BatchStartServers(&model.BatchStartServersRequest{Body: &model.BatchStartServersRequestBody{
+		OsStart: &model.BatchStartServersOption{Servers: serverIDs([]string{id})}}})
+	wantErr(t, err, 400, "Ecs.0105")
+
+	tn.attach(t, id, sys, "/dev/vda")
+	if got := systemVolume(t, tn.show(t, id)); got != sys {
+		t.Fatalf("system volume after re-attach = %s, want %s", got, sys)
+	}
+	tn.reinstallOK(t, id, withPass("Good-Pass123"))
+}
+
+// TestCreateWithDataVolumes: CreatePostPaidServers with data_volumes gives
+// the server blank data disks, attached before it starts.
+func TestCreateWithDataVolumes(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	cat := tn.catalog(t)
+	resp, err := tn.ecs.CreatePostPaidServers(&model.CreatePostPaidServersRequest{Body: &model.CreatePostPaidServersRequestBody{
+		Server: &model.PostPaidServer{Name: uniq("dv"), ImageRef: cat.linuxImage, FlavorRef: cat.flavor, Vpcid: "vpc-sdk-suite",
+			Nics:       []model.PostPaidServerNic{{SubnetId: ptr("subnet-sdk-suite")}},
+			RootVolume: &model.PostPaidServerRootVolume{Volumetype: model.GetPostPaidServerRootVolumeVolumetypeEnum().SSD},
+			DataVolumes: &[]model.PostPaidServerDataVolume{
+				{Volumetype: model.GetPostPaidServerDataVolumeVolumetypeEnum().SAS, Size: 10},
+				{Volumetype: model.GetPostPaidServerDataVolumeVolumetypeEnum().SSD, Size: 20}}}}})
+	if err != nil {
+		t.Fatalf("CreatePostPaidServers with data_volumes: %v", err)
+	}
+	tn.waitJobSuccess(t, jobID(t, resp.JobId))
+	id := (*resp.ServerIds)[0]
+	bd, err := tn.ecs.ListServerBlockDevices(&model.ListServerBlockDevicesRequest{ServerId: id})
+	if err != nil || bd.VolumeAttachments == nil {
+		t.Fatalf("ListServerBlockDevices: %v", err)
+	}
+	var got []string
+	for _, d := range *bd.VolumeAttachments {
+		got = append(got, str(d.Device)+":"+strconv.Itoa(int(*d.Size)))
+	}
+	if want := []string{"/dev/vda", "/dev/vdb:10", "/dev/vdc:20"}; len(got) != 3 || got[1] != want[1] || got[2] != want[2] ||
+		!strings.HasPrefix(got[0], want[0]+":") {
+		t.Errorf("block devices = %v, want %v (system disk first)", got, want)
+	}
+	if s := tn.show(t, id); s.Status != "ACTIVE" {
+		t.Errorf("server is %s, want ACTIVE", s.Status)
+	}
+}
