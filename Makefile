@@ -78,9 +78,12 @@ test-vm: deps
 # its password set online through the agent. The image is built on first use
 # (as root, debootstrap; cached in ~/.cache/ecsd/cloudinit-image).
 # Of the conformance suite's guest tests only Agent needs this guest; make
-# test-vm runs the others with the busybox guest.
+# test-vm runs the others with the busybox guest. Then issue 9's proof through
+# the SDK against ecsd --driver qemu: reinstall with cloud-init, change of OS
+# to the busybox guest and back, online password reset.
 test-vm-cloudinit: deps
 	$(GO) test -tags vmtest,vmcloudinit -count=1 -p 1 -timeout 10m -run '^TestCloudInit/^Agent$$' -v ./internal/compute/qemu/
+	cd test/sdk && ECS_QEMU_E2E=1 $(GO) test -count=1 -run TestCloudInitOSFamilyEndToEnd -timeout 15m ./...
 
 # Issue 2's benchmark targets against a real ecsd (docs/benchmarks.md).
 bench:

@@ -410,21 +410,28 @@ func (e *qemuEnv) killGuests(t *testing.T) {
 // image import, beside the running daemon) and checks what it prints.
 func (e *qemuEnv) importImage(t *testing.T) string {
 	t.Helper()
+	return e.importImageFrom(t, "e2e-busybox", e.imageDir)
+}
+
+// importImageFrom imports the image in dir (vmlinux, initrd.img,
+// disk.qcow2) under name, as importImage does.
+func (e *qemuEnv) importImageFrom(t *testing.T, name, dir string) string {
+	t.Helper()
 	bin, err := testd.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	cmd := exec.Command(bin, "image", "import", "--data-dir", e.dir, "--name", "e2e-busybox",
-		"--kernel", filepath.Join(e.imageDir, "vmlinux"), "--initrd", filepath.Join(e.imageDir, "initrd.img"),
-		filepath.Join(e.imageDir, "disk.qcow2"))
+	cmd := exec.Command(bin, "image", "import", "--data-dir", e.dir, "--name", name,
+		"--kernel", filepath.Join(dir, "vmlinux"), "--initrd", filepath.Join(dir, "initrd.img"),
+		filepath.Join(dir, "disk.qcow2"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("ecsd image import: %v: %s", err, stderr.Bytes())
 	}
-	t.Logf("timing: image import %v", since(t0))
+	t.Logf("timing: image import (%s) %v", name, since(t0))
 	var img struct {
 		ID     string `json:"id"`
 		Status string `json:"status"`
