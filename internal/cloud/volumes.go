@@ -279,8 +279,11 @@ func (s *Service) AttachVolume(ctx context.Context, c Caller, serverID, volumeID
 		if err := tx.ServerUpdate(ctx, &srv); err != nil {
 			return err
 		}
-		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobAttachVolume, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now})
+		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobAttachVolume, Status: ecs.JobInit,
+			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
+			return err
+		}
+		return RecordAction(ctx, tx, c, srv.ID, ecs.ActionAttachVolume, jobID, jobID, now)
 	})
 	if err != nil {
 		return "", submitError(err)
@@ -447,8 +450,11 @@ func (s *Service) DetachVolume(ctx context.Context, c Caller, serverID, volumeID
 		if err := tx.ServerUpdate(ctx, &srv); err != nil {
 			return err
 		}
-		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobDetachVolume, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now})
+		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobDetachVolume, Status: ecs.JobInit,
+			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
+			return err
+		}
+		return RecordAction(ctx, tx, c, srv.ID, ecs.ActionDetachVolume, jobID, jobID, now)
 	})
 	if err != nil {
 		return "", submitError(err)

@@ -94,6 +94,21 @@ func TestDataVolumeLifecycle(t *testing.T) {
 	if _, err := b.svc.DetachVolume(ctx, b.caller, srv.ID, vid, false); code(err) != ecs.CodeVolumeNotAttached {
 		t.Fatalf("second detach: %v", err)
 	}
+	// The action log has the attach and the detach, with their jobs'
+	// outcomes.
+	acts, err := b.svc.ListActions(ctx, b.caller, srv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range acts {
+		if (a.Action == ecs.ActionAttachVolume || a.Action == ecs.ActionDetachVolume) && a.JobID != "" && a.Outcome == ecs.JobSuccess {
+			seen[a.Action] = true
+		}
+	}
+	if !seen[ecs.ActionAttachVolume] || !seen[ecs.ActionDetachVolume] {
+		t.Fatalf("action log lacks a finished attach or detach: %+v", acts)
+	}
 	job, err = b.svc.DeleteVolume(ctx, b.caller, vid)
 	b.okJob(t, "delete", job, err)
 	if _, err := b.svc.GetVolume(ctx, b.caller, vid); code(err) != ecs.CodeVolumeNotFound {
