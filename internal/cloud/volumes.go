@@ -234,17 +234,7 @@ func (s *Service) AttachVolume(ctx context.Context, c Caller, serverID, volumeID
 	jobID := newJobID()
 	now := time.Now().UTC()
 	err := s.store.Write(ctx, func(tx store.Tx) error {
-		srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, serverID)
-		if err != nil {
-			return err
-		}
-		if err := s.hostGate(tx.HostList).check(ctx, &srv); err != nil {
-			return err
-		}
-		if err := idle(&srv); err != nil {
-			return err
-		}
-		v, err := lookupVolume(ctx, tx.VolumeGet, c.ProjectID, volumeID, ecs.CodeVolumeUnavailable)
+		srv, v, err := s.volumeTarget(ctx, tx, c, serverID, volumeID, ecs.CodeVolumeUnavailable)
 		if err != nil {
 			return err
 		}
@@ -264,29 +254,67 @@ func (s *Service) AttachVolume(ctx context.Context, c Caller, serverID, volumeID
 		if err != nil {
 			return err
 		}
-		switch {
-		case p.System && srv.VMState != ecs.VMStopped:
-			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: a system disk attaches to a stopped ECS only.")
-		case !p.System && srv.VMState != ecs.VMStopped && srv.VMState != ecs.VMActive:
-			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: ECS %s is %s.", srv.ID, srv.Status())
+		if err := diskStateAllows(&srv, p.System, "a system disk attaches to a stopped ECS only."); err != nil {
+			return err
 		}
-		params, _ := json.Marshal(p)
 		v.Status, v.ServerID, v.Device, v.Host = ecs.VolumeAttaching, srv.ID, p.Device, srv.Host
-		if err := tx.VolumeUpsert(ctx, &v); err != nil {
-			return err
-		}
-		srv.TaskJobID, srv.Updated = jobID, now
-		if err := tx.ServerUpdate(ctx, &srv); err != nil {
-			return err
-		}
-		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobAttachVolume, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now})
+		return submitVolumeJob(ctx, tx, c, &ecs.Job{ID: jobID, Type: ecs.JobAttachVolume, Created: now}, &srv, &v, p)
 	})
 	if err != nil {
 		return "", submitError(err)
 	}
 	s.engine.Notify()
 	return jobID, nil
+}
+
+// volumeTarget reads, in tx, the server and the volume of an attach or a
+// detach: the server must be the caller's, on a usable host and idle; a
+// missing volume is the error code.
+func (s *Service) volumeTarget(ctx context.Context, tx store.Tx, c Caller, serverID, volumeID string,
+	code ecs.Code) (ecs.Server, ecs.Volume, error) {
+	srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, serverID)
+	if err != nil {
+		return ecs.Server{}, ecs.Volume{}, err
+	}
+	if err := s.hostGate(tx.HostList).check(ctx, &srv); err != nil {
+		return ecs.Server{}, ecs.Volume{}, err
+	}
+	if err := idle(&srv); err != nil {
+		return ecs.Server{}, ecs.Volume{}, err
+	}
+	v, err := lookupVolume(ctx, tx.VolumeGet, c.ProjectID, volumeID, code)
+	if err != nil {
+		return ecs.Server{}, ecs.Volume{}, err
+	}
+	return srv, v, nil
+}
+
+// diskStateAllows says whether srv's state lets a disk attach or detach: a
+// system disk needs a stopped ECS (systemRule says so to the client), a
+// data disk a stopped or running one.
+func diskStateAllows(srv *ecs.Server, system bool, systemRule string) error {
+	switch {
+	case system && srv.VMState != ecs.VMStopped:
+		return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: %s", systemRule)
+	case !system && srv.VMState != ecs.VMStopped && srv.VMState != ecs.VMActive:
+		return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: ECS %s is %s.", srv.ID, srv.Status())
+	}
+	return nil
+}
+
+// submitVolumeJob stores v (its new status set by the caller), marks srv
+// busy with job j and inserts j, of project c, on srv's host with params p.
+func submitVolumeJob(ctx context.Context, tx store.Tx, c Caller, j *ecs.Job, srv *ecs.Server, v *ecs.Volume, p volumeParams) error {
+	params, _ := json.Marshal(p)
+	if err := tx.VolumeUpsert(ctx, v); err != nil {
+		return err
+	}
+	srv.TaskJobID, srv.Updated = j.ID, j.Created
+	if err := tx.ServerUpdate(ctx, srv); err != nil {
+		return err
+	}
+	j.ProjectID, j.Status, j.ServerID, j.Host, j.Runnable, j.Params = c.ProjectID, ecs.JobInit, srv.ID, srv.Host, true, params
+	return tx.JobInsert(ctx, j)
 }
 
 // serverVolumes returns the volumes of vols attached (or attaching) to
@@ -414,17 +442,7 @@ func (s *Service) DetachVolume(ctx context.Context, c Caller, serverID, volumeID
 	jobID := newJobID()
 	now := time.Now().UTC()
 	err := s.store.Write(ctx, func(tx store.Tx) error {
-		srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, serverID)
-		if err != nil {
-			return err
-		}
-		if err := s.hostGate(tx.HostList).check(ctx, &srv); err != nil {
-			return err
-		}
-		if err := idle(&srv); err != nil {
-			return err
-		}
-		v, err := lookupVolume(ctx, tx.VolumeGet, c.ProjectID, volumeID, ecs.CodeVolumeNotAttached)
+		srv, v, err := s.volumeTarget(ctx, tx, c, serverID, volumeID, ecs.CodeVolumeNotAttached)
 		if err != nil {
 			return err
 		}
@@ -432,23 +450,11 @@ func (s *Service) DetachVolume(ctx context.Context, c Caller, serverID, volumeID
 			return ecs.Errorf(ecs.CodeVolumeNotAttached, "The disk %s is not attached to ECS %s.", v.ID, srv.ID)
 		}
 		p := volumeParams{VolumeID: v.ID, System: v.ID == srv.SystemVolumeID, Delete: deleteVolume}
-		switch {
-		case p.System && srv.VMState != ecs.VMStopped:
-			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: stop the ECS before detaching its system disk.")
-		case !p.System && srv.VMState != ecs.VMStopped && srv.VMState != ecs.VMActive:
-			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: ECS %s is %s.", srv.ID, srv.Status())
+		if err := diskStateAllows(&srv, p.System, "stop the ECS before detaching its system disk."); err != nil {
+			return err
 		}
-		params, _ := json.Marshal(p)
 		v.Status = ecs.VolumeDetaching
-		if err := tx.VolumeUpsert(ctx, &v); err != nil {
-			return err
-		}
-		srv.TaskJobID, srv.Updated = jobID, now
-		if err := tx.ServerUpdate(ctx, &srv); err != nil {
-			return err
-		}
-		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobDetachVolume, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now})
+		return submitVolumeJob(ctx, tx, c, &ecs.Job{ID: jobID, Type: ecs.JobDetachVolume, Created: now}, &srv, &v, p)
 	})
 	if err != nil {
 		return "", submitError(err)
