@@ -392,47 +392,61 @@ func (s *Service) runAttach(ctx context.Context, r jobs.Run) error {
 				return err
 			}
 		}
-		sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
-		defer cancel()
-		var err error
-		if p.System {
-			err = s.drv.AttachDisk(sctx, id, p.VolumeID)
-		} else {
-			err = s.drv.AttachDataDisk(sctx, id, p.VolumeID)
-		}
-		if err != nil {
-			if interrupted(ctx, err) {
-				return err
+		err := s.diskCall(ctx, "Failed to attach the disk.", func(sctx context.Context) error {
+			if p.System {
+				return s.drv.AttachDisk(sctx, id, p.VolumeID)
 			}
-			return failStep(ecs.CodeTaskFailed, "Failed to attach the disk.", err)
+			return s.drv.AttachDataDisk(sctx, id, p.VolumeID)
+		})
+		if err != nil {
+			return err
 		}
 		return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
-			v, err := tx.VolumeGet(ctx, p.VolumeID)
-			if err != nil {
-				return err
-			}
-			v.Status = ecs.VolumeInUse
-			if p.System {
-				srv.SystemVolumeID = v.ID
-			}
-			return tx.VolumeUpsert(ctx, &v)
+			return updateVolume(ctx, tx, p.VolumeID, false, func(v *ecs.Volume) {
+				v.Status = ecs.VolumeInUse
+				if p.System {
+					srv.SystemVolumeID = v.ID
+				}
+			})
 		})
 	}, func(ctx context.Context, jr *jobRun, cause error) error {
 		return jr.fail(ctx, cause, func(tx store.Tx, srv *ecs.Server) error {
-			v, err := tx.VolumeGet(ctx, p.VolumeID)
-			if errors.Is(err, ecs.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
-			if p.Make && jr.job.Step < attachDiskMade {
-				v.Host = "" // no disk was made: the volume has no host yet
-			}
-			return tx.VolumeUpsert(ctx, &v)
+			return updateVolume(ctx, tx, p.VolumeID, true, func(v *ecs.Volume) {
+				v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
+				if p.Make && jr.job.Step < attachDiskMade {
+					v.Host = "" // no disk was made: the volume has no host yet
+				}
+			})
 		})
 	})
+}
+
+// diskCall runs call, a driver call of a volume job, within the step
+// timeout; a failure that is not an interruption fails the job with msg.
+func (s *Service) diskCall(ctx context.Context, msg string, call func(sctx context.Context) error) error {
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
+	defer cancel()
+	if err := call(sctx); err != nil {
+		if interrupted(ctx, err) {
+			return err
+		}
+		return failStep(ecs.CodeTaskFailed, msg, err)
+	}
+	return nil
+}
+
+// updateVolume reads volume id in tx, lets change edit it and stores it. A
+// missing volume is an error unless missingOK.
+func updateVolume(ctx context.Context, tx store.Tx, id string, missingOK bool, change func(v *ecs.Volume)) error {
+	v, err := tx.VolumeGet(ctx, id)
+	if missingOK && errors.Is(err, ecs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	change(&v)
+	return tx.VolumeUpsert(ctx, &v)
 }
 
 // DetachVolume detaches a volume from a server, as a job on the server's
@@ -468,22 +482,20 @@ func (s *Service) runDetach(ctx context.Context, r jobs.Run) error {
 	var p volumeParams
 	return s.runJob(ctx, r, &p, func(ctx context.Context, jr *jobRun) error {
 		id := jr.job.ServerID
-		sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
-		defer cancel()
-		var err error
-		if p.System {
-			err = s.drv.DetachDisk(sctx, id, p.VolumeID)
-		} else {
-			err = s.drv.DetachDataDisk(sctx, id, p.VolumeID)
-		}
-		if err == nil && p.Delete {
-			err = s.drv.DeleteDisk(sctx, p.VolumeID)
-		}
-		if err != nil {
-			if interrupted(ctx, err) {
-				return err
+		err := s.diskCall(ctx, "Failed to detach the disk.", func(sctx context.Context) error {
+			var err error
+			if p.System {
+				err = s.drv.DetachDisk(sctx, id, p.VolumeID)
+			} else {
+				err = s.drv.DetachDataDisk(sctx, id, p.VolumeID)
 			}
-			return failStep(ecs.CodeTaskFailed, "Failed to detach the disk.", err)
+			if err == nil && p.Delete {
+				err = s.drv.DeleteDisk(sctx, p.VolumeID)
+			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
 			if p.System && srv.SystemVolumeID == p.VolumeID {
@@ -492,24 +504,13 @@ func (s *Service) runDetach(ctx context.Context, r jobs.Run) error {
 			if p.Delete {
 				return tx.VolumeDelete(ctx, p.VolumeID)
 			}
-			v, err := tx.VolumeGet(ctx, p.VolumeID)
-			if err != nil {
-				return err
-			}
-			v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
-			return tx.VolumeUpsert(ctx, &v)
+			return updateVolume(ctx, tx, p.VolumeID, false, func(v *ecs.Volume) {
+				v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
+			})
 		})
 	}, func(ctx context.Context, jr *jobRun, cause error) error {
 		return jr.fail(ctx, cause, func(tx store.Tx, srv *ecs.Server) error {
-			v, err := tx.VolumeGet(ctx, p.VolumeID)
-			if errors.Is(err, ecs.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			v.Status = ecs.VolumeInUse
-			return tx.VolumeUpsert(ctx, &v)
+			return updateVolume(ctx, tx, p.VolumeID, true, func(v *ecs.Volume) { v.Status = ecs.VolumeInUse })
 		})
 	})
 }
