@@ -209,6 +209,23 @@ func exactly(n int, pos []string, what string) error {
 	return nil
 }
 
+// parseN parses args with fs, checks that there are n positional arguments
+// (what names them in the usage error) and builds the API client.
+func (a *app) parseN(fs *flag.FlagSet, args []string, n int, what string) ([]string, *client.Client, error) {
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := exactly(n, pos, what); err != nil {
+		return nil, nil, err
+	}
+	c, err := a.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, c, nil
+}
+
 // atLeastOne checks there is at least one positional argument.
 func atLeastOne(pos []string, what string) error {
 	if len(pos) == 0 {

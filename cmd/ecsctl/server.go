@@ -77,14 +77,7 @@ func (a *app) serverList(ctx context.Context, args []string) error {
 	fs.StringVar(&opt.Status, "status", "", "only servers in `STATUS` (ACTIVE, SHUTOFF, ...)")
 	fs.IntVar(&opt.Limit, "limit", 0, "page size (server default 25)")
 	fs.IntVar(&opt.Offset, "offset", 0, "`page` number, from 1")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(0, pos, "no arguments"); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.parseN(fs, args, 0, "no arguments")
 	if err != nil {
 		return err
 	}
@@ -96,14 +89,7 @@ func (a *app) serverList(ctx context.Context, args []string) error {
 }
 
 func (a *app) serverShow(ctx context.Context, args []string) error {
-	pos, err := a.parse(a.flags("server show"), args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(1, pos, "one server ID"); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.parseN(a.flags("server show"), args, 1, "one server ID")
 	if err != nil {
 		return err
 	}
@@ -138,10 +124,7 @@ func (a *app) batch(ctx context.Context, name string, hardFlag bool, args []stri
 	if err != nil {
 		return err
 	}
-	if wait {
-		return a.wait(ctx, c, jobID, ids)
-	}
-	return a.printJobID(jobID)
+	return a.submitted(ctx, c, jobID, wait, ids)
 }
 
 func (a *app) serverStart(ctx context.Context, args []string) error {
@@ -283,10 +266,7 @@ func (a *app) serverReinstall(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.wait {
-		return a.wait(ctx, c, jobID, pos)
-	}
-	return a.printJobID(jobID)
+	return a.submitted(ctx, c, jobID, f.wait, pos)
 }
 
 func (a *app) serverChangeOS(ctx context.Context, args []string) error {
@@ -325,10 +305,7 @@ func (a *app) serverChangeOS(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.wait {
-		return a.wait(ctx, c, jobID, pos)
-	}
-	return a.printJobID(jobID)
+	return a.submitted(ctx, c, jobID, f.wait, pos)
 }
 
 func (a *app) serverResetPassword(ctx context.Context, args []string) error {

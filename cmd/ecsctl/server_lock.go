@@ -18,14 +18,7 @@ func (a *app) serverLock(ctx context.Context, args []string) error {
 	fs := a.flags("server lock")
 	var reason string
 	fs.StringVar(&reason, "reason", "", "why the server is locked (shown as locked_reason)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(1, pos, "one server ID"); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.parseN(fs, args, 1, "one server ID")
 	if err != nil {
 		return err
 	}
@@ -33,14 +26,7 @@ func (a *app) serverLock(ctx context.Context, args []string) error {
 }
 
 func (a *app) serverUnlock(ctx context.Context, args []string) error {
-	pos, err := a.parse(a.flags("server unlock"), args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(1, pos, "one server ID"); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.parseN(a.flags("server unlock"), args, 1, "one server ID")
 	if err != nil {
 		return err
 	}
@@ -53,14 +39,7 @@ func (a *app) serverActions(ctx context.Context, args []string) error {
 	fs := a.flags("server actions")
 	var request string
 	fs.StringVar(&request, "request", "", "show the entry of this `REQUEST_ID` with its events")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(1, pos, "one server ID"); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.parseN(fs, args, 1, "one server ID")
 	if err != nil {
 		return err
 	}

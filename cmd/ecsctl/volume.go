@@ -70,14 +70,7 @@ func (a *app) volumeDelete(ctx context.Context, args []string) error {
 	fs := a.flags("volume delete")
 	var wait bool
 	fs.BoolVar(&wait, "wait", false, "wait for the job")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(1, pos, "one volume ID"); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.parseN(fs, args, 1, "one volume ID")
 	if err != nil {
 		return err
 	}
@@ -85,10 +78,7 @@ func (a *app) volumeDelete(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if wait {
-		return a.wait(ctx, c, job, nil)
-	}
-	return a.printJobID(job)
+	return a.submitted(ctx, c, job, wait, nil)
 }
 
 func (a *app) serverAttach(ctx context.Context, args []string) error {
@@ -97,14 +87,7 @@ func (a *app) serverAttach(ctx context.Context, args []string) error {
 	var wait bool
 	fs.StringVar(&device, "device", "", "`DEVICE` (/dev/vdX; /dev/vda attaches the system disk; default: the next free one)")
 	fs.BoolVar(&wait, "wait", false, "wait for the job, showing progress on stderr")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(2, pos, "a server ID and a volume ID"); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.parseN(fs, args, 2, "a server ID and a volume ID")
 	if err != nil {
 		return err
 	}
@@ -112,10 +95,7 @@ func (a *app) serverAttach(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if wait {
-		return a.wait(ctx, c, job, pos[:1])
-	}
-	return a.printJobID(job)
+	return a.submitted(ctx, c, job, wait, pos[:1])
 }
 
 func (a *app) serverDetach(ctx context.Context, args []string) error {
@@ -123,14 +103,7 @@ func (a *app) serverDetach(ctx context.Context, args []string) error {
 	var del, wait bool
 	fs.BoolVar(&del, "delete", false, "delete the volume once detached (delete_flag=1)")
 	fs.BoolVar(&wait, "wait", false, "wait for the job, showing progress on stderr")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(2, pos, "a server ID and a volume ID"); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.parseN(fs, args, 2, "a server ID and a volume ID")
 	if err != nil {
 		return err
 	}
@@ -138,8 +111,5 @@ func (a *app) serverDetach(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if wait {
-		return a.wait(ctx, c, job, pos[:1])
-	}
-	return a.printJobID(job)
+	return a.submitted(ctx, c, job, wait, pos[:1])
 }

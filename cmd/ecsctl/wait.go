@@ -84,3 +84,12 @@ func (a *app) wait(ctx context.Context, c *client.Client, jobID string, serverID
 	}
 	return a.printJob(job, serverIDs)
 }
+
+// submitted ends a command that started job jobID: with wait it waits for
+// the job (showing serverIDs' progress), else it prints the job's ID.
+func (a *app) submitted(ctx context.Context, c *client.Client, jobID string, wait bool, serverIDs []string) error {
+	if wait {
+		return a.wait(ctx, c, jobID, serverIDs)
+	}
+	return a.printJobID(jobID)
+}

@@ -49,6 +49,17 @@ func setup(t *testing.T, simCfg sim.Config, faults ...faulty.Fault) *bundle {
 	return setupWith(t, simCfg, nil, faults...)
 }
 
+// setupFaults is setup with the simulator's defaults and the faults of
+// spec (faulty.Parse's syntax).
+func setupFaults(t *testing.T, spec string) *bundle {
+	t.Helper()
+	faults, err := faulty.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return setup(t, sim.Config{}, faults...)
+}
+
 // setupWith is setup with the service's Config edited by mod, which may
 // wrap its store.
 func setupWith(t *testing.T, simCfg sim.Config, mod func(*cloud.Config), faults ...faulty.Fault) *bundle {
@@ -296,11 +307,7 @@ func TestReinstallRules(t *testing.T) {
 func TestReinstallConcurrentYieldsOneJob(t *testing.T) {
 	t.Parallel()
 	// The job must outlive the 50 calls, however slowly they land.
-	faults, err := faulty.Parse("apply_credentials=delay:2s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := setup(t, sim.Config{}, faults...)
+	b := setupFaults(t, "apply_credentials=delay:2s")
 	srv := b.server(t, linuxImage, true)
 	var mu sync.Mutex
 	var jobs []string
@@ -348,11 +355,7 @@ func TestReinstallConcurrentYieldsOneJob(t *testing.T) {
 
 func TestReinstallFailureKeepsOldDiskAndRetrySucceeds(t *testing.T) {
 	t.Parallel()
-	faults, err := faulty.Parse("apply_credentials=fail:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := setup(t, sim.Config{}, faults...)
+	b := setupFaults(t, "apply_credentials=fail:1")
 	ctx := context.Background()
 	srv := b.server(t, linuxImage, true)
 	job, err := b.svc.Reinstall(ctx, b.caller, srv.ID, cloud.ReinstallInput{AdminPass: str(goodPass)})

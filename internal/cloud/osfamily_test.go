@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/ecsproject/ecsd/internal/cloud"
-	"github.com/ecsproject/ecsd/internal/compute/faulty"
 	"github.com/ecsproject/ecsd/internal/compute/sim"
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/password"
@@ -199,11 +198,7 @@ func TestChangeOSSwapsImage(t *testing.T) {
 // image and disk; a new change of OS then succeeds.
 func TestChangeOSFailureKeepsOldImage(t *testing.T) {
 	t.Parallel()
-	faults, err := faulty.Parse("apply_credentials=fail:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := setup(t, sim.Config{}, faults...)
+	b := setupFaults(t, "apply_credentials=fail:1")
 	ctx := context.Background()
 	srv := b.server(t, linuxImage, true)
 	in := cloud.ReinstallInput{AdminPass: str(goodPass), ImageID: str(ubuntuImage)}
@@ -306,14 +301,10 @@ func TestResetPassword(t *testing.T) {
 // state.
 func TestResetPasswordAgentFailureReachesTheCaller(t *testing.T) {
 	t.Parallel()
-	faults, err := faulty.Parse("set_password=fail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := setup(t, sim.Config{}, faults...)
+	b := setupFaults(t, "set_password=fail")
 	ctx := context.Background()
 	ci := b.server(t, cloudImage, false)
-	err = b.svc.ResetPassword(ctx, b.caller, ci.ID, cloud.ResetPasswordInput{NewPassword: goodPass})
+	err := b.svc.ResetPassword(ctx, b.caller, ci.ID, cloud.ResetPasswordInput{NewPassword: goodPass})
 	if code(err) != ecs.CodeTaskFailed {
 		t.Errorf("reset with a failing agent: %v, want %s", err, ecs.CodeTaskFailed)
 	}

@@ -234,17 +234,7 @@ func (s *Service) AttachVolume(ctx context.Context, c Caller, serverID, volumeID
 	jobID := newJobID()
 	now := time.Now().UTC()
 	err := s.store.Write(ctx, func(tx store.Tx) error {
-		srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, serverID)
-		if err != nil {
-			return err
-		}
-		if err := s.hostGate(tx.HostList).check(ctx, &srv); err != nil {
-			return err
-		}
-		if err := idle(&srv); err != nil {
-			return err
-		}
-		v, err := lookupVolume(ctx, tx.VolumeGet, c.ProjectID, volumeID, ecs.CodeVolumeUnavailable)
+		srv, v, err := s.volumeTarget(ctx, tx, c, serverID, volumeID, ecs.CodeVolumeUnavailable)
 		if err != nil {
 			return err
 		}
@@ -264,32 +254,74 @@ func (s *Service) AttachVolume(ctx context.Context, c Caller, serverID, volumeID
 		if err != nil {
 			return err
 		}
-		switch {
-		case p.System && srv.VMState != ecs.VMStopped:
-			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: a system disk attaches to a stopped ECS only.")
-		case !p.System && srv.VMState != ecs.VMStopped && srv.VMState != ecs.VMActive:
-			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: ECS %s is %s.", srv.ID, srv.Status())
+		if err := diskStateAllows(&srv, p.System, "a system disk attaches to a stopped ECS only."); err != nil {
+			return err
 		}
-		params, _ := json.Marshal(p)
 		v.Status, v.ServerID, v.Device, v.Host = ecs.VolumeAttaching, srv.ID, p.Device, srv.Host
-		if err := tx.VolumeUpsert(ctx, &v); err != nil {
-			return err
-		}
-		srv.TaskJobID, srv.Updated = jobID, now
-		if err := tx.ServerUpdate(ctx, &srv); err != nil {
-			return err
-		}
-		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobAttachVolume, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
-			return err
-		}
-		return RecordAction(ctx, tx, c, srv.ID, ecs.ActionAttachVolume, jobID, jobID, now)
+		return submitVolumeJob(ctx, tx, c, &ecs.Job{ID: jobID, Type: ecs.JobAttachVolume, Created: now}, &srv, &v, p)
 	})
 	if err != nil {
 		return "", submitError(err)
 	}
 	s.engine.Notify()
 	return jobID, nil
+}
+
+// volumeTarget reads, in tx, the server and the volume of an attach or a
+// detach: the server must be the caller's, on a usable host and idle; a
+// missing volume is the error code.
+func (s *Service) volumeTarget(ctx context.Context, tx store.Tx, c Caller, serverID, volumeID string,
+	code ecs.Code) (ecs.Server, ecs.Volume, error) {
+	srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, serverID)
+	if err != nil {
+		return ecs.Server{}, ecs.Volume{}, err
+	}
+	if err := s.hostGate(tx.HostList).check(ctx, &srv); err != nil {
+		return ecs.Server{}, ecs.Volume{}, err
+	}
+	if err := idle(&srv); err != nil {
+		return ecs.Server{}, ecs.Volume{}, err
+	}
+	v, err := lookupVolume(ctx, tx.VolumeGet, c.ProjectID, volumeID, code)
+	if err != nil {
+		return ecs.Server{}, ecs.Volume{}, err
+	}
+	return srv, v, nil
+}
+
+// diskStateAllows says whether srv's state lets a disk attach or detach: a
+// system disk needs a stopped ECS (systemRule says so to the client), a
+// data disk a stopped or running one.
+func diskStateAllows(srv *ecs.Server, system bool, systemRule string) error {
+	switch {
+	case system && srv.VMState != ecs.VMStopped:
+		return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: %s", systemRule)
+	case !system && srv.VMState != ecs.VMStopped && srv.VMState != ecs.VMActive:
+		return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: ECS %s is %s.", srv.ID, srv.Status())
+	}
+	return nil
+}
+
+// submitVolumeJob stores v (its new status set by the caller), marks srv
+// busy with job j and inserts j, of project c, on srv's host with params p.
+func submitVolumeJob(ctx context.Context, tx store.Tx, c Caller, j *ecs.Job, srv *ecs.Server, v *ecs.Volume, p volumeParams) error {
+	params, _ := json.Marshal(p)
+	if err := tx.VolumeUpsert(ctx, v); err != nil {
+		return err
+	}
+	srv.TaskJobID, srv.Updated = j.ID, j.Created
+	if err := tx.ServerUpdate(ctx, srv); err != nil {
+		return err
+	}
+	j.ProjectID, j.Status, j.ServerID, j.Host, j.Runnable, j.Params = c.ProjectID, ecs.JobInit, srv.ID, srv.Host, true, params
+	if err := tx.JobInsert(ctx, j); err != nil {
+		return err
+	}
+	action := ecs.ActionAttachVolume
+	if j.Type == ecs.JobDetachVolume {
+		action = ecs.ActionDetachVolume
+	}
+	return RecordAction(ctx, tx, c, srv.ID, action, j.ID, j.ID, j.Created)
 }
 
 // serverVolumes returns the volumes of vols attached (or attaching) to
@@ -367,47 +399,61 @@ func (s *Service) runAttach(ctx context.Context, r jobs.Run) error {
 				return err
 			}
 		}
-		sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
-		defer cancel()
-		var err error
-		if p.System {
-			err = s.drv.AttachDisk(sctx, id, p.VolumeID)
-		} else {
-			err = s.drv.AttachDataDisk(sctx, id, p.VolumeID)
-		}
-		if err != nil {
-			if interrupted(ctx, err) {
-				return err
+		err := s.diskCall(ctx, "Failed to attach the disk.", func(sctx context.Context) error {
+			if p.System {
+				return s.drv.AttachDisk(sctx, id, p.VolumeID)
 			}
-			return failStep(ecs.CodeTaskFailed, "Failed to attach the disk.", err)
+			return s.drv.AttachDataDisk(sctx, id, p.VolumeID)
+		})
+		if err != nil {
+			return err
 		}
 		return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
-			v, err := tx.VolumeGet(ctx, p.VolumeID)
-			if err != nil {
-				return err
-			}
-			v.Status = ecs.VolumeInUse
-			if p.System {
-				srv.SystemVolumeID = v.ID
-			}
-			return tx.VolumeUpsert(ctx, &v)
+			return updateVolume(ctx, tx, p.VolumeID, false, func(v *ecs.Volume) {
+				v.Status = ecs.VolumeInUse
+				if p.System {
+					srv.SystemVolumeID = v.ID
+				}
+			})
 		})
 	}, func(ctx context.Context, jr *jobRun, cause error) error {
 		return jr.fail(ctx, cause, func(tx store.Tx, srv *ecs.Server) error {
-			v, err := tx.VolumeGet(ctx, p.VolumeID)
-			if errors.Is(err, ecs.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
-			if p.Make && jr.job.Step < attachDiskMade {
-				v.Host = "" // no disk was made: the volume has no host yet
-			}
-			return tx.VolumeUpsert(ctx, &v)
+			return updateVolume(ctx, tx, p.VolumeID, true, func(v *ecs.Volume) {
+				v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
+				if p.Make && jr.job.Step < attachDiskMade {
+					v.Host = "" // no disk was made: the volume has no host yet
+				}
+			})
 		})
 	})
+}
+
+// diskCall runs call, a driver call of a volume job, within the step
+// timeout; a failure that is not an interruption fails the job with msg.
+func (s *Service) diskCall(ctx context.Context, msg string, call func(sctx context.Context) error) error {
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
+	defer cancel()
+	if err := call(sctx); err != nil {
+		if interrupted(ctx, err) {
+			return err
+		}
+		return failStep(ecs.CodeTaskFailed, msg, err)
+	}
+	return nil
+}
+
+// updateVolume reads volume id in tx, lets change edit it and stores it. A
+// missing volume is an error unless missingOK.
+func updateVolume(ctx context.Context, tx store.Tx, id string, missingOK bool, change func(v *ecs.Volume)) error {
+	v, err := tx.VolumeGet(ctx, id)
+	if missingOK && errors.Is(err, ecs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	change(&v)
+	return tx.VolumeUpsert(ctx, &v)
 }
 
 // DetachVolume detaches a volume from a server, as a job on the server's
@@ -417,17 +463,7 @@ func (s *Service) DetachVolume(ctx context.Context, c Caller, serverID, volumeID
 	jobID := newJobID()
 	now := time.Now().UTC()
 	err := s.store.Write(ctx, func(tx store.Tx) error {
-		srv, err := lookupServer(ctx, tx.ServerGet, c.ProjectID, serverID)
-		if err != nil {
-			return err
-		}
-		if err := s.hostGate(tx.HostList).check(ctx, &srv); err != nil {
-			return err
-		}
-		if err := idle(&srv); err != nil {
-			return err
-		}
-		v, err := lookupVolume(ctx, tx.VolumeGet, c.ProjectID, volumeID, ecs.CodeVolumeNotAttached)
+		srv, v, err := s.volumeTarget(ctx, tx, c, serverID, volumeID, ecs.CodeVolumeNotAttached)
 		if err != nil {
 			return err
 		}
@@ -435,26 +471,11 @@ func (s *Service) DetachVolume(ctx context.Context, c Caller, serverID, volumeID
 			return ecs.Errorf(ecs.CodeVolumeNotAttached, "The disk %s is not attached to ECS %s.", v.ID, srv.ID)
 		}
 		p := volumeParams{VolumeID: v.ID, System: v.ID == srv.SystemVolumeID, Delete: deleteVolume}
-		switch {
-		case p.System && srv.VMState != ecs.VMStopped:
-			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: stop the ECS before detaching its system disk.")
-		case !p.System && srv.VMState != ecs.VMStopped && srv.VMState != ecs.VMActive:
-			return ecs.Errorf(ecs.CodeBadState, "The ECS status does not meet requirements: ECS %s is %s.", srv.ID, srv.Status())
+		if err := diskStateAllows(&srv, p.System, "stop the ECS before detaching its system disk."); err != nil {
+			return err
 		}
-		params, _ := json.Marshal(p)
 		v.Status = ecs.VolumeDetaching
-		if err := tx.VolumeUpsert(ctx, &v); err != nil {
-			return err
-		}
-		srv.TaskJobID, srv.Updated = jobID, now
-		if err := tx.ServerUpdate(ctx, &srv); err != nil {
-			return err
-		}
-		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobDetachVolume, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
-			return err
-		}
-		return RecordAction(ctx, tx, c, srv.ID, ecs.ActionDetachVolume, jobID, jobID, now)
+		return submitVolumeJob(ctx, tx, c, &ecs.Job{ID: jobID, Type: ecs.JobDetachVolume, Created: now}, &srv, &v, p)
 	})
 	if err != nil {
 		return "", submitError(err)
@@ -468,22 +489,20 @@ func (s *Service) runDetach(ctx context.Context, r jobs.Run) error {
 	var p volumeParams
 	return s.runJob(ctx, r, &p, func(ctx context.Context, jr *jobRun) error {
 		id := jr.job.ServerID
-		sctx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
-		defer cancel()
-		var err error
-		if p.System {
-			err = s.drv.DetachDisk(sctx, id, p.VolumeID)
-		} else {
-			err = s.drv.DetachDataDisk(sctx, id, p.VolumeID)
-		}
-		if err == nil && p.Delete {
-			err = s.drv.DeleteDisk(sctx, p.VolumeID)
-		}
-		if err != nil {
-			if interrupted(ctx, err) {
-				return err
+		err := s.diskCall(ctx, "Failed to detach the disk.", func(sctx context.Context) error {
+			var err error
+			if p.System {
+				err = s.drv.DetachDisk(sctx, id, p.VolumeID)
+			} else {
+				err = s.drv.DetachDataDisk(sctx, id, p.VolumeID)
 			}
-			return failStep(ecs.CodeTaskFailed, "Failed to detach the disk.", err)
+			if err == nil && p.Delete {
+				err = s.drv.DeleteDisk(sctx, p.VolumeID)
+			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
 			if p.System && srv.SystemVolumeID == p.VolumeID {
@@ -492,24 +511,13 @@ func (s *Service) runDetach(ctx context.Context, r jobs.Run) error {
 			if p.Delete {
 				return tx.VolumeDelete(ctx, p.VolumeID)
 			}
-			v, err := tx.VolumeGet(ctx, p.VolumeID)
-			if err != nil {
-				return err
-			}
-			v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
-			return tx.VolumeUpsert(ctx, &v)
+			return updateVolume(ctx, tx, p.VolumeID, false, func(v *ecs.Volume) {
+				v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
+			})
 		})
 	}, func(ctx context.Context, jr *jobRun, cause error) error {
 		return jr.fail(ctx, cause, func(tx store.Tx, srv *ecs.Server) error {
-			v, err := tx.VolumeGet(ctx, p.VolumeID)
-			if errors.Is(err, ecs.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			v.Status = ecs.VolumeInUse
-			return tx.VolumeUpsert(ctx, &v)
+			return updateVolume(ctx, tx, p.VolumeID, true, func(v *ecs.Volume) { v.Status = ecs.VolumeInUse })
 		})
 	})
 }

@@ -81,17 +81,11 @@ func (d *Driver) createBlankDisk(ctx context.Context, id string, size int64) err
 // succeeds (and plugs it again if a crash left it recorded but unplugged).
 func (d *Driver) AttachDataDisk(ctx context.Context, serverID, diskID string) error {
 	const op = "attach data disk"
-	if err := ctx.Err(); err != nil {
+	s, unlock, err := d.lockForDisk(ctx, op, serverID, diskID, diskID)
+	if err != nil {
 		return err
 	}
-	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
-		return err
-	}
-	s, unlock := d.lockServer(serverID, diskID)
 	defer unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	view := d.serverView(serverID, s)
 	done, err := compute.CheckAttachData(view, d.diskView(diskID))
 	if err != nil {
@@ -115,17 +109,11 @@ func (d *Driver) AttachDataDisk(ctx context.Context, serverID, diskID string) er
 // guest must release it) and removes it from the server's record.
 func (d *Driver) DetachDataDisk(ctx context.Context, serverID, diskID string) error {
 	const op = "detach data disk"
-	if err := ctx.Err(); err != nil {
+	s, unlock, err := d.lockForDisk(ctx, op, serverID, diskID, diskID)
+	if err != nil {
 		return err
 	}
-	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
-		return err
-	}
-	s, unlock := d.lockServer(serverID, diskID)
 	defer unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	view := d.serverView(serverID, s)
 	if done, err := compute.CheckDetachData(view, diskID); done || err != nil {
 		return opError(op, err)

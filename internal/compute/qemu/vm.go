@@ -287,17 +287,11 @@ func (d *Driver) DeleteServer(ctx context.Context, serverID string) error {
 // none; attaching the disk it has succeeds.
 func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error {
 	const op = "attach disk"
-	if err := ctx.Err(); err != nil {
+	s, unlock, err := d.lockForDisk(ctx, op, serverID, diskID, diskID)
+	if err != nil {
 		return err
 	}
-	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
-		return err
-	}
-	s, unlock := d.lockServer(serverID, diskID)
 	defer unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if done, err := compute.CheckAttach(d.serverView(serverID, s), d.diskView(diskID)); done || err != nil {
 		return opError(op, err)
 	}
@@ -308,21 +302,33 @@ func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) error 
 // not have is already detached.
 func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) error {
 	const op = "detach disk"
-	if err := ctx.Err(); err != nil {
+	s, unlock, err := d.lockForDisk(ctx, op, serverID, diskID, "")
+	if err != nil {
 		return err
 	}
-	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
-		return err
-	}
-	s, unlock := d.lockServer(serverID, "")
 	defer unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if done, err := compute.CheckDetach(d.serverView(serverID, s), diskID); done || err != nil {
 		return opError(op, err)
 	}
 	return d.setDisk(s, "")
+}
+
+// lockForDisk begins disk call op on server serverID and disk diskID:
+// it checks ctx and the ids, then locks the server (and extraDisk, see
+// lockServer). The caller defers the unlock.
+func (d *Driver) lockForDisk(ctx context.Context, op, serverID, diskID, extraDisk string) (*server, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := checkIDs(op, "server", serverID, "disk", diskID); err != nil {
+		return nil, nil, err
+	}
+	s, unlock := d.lockServer(serverID, extraDisk)
+	if err := ctx.Err(); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return s, unlock, nil
 }
 
 // serverView is what the rules need to know about server id (s, nil when

@@ -444,25 +444,9 @@ func (d *Driver) AttachDataDisk(ctx context.Context, serverID, diskID string) er
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
-	srv := d.servers.lock(serverID)
-	defer d.servers.unlock(serverID, srv)
-	disk := d.disks.lock(diskID)
-	defer d.disks.unlock(diskID, disk)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	dv := diskView(disk)
-	dv.ID = diskID
-	if done, err := compute.CheckAttachData(serverView(serverID, srv), dv); done || err != nil {
-		return opError(op, err)
-	}
-	next := srv.st
-	next.DataDisks = append(append([]string(nil), srv.st.DataDisks...), diskID)
-	if err := d.writeJSON(d.serverPath(serverID), next); err != nil {
-		return err
-	}
-	srv.st = next
-	return d.mirror(disk, serverID)
+	return d.attach(ctx, op, serverID, diskID, compute.CheckAttachData, func(st *ServerState) {
+		st.DataDisks = append(append([]string(nil), st.DataDisks...), diskID)
+	})
 }
 
 // DetachDataDisk detaches data disk diskID from a server, running or
@@ -475,28 +459,15 @@ func (d *Driver) DetachDataDisk(ctx context.Context, serverID, diskID string) er
 	if err := d.begin(ctx, op); err != nil {
 		return err
 	}
-	srv := d.servers.lock(serverID)
-	defer d.servers.unlock(serverID, srv)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if done, err := compute.CheckDetachData(serverView(serverID, srv), diskID); done || err != nil {
-		return opError(op, err)
-	}
-	disk := d.disks.lock(diskID)
-	defer d.disks.unlock(diskID, disk)
-	next := srv.st
-	next.DataDisks = nil
-	for _, id := range srv.st.DataDisks {
-		if id != diskID {
-			next.DataDisks = append(next.DataDisks, id)
+	return d.detach(ctx, op, serverID, diskID, compute.CheckDetachData, func(st *ServerState) {
+		var kept []string
+		for _, id := range st.DataDisks {
+			if id != diskID {
+				kept = append(kept, id)
+			}
 		}
-	}
-	if err := d.writeJSON(d.serverPath(serverID), next); err != nil {
-		return err
-	}
-	srv.st = next
-	return d.mirror(disk, "")
+		st.DataDisks = kept
+	})
 }
 
 // AttachDisk makes diskID the system disk of a stopped server that has
@@ -510,25 +481,7 @@ func (d *Driver) AttachDisk(ctx context.Context, serverID, diskID string) (err e
 		return err
 	}
 	defer d.record(ctx, op, serverID, diskID, &err)
-	srv := d.servers.lock(serverID)
-	defer d.servers.unlock(serverID, srv)
-	disk := d.disks.lock(diskID)
-	defer d.disks.unlock(diskID, disk)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	dv := diskView(disk)
-	dv.ID = diskID
-	if done, err := compute.CheckAttach(serverView(serverID, srv), dv); done || err != nil {
-		return opError(op, err)
-	}
-	next := srv.st
-	next.DiskID = diskID
-	if err := d.writeJSON(d.serverPath(serverID), next); err != nil {
-		return err
-	}
-	srv.st = next
-	return d.mirror(disk, serverID)
+	return d.attach(ctx, op, serverID, diskID, compute.CheckAttach, func(st *ServerState) { st.DiskID = diskID })
 }
 
 // DetachDisk detaches diskID from a stopped server; a disk the server does
@@ -542,18 +495,52 @@ func (d *Driver) DetachDisk(ctx context.Context, serverID, diskID string) (err e
 		return err
 	}
 	defer d.record(ctx, op, serverID, diskID, &err)
+	return d.detach(ctx, op, serverID, diskID, compute.CheckDetach, func(st *ServerState) { st.DiskID = "" })
+}
+
+// attach is the body of the attach calls once the ids are checked: rule
+// (compute's) says whether there is something to do, change makes the
+// server's next state from the current one, and the disk records that it
+// is attached.
+func (d *Driver) attach(ctx context.Context, op, serverID, diskID string,
+	rule func(compute.ServerView, compute.DiskView) (bool, error), change func(st *ServerState)) error {
+	srv := d.servers.lock(serverID)
+	defer d.servers.unlock(serverID, srv)
+	disk := d.disks.lock(diskID)
+	defer d.disks.unlock(diskID, disk)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dv := diskView(disk)
+	dv.ID = diskID
+	if done, err := rule(serverView(serverID, srv), dv); done || err != nil {
+		return opError(op, err)
+	}
+	next := srv.st
+	change(&next)
+	if err := d.writeJSON(d.serverPath(serverID), next); err != nil {
+		return err
+	}
+	srv.st = next
+	return d.mirror(disk, serverID)
+}
+
+// detach is the body of the detach calls once the ids are checked, like
+// attach; the disk is locked only once rule found something to do.
+func (d *Driver) detach(ctx context.Context, op, serverID, diskID string,
+	rule func(compute.ServerView, string) (bool, error), change func(st *ServerState)) error {
 	srv := d.servers.lock(serverID)
 	defer d.servers.unlock(serverID, srv)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if done, err := compute.CheckDetach(serverView(serverID, srv), diskID); done || err != nil {
+	if done, err := rule(serverView(serverID, srv), diskID); done || err != nil {
 		return opError(op, err)
 	}
 	disk := d.disks.lock(diskID)
 	defer d.disks.unlock(diskID, disk)
 	next := srv.st
-	next.DiskID = ""
+	change(&next)
 	if err := d.writeJSON(d.serverPath(serverID), next); err != nil {
 		return err
 	}

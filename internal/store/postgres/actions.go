@@ -10,21 +10,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // ---- action log, lock, client tokens (issue 10)
 
-const actionCols = `request_id, server_id, project_id, action, user_id, access_key, job_id, run_job_id, outcome, message,
-	start_time, end_time`
+const actionCols = store.ActionColumns
 
-func scanAction(sc pgx.Row) (ecs.Action, error) {
-	var a ecs.Action
-	var start, end int64
-	err := sc.Scan(&a.RequestID, &a.ServerID, &a.ProjectID, &a.Action, &a.UserID, &a.AccessKey, &a.JobID, &a.RunJobID,
-		&a.Outcome, &a.Message, &start, &end)
-	a.Start, a.End = fromMS(start), fromMS(end)
-	return a, err
-}
+func scanAction(sc pgx.Row) (ecs.Action, error) { return store.ScanAction(sc) }
 
 func (s *Store) ActionList(ctx context.Context, projectID, serverID string) ([]ecs.Action, error) {
 	if unstorable(projectID, serverID) {

@@ -15,16 +15,12 @@ import (
 
 // jobCols are the columns of a job; JobGet orders by the two it adds after
 // them (19 and 20): keep it in step.
-const jobCols = `id, project_id, type, status, parent_id, server_id, runnable, error_code, fail_reason, params, step, attempts,
-	errors, last_error, created, begin_time, end_time, host`
+const jobCols = store.JobColumns
 
 func scanJob(sc pgx.Row, extra ...any) (ecs.Job, error) {
-	var j ecs.Job
-	var created, begin, end int64
-	err := sc.Scan(append([]any{&j.ID, &j.ProjectID, &j.Type, &j.Status, &j.ParentID, &j.ServerID, &j.Runnable, &j.ErrorCode,
-		&j.FailReason, &j.Params, &j.Step, &j.Attempts, &j.Errors, &j.LastError, &created, &begin, &end, &j.Host}, extra...)...)
-	j.Created, j.Begin, j.End = fromMS(created), fromMS(begin), fromMS(end)
-	return j, err
+	var r store.JobRow
+	err := sc.Scan(append(r.Targets(&r.Job.Runnable), extra...)...)
+	return r.Decode(), err
 }
 
 func (t *tx) JobInsert(ctx context.Context, j *ecs.Job) error {

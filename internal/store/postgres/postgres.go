@@ -343,35 +343,14 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 // ---- servers
 
-const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
-	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at, host, reservation_id, nics, tags, locked_reason, details`
+const serverCols = store.ServerColumns
 
 func scanServer(sc pgx.Row) (ecs.Server, error) {
-	var s ecs.Server
-	var meta []byte
-	var nics, tags, details string
-	var created, updated, launched int64
-	var owner string
-	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &s.Locked, &s.ImageID,
-		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &s.ReinstallFailed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID,
-		&s.Addr, &s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags, &s.LockedReason, &details)
-	if err != nil {
-		return s, err
+	var r store.ServerRow
+	if err := sc.Scan(r.Targets(&r.Server.Locked, &r.Server.ReinstallFailed)...); err != nil {
+		return r.Server, err
 	}
-	if err := store.DecodeServerJSON(&s, nics, tags); err != nil {
-		return s, err
-	}
-	if err := store.DecodeServerDetails(&s, details); err != nil {
-		return s, err
-	}
-	s.Created, s.Updated, s.LaunchedAt = fromMS(created), fromMS(updated), fromMS(launched)
-	if len(meta) > 0 && string(meta) != "{}" {
-		if err := json.Unmarshal(meta, &s.Metadata); err != nil {
-			return s, fmt.Errorf("server %s metadata: %w", s.ID, err)
-		}
-	}
-	return s, nil
+	return r.Decode()
 }
 
 // serverArgs are the arguments of every column but id and task_owner, in

@@ -9,21 +9,14 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // ---- action log, lock, client tokens (issue 10)
 
-const actionCols = `request_id, server_id, project_id, action, user_id, access_key, job_id, run_job_id, outcome, message,
-	start_time, end_time`
+const actionCols = store.ActionColumns
 
-func scanAction(sc scanner) (ecs.Action, error) {
-	var a ecs.Action
-	var start, end int64
-	err := sc.Scan(&a.RequestID, &a.ServerID, &a.ProjectID, &a.Action, &a.UserID, &a.AccessKey, &a.JobID, &a.RunJobID,
-		&a.Outcome, &a.Message, &start, &end)
-	a.Start, a.End = fromMS(start), fromMS(end)
-	return a, err
-}
+func scanAction(sc scanner) (ecs.Action, error) { return store.ScanAction(sc) }
 
 func (s *Store) ActionList(ctx context.Context, projectID, serverID string) ([]ecs.Action, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+actionCols+` FROM server_actions WHERE project_id = ? AND server_id = ?

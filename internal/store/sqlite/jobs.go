@@ -11,18 +11,14 @@ import (
 	"github.com/ecsproject/ecsd/internal/store"
 )
 
-const jobCols = `id, project_id, type, status, parent_id, server_id, runnable, error_code, fail_reason, params, step, attempts,
-	errors, last_error, created, begin_time, end_time, host`
+const jobCols = store.JobColumns
 
 func scanJob(sc scanner) (ecs.Job, error) {
-	var j ecs.Job
+	var r store.JobRow
 	var runnable int
-	var created, begin, end int64
-	err := sc.Scan(&j.ID, &j.ProjectID, &j.Type, &j.Status, &j.ParentID, &j.ServerID, &runnable, &j.ErrorCode, &j.FailReason,
-		&j.Params, &j.Step, &j.Attempts, &j.Errors, &j.LastError, &created, &begin, &end, &j.Host)
-	j.Runnable = runnable != 0
-	j.Created, j.Begin, j.End = fromMS(created), fromMS(begin), fromMS(end)
-	return j, err
+	err := sc.Scan(r.Targets(&runnable)...)
+	r.Job.Runnable = runnable != 0
+	return r.Decode(), err
 }
 
 func (t *tx) JobInsert(ctx context.Context, j *ecs.Job) error {

@@ -266,37 +266,16 @@ func (s *Store) ImageList(ctx context.Context) ([]ecs.Image, error) {
 
 // ---- servers
 
-const serverCols = `id, project_id, user_id, name, vm_state, task_state, power_state, locked, image_id, flavor_id, key_name,
-	system_volume_id, reinstall_failed, task_job_id, task_owner, fault, metadata, az, vpc_id, addr, access_port, launch_index,
-	created, updated, launched_at, host, reservation_id, nics, tags, locked_reason, details`
+const serverCols = store.ServerColumns
 
 func scanServer(sc scanner) (ecs.Server, error) {
-	var s ecs.Server
+	var r store.ServerRow
 	var locked, failed int
-	var meta, nics, tags, details string
-	var created, updated, launched int64
-	var owner string
-	err := sc.Scan(&s.ID, &s.ProjectID, &s.UserID, &s.Name, &s.VMState, &s.TaskState, &s.PowerState, &locked, &s.ImageID,
-		&s.FlavorID, &s.KeyName, &s.SystemVolumeID, &failed, &s.TaskJobID, &owner, &s.Fault, &meta, &s.AZ, &s.VPCID, &s.Addr,
-		&s.AccessPort, &s.LaunchIndex, &created, &updated, &launched, &s.Host, &s.ReservationID, &nics, &tags, &s.LockedReason, &details)
-	if err != nil {
-		return s, err
+	if err := sc.Scan(r.Targets(&locked, &failed)...); err != nil {
+		return r.Server, err
 	}
-	if err := store.DecodeServerJSON(&s, nics, tags); err != nil {
-		return s, err
-	}
-	if err := store.DecodeServerDetails(&s, details); err != nil {
-		return s, err
-	}
-	s.Locked = locked != 0
-	s.ReinstallFailed = failed != 0
-	s.Created, s.Updated, s.LaunchedAt = fromMS(created), fromMS(updated), fromMS(launched)
-	if meta != "" && meta != "{}" {
-		if err := json.Unmarshal([]byte(meta), &s.Metadata); err != nil {
-			return s, fmt.Errorf("server %s metadata: %w", s.ID, err)
-		}
-	}
-	return s, nil
+	r.Server.Locked, r.Server.ReinstallFailed = locked != 0, failed != 0
+	return r.Decode()
 }
 
 func serverArgs(s *ecs.Server) []any {
