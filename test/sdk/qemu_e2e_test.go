@@ -269,31 +269,39 @@ func setupQEMU(t *testing.T) *qemuEnv {
 // qemuTestImage returns $ECS_TEST_IMAGE_DIR when it holds the test image,
 // else builds the image (cached) in ~/.cache/ecsd/test-image.
 func qemuTestImage(t *testing.T) string {
+	return testImageDir(t, "ECS_TEST_IMAGE_DIR", "test-image", "build-test-image.sh",
+		"vmlinux", "initrd.img", "disk.qcow2")
+}
+
+// testImageDir returns the absolute directory of a test image: $envVar
+// when it holds every one of files (none given: never assumed), else
+// $envVar or ~/.cache/ecsd/cacheName after scripts/script made sure the
+// image is there (the scripts return at once when it is cached).
+func testImageDir(t *testing.T, envVar, cacheName, script string, files ...string) string {
 	t.Helper()
-	files := []string{"vmlinux", "initrd.img", "disk.qcow2"}
 	has := func(dir string) bool {
 		for _, f := range files {
 			if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 				return false
 			}
 		}
-		return true
+		return len(files) > 0
 	}
-	dir := os.Getenv("ECS_TEST_IMAGE_DIR")
+	dir := os.Getenv(envVar)
 	if dir == "" || !has(dir) {
 		if dir == "" {
 			cache, err := os.UserCacheDir()
 			if err != nil {
 				t.Fatal(err)
 			}
-			dir = filepath.Join(cache, "ecsd", "test-image")
+			dir = filepath.Join(cache, "ecsd", cacheName)
 		}
-		script := filepath.Join("..", "..", "scripts", "build-test-image.sh")
+		path := filepath.Join("..", "..", "scripts", script)
 		t0 := time.Now()
-		if out, err := exec.Command(script, dir).CombinedOutput(); err != nil {
-			t.Fatalf("%s %s: %v\n%s", script, dir, err, out)
+		if out, err := exec.Command(path, dir).CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", path, dir, err, out)
 		}
-		t.Logf("test image in %s (build-test-image.sh: %v)", dir, since(t0))
+		t.Logf("test image in %s (%s: %v)", dir, script, since(t0))
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

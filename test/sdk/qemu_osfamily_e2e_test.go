@@ -15,9 +15,6 @@
 package sdk
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -175,26 +172,7 @@ func TestCloudInitOSFamilyEndToEnd(t *testing.T) {
 // ~/.cache/ecsd/cloudinit-image, after build-cloudinit-image.sh made sure
 // the image is there (it returns at once when it is cached).
 func cloudInitImageDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("ECS_CLOUDINIT_IMAGE_DIR")
-	if dir == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(cache, "ecsd", "cloudinit-image")
-	}
-	script := filepath.Join("..", "..", "scripts", "build-cloudinit-image.sh")
-	t0 := time.Now()
-	if out, err := exec.Command(script, dir).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", script, dir, err, out)
-	}
-	t.Logf("cloud-init image in %s (build-cloudinit-image.sh: %v)", dir, since(t0))
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
+	return testImageDir(t, "ECS_CLOUDINIT_IMAGE_DIR", "cloudinit-image", "build-cloudinit-image.sh")
 }
 
 // ciLogin is bootAndLogin for a guest whose host keys are new (cloud-init
