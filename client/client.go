@@ -69,7 +69,10 @@ func New(cfg Config) *Client {
 	base, err := baseURL(cfg.Endpoint)
 	hc := cfg.HTTPClient
 	if hc == nil {
-		var tr http.RoundTripper = http.DefaultTransport
+		// Each client owns its connections: another user of
+		// http.DefaultTransport closing its idle connections (as
+		// httptest.Server.Close does) must not break a call in flight.
+		var tr http.RoundTripper = http.DefaultTransport.(*http.Transport).Clone()
 		if cfg.CACertFile != "" {
 			t, cerr := transportTrusting(cfg.CACertFile)
 			if err == nil {
