@@ -359,7 +359,12 @@ func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
+	states, err := h.svc.HostStates(req.r.Context())
+	if err != nil {
+		return err
+	}
 	ws := toWireServer(&s)
+	ws.HostStatus = hostStatus(states(s.Host))
 	withVolumes(&ws, &s, vols)
 	return writeJSON(w, http.StatusOK, serverBody{Server: ws})
 }
