@@ -36,6 +36,7 @@ type Config struct {
 	Host          string        // this node's host name: the lease owner of its jobs
 	Advertise     string        // where other nodes reach this node ("" = from Listen and TLS)
 	SecretKeyFile string        // "" = <data-dir>/secret.key
+	StoreWait     time.Duration // how long a start waits for PostgreSQL (0: not at all)
 	HostDownAfter time.Duration // a host whose heartbeat is older is down
 
 	// The host's capacity (0: detected; the simulator's default is

@@ -87,7 +87,7 @@ func openOperatorStore(ctx context.Context, storeURL, dataDir, keyFile string) (
 	if err != nil {
 		return nil, nil, dir, fmt.Errorf("secret key %s: %w", path, err)
 	}
-	st, err := openStore(ctx, storeURL, dir, "FULL", slog.New(slog.DiscardHandler))
+	st, err := openStore(ctx, storeURL, 0, dir, "FULL", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, nil, dir, err
 	}

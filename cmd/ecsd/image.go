@@ -69,7 +69,7 @@ func imageImportCommand(fs *flagSet) runFunc {
 		if err := dir.CheckStore(storeURL != ""); err != nil {
 			return err
 		}
-		st, err := openStore(ctx, storeURL, dir, "FULL", slog.New(slog.DiscardHandler))
+		st, err := openStore(ctx, storeURL, 0, dir, "FULL", slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
 		}

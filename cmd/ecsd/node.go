@@ -35,6 +35,8 @@ func nodeFlags(fs *flagSet, c *Config) {
 	fs.stringVar(&c.Advertise, "advertise", "ECS_ADVERTISE", "",
 		"`URL` where the other nodes reach this one (http(s)://HOST:PORT) [default: from --listen and TLS]")
 	secretKeyFlag(fs, &c.SecretKeyFile)
+	fs.durationVar(&c.StoreWait, "store-wait", "ECS_STORE_WAIT", DefaultStoreWait,
+		"at start, how long to wait for a PostgreSQL --store that cannot be reached yet (retrying with backoff) before giving up; 0: no wait")
 	fs.durationVar(&c.HostDownAfter, "host-down-after", "ECS_HOST_DOWN_AFTER", 30*time.Second,
 		"a host whose heartbeat is older than this is shown down and refuses new operations on its servers")
 }
@@ -109,6 +111,9 @@ func (c Config) checkNode(fs *flagSet) error {
 			return bad("advertise", "must be a URL such as https://node1.example:8080, not %q", c.Advertise)
 		}
 	}
+	if c.StoreWait < 0 {
+		return bad("store-wait", "must not be negative, not %s", c.StoreWait)
+	}
 	if c.HostDownAfter <= 0 {
 		return bad("host-down-after", "must be positive, not %s", c.HostDownAfter)
 	}
@@ -143,22 +148,111 @@ func secretKeyPath(file, dataDir string) string {
 
 // openStore opens a node's store: the SQLite database in dir when
 // storeURL is "", else the PostgreSQL database at storeURL (shared by the
-// nodes of a cloud; dir then holds no database). Both apply their pending
-// migrations.
-func openStore(ctx context.Context, storeURL string, dir datadir.Dir, synchronous string, log *slog.Logger) (store.Store, error) {
+// nodes of a cloud; dir then holds no database), waiting at most wait for
+// one that cannot be reached yet. Both apply their pending migrations.
+func openStore(ctx context.Context, storeURL string, wait time.Duration, dir datadir.Dir, synchronous string, log *slog.Logger) (store.Store, error) {
 	if storeURL == "" {
 		return sqlite.Open(ctx, sqlite.Config{Path: dir.DBPath(), Synchronous: synchronous})
 	}
-	return openPostgres(ctx, storeURL, log)
+	return openPostgres(ctx, storeURL, wait, log)
 }
 
-// openPostgres opens the PostgreSQL store.
-func openPostgres(ctx context.Context, storeURL string, log *slog.Logger) (store.Store, error) {
-	st, err := postgres.Open(ctx, postgres.Config{DSN: storeURL, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("--store %s: %w", storeName(storeURL), err)
+// DefaultStoreWait is how long a starting node waits for PostgreSQL
+// unless --store-wait says otherwise: long enough for a database started
+// beside the nodes (a boot, a compose file) to come up.
+const DefaultStoreWait = time.Minute
+
+// The backoff between attempts to reach PostgreSQL at start.
+const (
+	storeRetryFirst = 250 * time.Millisecond
+	storeRetryMax   = 5 * time.Second
+)
+
+// openPostgres opens the PostgreSQL store. While the database cannot be
+// reached (store.ErrUnavailable: refused, lost, starting up, too many
+// connections) it retries with a doubling backoff for at most wait,
+// logging each wait with its reason; any other error (a bad password, a
+// missing database, a failed migration) ends it at once.
+func openPostgres(ctx context.Context, storeURL string, wait time.Duration, log *slog.Logger) (store.Store, error) {
+	name := storeName(storeURL)
+	deadline := time.Now().Add(wait)
+	delay := storeRetryFirst
+	for attempt := 1; ; attempt++ {
+		st, err := openAttempt(ctx, storeURL, wait, deadline, log)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("the database answered", "store", name, "attempts", attempt)
+			}
+			return st, nil
+		}
+		reason := redactSecrets(err.Error(), storeURL)
+		left := time.Until(deadline)
+		if ctx.Err() != nil || !errors.Is(err, store.ErrUnavailable) && (wait == 0 || left > 0) {
+			return nil, fmt.Errorf("--store %s: %w", name, redacted{reason, err})
+		}
+		if left <= 0 {
+			if wait == 0 {
+				return nil, fmt.Errorf("--store %s: the database cannot be reached (--store-wait 0: no wait): %s", name, reason)
+			}
+			return nil, fmt.Errorf("--store %s: the database could not be reached in %s (--store-wait), %d attempts; the last: %s",
+				name, wait, attempt, reason)
+		}
+		pause := min(delay, left)
+		log.Warn("waiting for the database", "store", name, "attempt", attempt, "retry_in", pause.Round(time.Millisecond).String(),
+			"waited", (wait - left).Round(time.Millisecond).String(), "store_wait", wait.String(), "reason", reason)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("--store %s: %w", name, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, storeRetryMax)
 	}
-	return st, nil
+}
+
+// openAttempt opens the PostgreSQL store once. When the start waits for
+// the database, the attempt ends soon after the wait does: a database
+// that does not even refuse (a dropped packet) cannot hold the start past
+// its bound.
+func openAttempt(ctx context.Context, storeURL string, wait time.Duration, deadline time.Time, log *slog.Logger) (store.Store, error) {
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(storeRetryMax))
+		defer cancel()
+	}
+	return postgres.Open(ctx, postgres.Config{DSN: storeURL, Logger: log})
+}
+
+// redacted is an error whose message has had the store's password taken
+// out; it wraps the original.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r redacted) Error() string { return r.msg }
+func (r redacted) Unwrap() error { return r.err }
+
+// redactSecrets removes from msg the password that storeURL holds (in its
+// user info or as its password parameter), should a driver message quote
+// it.
+func redactSecrets(msg, storeURL string) string {
+	u, err := url.Parse(storeURL)
+	if err != nil {
+		return msg
+	}
+	var secrets []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		secrets = append(secrets, p, url.QueryEscape(p), url.PathEscape(p))
+	}
+	if p := u.Query().Get("password"); p != "" {
+		secrets = append(secrets, p, url.QueryEscape(p))
+	}
+	for _, p := range secrets {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	return msg
 }
 
 // errNoSecretKey is a node without the key that sealed the stored secrets.
@@ -249,6 +343,10 @@ func storeName(storeURL string) string {
 	u, err := url.Parse(storeURL)
 	if err != nil {
 		return "postgres"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

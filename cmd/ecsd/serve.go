@@ -120,7 +120,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if err := dir.ClaimDriver(cfg.Driver); err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg.Store, dir, cfg.Synchronous, log)
+	st, err := openStore(ctx, cfg.Store, cfg.StoreWait, dir, cfg.Synchronous, log)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,13 @@
 //   - Every route but /healthz needs a valid SDK-HMAC-SHA256 signature, and
 //     the signing key's project must be the {project_id} of the path. A call
 //     forwarded by another node of the cloud (internal/cluster) carries that
-//     node's MAC instead, and the caller that node authenticated.
+//     node's MAC instead, and the caller that node authenticated: its
+//     project, user, access key and request id, so the action log of a
+//     forwarded call reads as if the call had been received here.
+//   - A call that must run on the server's own host and answer at once
+//     (os-resetpwd-flag: the guest agent answers there) is forwarded to
+//     that host's node when the server is elsewhere; a forwarded call is
+//     never forwarded again.
 //   - A query that repeats a key is refused (400 Ecs.0005) before any
 //     handler, so the first value a handler reads is the one that was meant.
 //   - A refused request's log line names the access key it claimed and the
@@ -22,6 +28,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -226,7 +233,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rid string) erro
 	if err != nil {
 		return err
 	}
-	caller.RequestID = rid
+	if caller.RequestID == "" {
+		caller.RequestID = rid
+	}
 	if pid != "" && pid != caller.ProjectID {
 		return ecs.Errorf(ecs.CodeProjectMismatch, "project_id in token mismatches with project_id in url.")
 	}
@@ -251,7 +260,7 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (cloud.Caller, erro
 		if err != nil {
 			return cloud.Caller{}, ecs.Wrap(ecs.CodeAuth, err, forwardRefusedMessage)
 		}
-		return cloud.Caller{ProjectID: c.ProjectID, UserID: c.UserID}, nil
+		return cloud.Caller{ProjectID: c.ProjectID, UserID: c.UserID, AccessKey: c.AccessKey, RequestID: c.RequestID}, nil
 	}
 	ak, err := h.verifier.Verify(r, body)
 	if err != nil {
@@ -291,15 +300,33 @@ const forwardRefusedMessage = "Incorrect IAM authentication information: the for
 // answer: for calls that need a server's own host (its VM, its guest
 // agent) when the server is elsewhere.
 func (h *Handler) forward(w http.ResponseWriter, req *request, host string) error {
-	if h.fwd == nil {
-		return ecs.Wrap(ecs.CodeSystem, errors.New("no forwarder"), "forward")
-	}
-	resp, err := h.fwd.Forward(req.r.Context(), host, req.r.Method, req.r.URL.RequestURI(), req.body,
-		cluster.Caller{ProjectID: req.caller.ProjectID, UserID: req.caller.UserID})
+	resp, err := h.send(req.r.Context(), req, host)
 	if err != nil {
-		return ecs.Wrap(ecs.CodeSystem, err, "forward to the server's host")
+		return err
 	}
 	return cluster.Relay(w, resp)
+}
+
+// send forwards req to host's node and returns its response, for the
+// caller this node authenticated.
+func (h *Handler) send(ctx context.Context, req *request, host string) (*http.Response, error) {
+	if h.fwd == nil {
+		return nil, ecs.Wrap(ecs.CodeSystem, errors.New("no forwarder"), "forward")
+	}
+	c := req.caller
+	resp, err := h.fwd.Forward(ctx, host, req.r.Method, req.r.URL.RequestURI(), req.body,
+		cluster.Caller{ProjectID: c.ProjectID, UserID: c.UserID, AccessKey: c.AccessKey, RequestID: c.RequestID})
+	if err != nil {
+		return nil, ecs.Wrap(ecs.CodeSystem, err, "forward to the server's host")
+	}
+	return resp, nil
+}
+
+// elsewhere reports whether a call that must run on host is to be
+// forwarded there: this node forwards, host is another one, and req was
+// not itself forwarded (the owner of a server answers from what it has).
+func (h *Handler) elsewhere(req *request, host string) bool {
+	return host != "" && h.fwd != nil && host != h.fwd.Host() && !cluster.Forwarded(req.r)
 }
 
 // singleValuedQuery refuses a query that repeats a key. The signature

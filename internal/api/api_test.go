@@ -415,3 +415,64 @@ func TestMethodNotServed(t *testing.T) {
 		}
 	}
 }
+
+// host_status follows the heartbeat of the server's host: UP while it is
+// fresh, UNKNOWN once it is older than the cloud's down-after, UP again
+// when it is fresh again; a list reads the hosts at most once for all its
+// servers.
+func TestHostStatus(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	p := "/v1/" + e.cred.ProjectID
+	r := e.do(t, "POST", p+"/cloudservers", `{"server":{"name":"a","imageRef":"6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01",
+		"flavorRef":"s6.small.1","vpcid":"v","nics":[{"subnet_id":"s"}],"root_volume":{"volumetype":"SSD"},"count":3}}`, true)
+	if r.status != 200 {
+		t.Fatalf("create: %d %v", r.status, r.body)
+	}
+	id := r.body["serverIds"].([]any)[0].(string)
+	statuses := func() (show string, list []string) {
+		t.Helper()
+		s := e.do(t, "GET", p+"/cloudservers/"+id, "", true).body["server"].(map[string]any)
+		show, _ = s["host_status"].(string)
+		before := e.st.hostQueries.Load()
+		l := e.do(t, "GET", p+"/cloudservers/detail", "", true)
+		if n := e.st.hostQueries.Load() - before; n > 1 {
+			t.Errorf("one list of %d servers made %d host queries, want at most 1", len(l.body["servers"].([]any)), n)
+		}
+		for _, s := range l.body["servers"].([]any) {
+			hs, _ := s.(map[string]any)["host_status"].(string)
+			list = append(list, hs)
+		}
+		return show, list
+	}
+	// until polls the statuses until every one is want (the service
+	// reuses the heartbeats it read for up to cloud.HeartbeatsMaxAge).
+	until := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * cloud.HeartbeatsMaxAge)
+		for {
+			show, list := statuses()
+			ok := show == want && len(list) == 3
+			for _, s := range list {
+				ok = ok && s == want
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("host_status: show %q, list %q; want %q", show, list, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	until("UP")
+	if err := e.st.HostHeartbeat(ctx, testHost, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	until("UNKNOWN")
+	if err := e.st.HostHeartbeat(ctx, testHost, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	until("UP")
+}

@@ -19,10 +19,22 @@ import (
 	"github.com/ecsproject/ecsd/internal/store"
 )
 
-// countingStore counts the credential queries made to the store.
+// countingStore counts the credential queries and the host queries made
+// to the store.
 type countingStore struct {
 	store.Store
-	queries atomic.Int64
+	queries     atomic.Int64
+	hostQueries atomic.Int64
+}
+
+func (c *countingStore) HostList(ctx context.Context) ([]store.Host, error) {
+	c.hostQueries.Add(1)
+	return c.Store.HostList(ctx)
+}
+
+func (c *countingStore) HostGet(ctx context.Context, name string) (store.Host, error) {
+	c.hostQueries.Add(1)
+	return c.Store.HostGet(ctx, name)
 }
 
 func (c *countingStore) CredentialGet(ctx context.Context, ak string) (store.SealedCredential, error) {

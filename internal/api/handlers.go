@@ -2,14 +2,19 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ecsproject/ecsd/internal/cloud"
+	"github.com/ecsproject/ecsd/internal/cluster"
 	"github.com/ecsproject/ecsd/internal/ecs"
 )
 
@@ -166,10 +171,32 @@ type resetPasswordFlagBody struct {
 	ResetpwdFlag string `json:"resetpwd_flag"`
 }
 
+// resetPasswordFlag answers os-resetpwd-flag. For a running server on
+// another host whose image has a guest agent, only that host can ask the
+// agent: the call is forwarded to its node, whose answer is relayed. When
+// that node cannot be reached or does not answer the flag (not 200 or
+// 404), the answer is "False", as for an agent that does not answer: the
+// password cannot be reset online now.
 func (h *Handler) resetPasswordFlag(w http.ResponseWriter, req *request) error {
-	ok, err := h.svc.ResetPasswordFlag(req.r.Context(), req.caller, req.params[0])
+	ok, host, err := h.svc.ResetPasswordFlag(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
+	}
+	if h.elsewhere(req, host) {
+		ok = false
+		ctx, cancel := context.WithTimeout(req.r.Context(), flagForwardTimeout)
+		defer cancel()
+		resp, err := h.send(ctx, req, host)
+		if err == nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound) {
+			return cluster.Relay(w, resp)
+		}
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("the node of host %s answered %s", host, resp.Status)
+		}
+		h.log.LogAttrs(req.r.Context(), slog.LevelWarn, "reset password flag: the server's host did not answer; answering False",
+			slog.String("request_id", req.caller.RequestID), slog.String("server_id", req.params[0]),
+			slog.String("host", host), slog.String("cause", err.Error()))
 	}
 	flag := "False"
 	if ok {
@@ -177,6 +204,10 @@ func (h *Handler) resetPasswordFlag(w http.ResponseWriter, req *request) error {
 	}
 	return writeJSON(w, http.StatusOK, resetPasswordFlagBody{ResetpwdFlag: flag})
 }
+
+// flagForwardTimeout bounds a forwarded os-resetpwd-flag call: the owning
+// node gives the guest agent 3 s.
+const flagForwardTimeout = 10 * time.Second
 
 // ---- jobs
 
@@ -328,7 +359,12 @@ func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
+	states, err := h.svc.HostStates(req.r.Context())
+	if err != nil {
+		return err
+	}
 	ws := toWireServer(&s)
+	ws.HostStatus = hostStatus(states(s.Host))
 	withVolumes(&ws, &s, vols)
 	return writeJSON(w, http.StatusOK, serverBody{Server: ws})
 }

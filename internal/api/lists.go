@@ -142,9 +142,14 @@ func (h *Handler) listServers(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
+	states, err := h.svc.HostStates(req.r.Context())
+	if err != nil {
+		return err
+	}
 	out := listServersBody{Count: total, Servers: make([]any, 0, len(servers))}
 	for i := range servers {
 		ws := toWireServer(&servers[i])
+		ws.HostStatus = hostStatus(states(servers[i].Host))
 		withVolumes(&ws, &servers[i], attached[servers[i].ID])
 		out.Servers = append(out.Servers, ws)
 	}

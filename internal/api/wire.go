@@ -143,12 +143,29 @@ func hostID(projectID, host string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// hostStatus is the host_status of a server whose host is in state st:
+// "UP" while its heartbeat is fresh, "UNKNOWN" when it is stale or the
+// host is not registered (Nova's reading of a compute service that does
+// not report: the host may be fine, its node is not heard from), "" for a
+// server of no host. DOWN (forced down) and MAINTENANCE (disabled) have
+// no counterpart in ecsd.
+func hostStatus(st cloud.HostState) string {
+	switch st {
+	case cloud.HostUp:
+		return "UP"
+	case cloud.HostStale, cloud.HostUnknown:
+		return "UNKNOWN"
+	}
+	return ""
+}
+
+// toWireServer renders a server; the caller sets HostStatus (hostStatus).
 func toWireServer(s *ecs.Server) wireServer {
 	w := wireServer{
 		ID: s.ID, Name: s.Name, Status: s.Status(), VMState: s.VMState, PowerState: s.PowerState, Locked: s.Locked,
 		TenantID: s.ProjectID, UserID: s.UserID, Created: fmtTime(s.Created, timeSec), Updated: fmtTime(s.Updated, timeSec),
 		Image: wireID{ID: s.ImageID}, KeyName: s.KeyName, Metadata: s.Metadata, RootDeviceName: "/dev/vda", AZ: s.AZ,
-		Host: s.Host, HostID: hostID(s.ProjectID, s.Host), HostStatus: "UP", InstanceName: "instance-" + shortID(s.ID), Hostname: s.Name,
+		Host: s.Host, HostID: hostID(s.ProjectID, s.Host), InstanceName: "instance-" + shortID(s.ID), Hostname: s.Name,
 		HypervisorHost: s.Host, LaunchIndex: s.LaunchIndex, DiskConfig: "MANUAL", AccessIPv4: "", ConfigDrive: "",
 		SecurityGroups: []wireSecurityGroup{{ID: "default", Name: "default"}}, Tags: []string{}, EnterpriseProjID: "0",
 		ReservationID: s.ReservationID, SchedulerHints: wireSchedulerHints{Group: []string{}, Tenancy: []string{},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/cluster"
@@ -92,6 +93,68 @@ func (g *hostGate) check(ctx context.Context, srv *ecs.Server) error {
 			safeID(h.Name), g.now.Sub(h.Heartbeat).Round(time.Second), srv.ID)
 	}
 	return nil
+}
+
+// HostState is what the cloud knows of a server's host, for the API's
+// host_status.
+type HostState int
+
+const (
+	HostNone    HostState = iota // the server has no host (a release before hosts, not adopted)
+	HostUp                       // the host's heartbeat is fresh
+	HostStale                    // its heartbeat is older than the cloud's down-after
+	HostUnknown                  // the host is not registered
+)
+
+// heartbeats keeps the hosts' last heartbeats, read from the store at most
+// once per HeartbeatsMaxAge: a list of servers reads them once for all its
+// servers, and most lists do not read them at all. A heartbeat read here
+// is at most that much older than the store's, so a host may show stale
+// for that long after its node came back; never fresh after it stopped
+// for longer than down-after plus that.
+type heartbeats struct {
+	mu    sync.Mutex
+	read  time.Time
+	beats map[string]time.Time
+}
+
+// HeartbeatsMaxAge is how long the service reuses the hosts' heartbeats
+// it read for host_status.
+const HeartbeatsMaxAge = time.Second
+
+// HostStates returns the state of any host at this moment, from one
+// reading of the hosts' heartbeats (at most HeartbeatsMaxAge old).
+func (s *Service) HostStates(ctx context.Context) (func(host string) HostState, error) {
+	b := &s.beats
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now().UTC()
+	if b.beats == nil || now.Sub(b.read) >= HeartbeatsMaxAge || now.Before(b.read) {
+		list, err := s.store.HostList(ctx)
+		if err != nil {
+			return nil, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the hosts.")
+		}
+		beats := make(map[string]time.Time, len(list))
+		for _, h := range list {
+			beats[h.Name] = h.Heartbeat
+		}
+		b.beats, b.read = beats, now
+	}
+	beats, downAfter := b.beats, s.cfg.HostDownAfter
+	return func(host string) HostState {
+		if host == "" {
+			return HostNone
+		}
+		beat, ok := beats[host]
+		switch {
+		case !ok:
+			return HostUnknown
+		case cluster.Up(store.Host{Heartbeat: beat}, now, downAfter):
+			return HostUp
+		default:
+			return HostStale
+		}
+	}, nil
 }
 
 // AdoptUnplaced gives this node's host the servers, volumes and image

@@ -236,7 +236,7 @@ func TestResetPassword(t *testing.T) {
 	b := setup(t, sim.Config{})
 	ctx := context.Background()
 	ci := b.server(t, cloudImage, false)
-	if ok, err := b.svc.ResetPasswordFlag(ctx, b.caller, ci.ID); err != nil || !ok {
+	if ok, _, err := b.svc.ResetPasswordFlag(ctx, b.caller, ci.ID); err != nil || !ok {
 		t.Errorf("flag of a running cloud-init server: %v %v", ok, err)
 	}
 	if err := b.svc.ResetPassword(ctx, b.caller, ci.ID, cloud.ResetPasswordInput{NewPassword: goodPass}); err != nil {
@@ -253,7 +253,7 @@ func TestResetPassword(t *testing.T) {
 	}
 
 	plain := b.server(t, linuxImage, false)
-	if ok, _ := b.svc.ResetPasswordFlag(ctx, b.caller, plain.ID); ok {
+	if ok, _, _ := b.svc.ResetPasswordFlag(ctx, b.caller, plain.ID); ok {
 		t.Error("flag of a running server without an agent is True")
 	}
 	if err := b.svc.ResetPassword(ctx, b.caller, plain.ID, cloud.ResetPasswordInput{NewPassword: goodPass}); code(err) != ecs.CodeBadState {

@@ -148,30 +148,39 @@ func imageHasAgent(img ecs.Image) bool { return img.CloudInit }
 
 // ResetPasswordFlag answers os-resetpwd-flag: whether the server's password
 // can be reset online. It is true when its image has a guest agent and,
-// for a running server on this node's host, the agent answers.
-func (s *Service) ResetPasswordFlag(ctx context.Context, c Caller, serverID string) (bool, error) {
+// for a running server on this node's host, the agent answers. For a
+// running server on another host whose image has an agent, agentHost is
+// that host: only its node can ask the agent, and ok is what the image
+// alone says (true).
+func (s *Service) ResetPasswordFlag(ctx context.Context, c Caller, serverID string) (ok bool, agentHost string, err error) {
 	srv, err := s.GetServer(ctx, c, serverID)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	img, err := s.image(ctx, srv.ImageID)
 	if errors.Is(err, ecs.ErrNotFound) {
-		return false, nil
+		return false, "", nil
 	}
 	if err != nil {
-		return false, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the image.")
+		return false, "", ecs.Wrap(ecs.CodeSystem, err, "Failed to query the image.")
 	}
 	if !imageHasAgent(img) {
-		return false, nil
+		return false, "", nil
 	}
-	if srv.VMState == ecs.VMActive && srv.TaskState == ecs.TaskNone && srv.Host == s.cfg.Host && s.drv != nil {
+	if srv.VMState != ecs.VMActive || srv.TaskState != ecs.TaskNone {
+		return true, "", nil
+	}
+	if srv.Host != s.cfg.Host {
+		return true, srv.Host, nil
+	}
+	if s.drv != nil {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		if err := s.drv.PingAgent(pctx, srv.ID); err != nil {
-			return false, nil
+			return false, "", nil
 		}
 	}
-	return true, nil
+	return true, "", nil
 }
 
 // awaitJob waits at most wait for a job to end and returns its failure as

@@ -110,6 +110,8 @@ type Service struct {
 	images   sync.Map
 	imageMu  sync.Mutex
 	imageGen uint64
+	// beats is the hosts' heartbeats for host_status (hosts.go).
+	beats heartbeats
 }
 
 // New returns a Service. Call Run to start its job engine.

@@ -33,16 +33,22 @@ const (
 	HeaderTarget = "X-Ecsd-Forward-Target" // the host the call must run on
 	HeaderFrom   = "X-Ecsd-Forward-From"   // the host that forwarded it
 	HeaderCaller = "X-Ecsd-Forward-Caller" // PROJECT_ID/USER_ID, authenticated by the sender
+	HeaderKey    = "X-Ecsd-Forward-Key"    // the access key that signed the caller's call
+	HeaderReqID  = "X-Ecsd-Forward-Req"    // the X-Request-Id the caller was given
 	HeaderTime   = "X-Ecsd-Forward-Time"   // unix milliseconds
 	HeaderNonce  = "X-Ecsd-Forward-Nonce"
 	HeaderMAC    = "X-Ecsd-Forward-Mac" // hex HMAC-SHA256
 )
 
 // Caller is whom a forwarded call is made for: the project and user of the
-// access key the sending node verified.
+// access key the sending node verified, that access key and the request id
+// the sending node gave the call (both recorded in the action log of what
+// the call changes, as if it had been received here).
 type Caller struct {
 	ProjectID string
 	UserID    string
+	AccessKey string
+	RequestID string
 }
 
 // ForwardConfig configures a Forwarder.
@@ -80,7 +86,7 @@ var ErrRefused = errors.New("forwarded call refused")
 
 // macInfo separates the forwarding MAC key from any other use of the
 // shared key.
-const macInfo = "ecsd node-to-node forwarding v1"
+const macInfo = "ecsd node-to-node forwarding v2"
 
 // NewForwarder returns a Forwarder.
 func NewForwarder(cfg ForwardConfig) (*Forwarder, error) {
@@ -130,6 +136,8 @@ func (f *Forwarder) Forward(ctx context.Context, host, method, requestURI string
 	h.Set(HeaderTarget, host)
 	h.Set(HeaderFrom, f.cfg.Host)
 	h.Set(HeaderCaller, caller.ProjectID+"/"+caller.UserID)
+	h.Set(HeaderKey, caller.AccessKey)
+	h.Set(HeaderReqID, caller.RequestID)
 	h.Set(HeaderTime, strconv.FormatInt(f.cfg.Now().UnixMilli(), 10))
 	h.Set(HeaderNonce, hex.EncodeToString(nonce[:]))
 	if len(body) > 0 {
@@ -177,7 +185,7 @@ func (f *Forwarder) Verify(r *http.Request, body []byte) (Caller, error) {
 	if !ok || project == "" {
 		return Caller{}, fmt.Errorf("%w: bad caller", ErrRefused)
 	}
-	return Caller{ProjectID: project, UserID: user}, nil
+	return Caller{ProjectID: project, UserID: user, AccessKey: h.Get(HeaderKey), RequestID: h.Get(HeaderReqID)}, nil
 }
 
 // firstUse records nonce and reports whether it was unseen. A nonce is
@@ -207,7 +215,7 @@ func (f *Forwarder) mac(method, requestURI string, h http.Header, body []byte) [
 	sum := sha256.Sum256(body)
 	m := hmac.New(sha256.New, f.key)
 	for _, s := range []string{macInfo, method, requestURI, h.Get(HeaderTarget), h.Get(HeaderFrom), h.Get(HeaderCaller),
-		h.Get(HeaderTime), h.Get(HeaderNonce), hex.EncodeToString(sum[:])} {
+		h.Get(HeaderKey), h.Get(HeaderReqID), h.Get(HeaderTime), h.Get(HeaderNonce), hex.EncodeToString(sum[:])} {
 		io.WriteString(m, s)
 		m.Write([]byte{'\n'})
 	}

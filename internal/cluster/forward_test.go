@@ -52,7 +52,7 @@ func newTestNodes(t *testing.T, hosts ...string) *testNodes {
 func nodeHandler(f *Forwarder) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		caller := Caller{ProjectID: "p-direct", UserID: "u-direct"}
+		caller := Caller{ProjectID: "p-direct", UserID: "u-direct", AccessKey: "AK-DIRECT", RequestID: "rid-direct"}
 		if Forwarded(r) {
 			c, err := f.Verify(r, body)
 			if err != nil {
@@ -70,7 +70,8 @@ func nodeHandler(f *Forwarder) http.Handler {
 			Relay(w, resp)
 			return
 		}
-		fmt.Fprintf(w, "%s served %s %s for %s/%s: %s", f.Host(), r.Method, r.URL.Path, caller.ProjectID, caller.UserID, body)
+		fmt.Fprintf(w, "%s served %s %s for %s/%s (key %s, request %s): %s", f.Host(), r.Method, r.URL.Path,
+			caller.ProjectID, caller.UserID, caller.AccessKey, caller.RequestID, body)
 	})
 }
 
@@ -92,7 +93,7 @@ func TestForwardServedByTheRightNode(t *testing.T) {
 	n := newTestNodes(t, "node-a", "node-b", "node-c")
 	for _, tt := range []struct{ via, host string }{{"node-a", "node-b"}, {"node-c", "node-a"}, {"node-b", "node-b"}} {
 		code, body := call(t, n.urls[tt.via]+"/v1/p-direct/console?host="+tt.host, `{"x":1}`)
-		want := tt.host + ` served POST /v1/p-direct/console for p-direct/u-direct: {"x":1}`
+		want := tt.host + ` served POST /v1/p-direct/console for p-direct/u-direct (key AK-DIRECT, request rid-direct): {"x":1}`
 		if code != 200 || body != want {
 			t.Errorf("via %s for %s: %d %q, want %q", tt.via, tt.host, code, body, want)
 		}
@@ -158,7 +159,7 @@ func TestForwardRefusesForgedAndStale(t *testing.T) {
 	}
 	forward := func(f *Forwarder, host string) (*http.Request, []byte) {
 		t.Helper()
-		resp, err := f.Forward(t.Context(), host, "POST", "/v1/p1/console?host="+host, []byte(`{"a":1}`), Caller{ProjectID: "p1", UserID: "u1"})
+		resp, err := f.Forward(t.Context(), host, "POST", "/v1/p1/console?host="+host, []byte(`{"a":1}`), Caller{ProjectID: "p1", UserID: "u1", AccessKey: "AK1", RequestID: "r1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +172,7 @@ func TestForwardRefusesForgedAndStale(t *testing.T) {
 
 	// The genuine call is served, once.
 	r, body := forward(sender(n.key, time.Now()), "node-b")
-	if code, got := send(t, b, r, body, nil); code != 200 || !strings.Contains(got, "node-b served POST /v1/p1/console for p1/u1") {
+	if code, got := send(t, b, r, body, nil); code != 200 || !strings.Contains(got, "node-b served POST /v1/p1/console for p1/u1 (key AK1, request r1)") {
 		t.Fatalf("genuine forwarded call: %d %q", code, got)
 	}
 	if code, got := send(t, b, r, body, nil); code != 401 || !strings.Contains(got, "replayed") {
@@ -192,6 +193,8 @@ func TestForwardRefusesForgedAndStale(t *testing.T) {
 		{"meant for another host", n.key, time.Now(), "node-c", nil, `meant for host "node-c"`},
 		{"body changed", n.key, time.Now(), "node-b", func(_ http.Header, b *[]byte) { *b = []byte(`{"a":2}`) }, "bad MAC"},
 		{"caller changed", n.key, time.Now(), "node-b", func(h http.Header, _ *[]byte) { h.Set(HeaderCaller, "p2/u2") }, "bad MAC"},
+		{"access key changed", n.key, time.Now(), "node-b", func(h http.Header, _ *[]byte) { h.Set(HeaderKey, "AK2") }, "bad MAC"},
+		{"request id changed", n.key, time.Now(), "node-b", func(h http.Header, _ *[]byte) { h.Set(HeaderReqID, "r2") }, "bad MAC"},
 		{"time changed", n.key, time.Now().Add(-time.Minute), "node-b", func(h http.Header, _ *[]byte) {
 			h.Set(HeaderTime, fmt.Sprint(time.Now().UnixMilli()))
 		}, "bad MAC"},

@@ -13,6 +13,9 @@
 //     every node give exactly one job.
 //   - TestPostgresRestart: PostgreSQL stopped mid-run: the nodes answer
 //     503 meanwhile, then recover; every accepted job finishes.
+//   - TestResetPasswordFlagAcrossNodes: os-resetpwd-flag is answered by
+//     the server's own host (forwarded there by the receiving node), and
+//     False when that node is down.
 //   - TestPartition: one node cut off from PostgreSQL (a TCP proxy in the
 //     test, toxiproxy) for longer than its lease: it stops acting on its
 //     jobs, which wait for it and finish once it is back, none twice.

@@ -55,6 +55,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -73,8 +75,8 @@ type Config struct {
 	// DSN is a PostgreSQL connection string, as a URL
 	// (postgres://USER@HOST:PORT/DB?sslmode=disable) or key=value pairs.
 	DSN string
-	// MaxConns bounds the pool (default: pgxpool's, the larger of 4 and
-	// the number of CPUs).
+	// MaxConns bounds the pool. Default: the DSN's pool_max_conns when it
+	// has one, else DefaultMaxConns.
 	MaxConns int32
 	// Logger receives migration and listener messages (default slog.Default).
 	Logger *slog.Logger
@@ -98,8 +100,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if cfg.MaxConns > 0 {
+	switch {
+	case cfg.MaxConns > 0:
 		pcfg.MaxConns = cfg.MaxConns
+	case !dsnHas(cfg.DSN, "pool_max_conns"):
+		pcfg.MaxConns = DefaultMaxConns()
 	}
 	if pcfg.MaxConns < 2 {
 		pcfg.MaxConns = 2 // migrations hold one connection for their lock and run on another
@@ -117,6 +122,32 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", classify(ctx, err))
 	}
 	return s, nil
+}
+
+// DefaultMaxConns is the pool size of a Store whose DSN sets no
+// pool_max_conns: twice GOMAXPROCS, at least 16. pgxpool's own default
+// (the larger of 4 and the CPUs) starves a node whose 64 job workers and
+// API requests each hold a connection for a statement or a transaction.
+// Connections are opened on demand, so an idle node holds few; every
+// node's pool together must stay below the server's max_connections
+// (PostgreSQL's default: 100).
+func DefaultMaxConns() int32 {
+	return int32(max(16, 2*runtime.GOMAXPROCS(0)))
+}
+
+// dsnHas reports whether the connection string dsn (a URL or key=value
+// pairs) sets the parameter key.
+func dsnHas(dsn, key string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		return err == nil && u.Query().Has(key)
+	}
+	for _, f := range strings.Fields(dsn) {
+		if strings.HasPrefix(f, key+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes the pool.
