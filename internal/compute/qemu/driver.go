@@ -29,8 +29,9 @@
 //     a QMP socket, and a serial log (SerialLog) that never holds more than
 //     Config.SerialLogMax bytes whatever the guest prints. Servers are
 //     definitions under <Dir>/servers/<id>/ (server.json and seed.iso,
-//     plus qemu.pid, qmp.sock, qga.sock, serial.sock, serial.log and
-//     qemu.log while or after it runs).
+//     plus qemu.pid, qmp.sock, qga.sock, serial.sock, serial.log,
+//     qemu.pipe and qemu.log while or after it runs). qemu.log, QEMU's
+//     own messages, is capped too (qemulog.go).
 //   - QEMU is sandboxed (sandbox.go): a seccomp filter (-sandbox) and, when
 //     the driver runs as root, the unprivileged user Config.User (-runas),
 //     to which QEMU drops once it has opened its disks, kernel and sockets;
@@ -122,7 +123,7 @@ type Driver struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
-	serialWG  sync.WaitGroup // serial log readers
+	logWG     sync.WaitGroup // serial and QEMU log readers (attachRing)
 }
 
 type binaries struct {
@@ -293,14 +294,14 @@ func (d *Driver) Capabilities() compute.Capabilities { return compute.Capabiliti
 // Accel returns the accelerator servers run with ("tcg" or "kvm").
 func (d *Driver) Accel() string { return d.accel }
 
-// Close stops the driver's watchers, serial log readers and storage daemon.
+// Close stops the driver's watchers, log readers and storage daemon.
 // Running guests keep running; a new driver on the same Dir reattaches to
 // them.
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
 		d.qsd.stop()
-		d.serialWG.Wait()
+		d.logWG.Wait()
 	})
 	return nil
 }

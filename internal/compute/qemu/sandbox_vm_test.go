@@ -223,6 +223,10 @@ func TestStartFailure(t *testing.T) {
 	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "exited at start") {
 		t.Fatalf("StartServer with a missing kernel: %v (ctx %v), want QEMU's exit reported", err, ctx.Err())
 	}
+	// QEMU's reason came through qemu.pipe into qemu.log.
+	if !strings.Contains(err.Error(), "missing-vmlinux") {
+		t.Errorf("StartServer with a missing kernel: %v, want QEMU's message naming the kernel", err)
+	}
 	if ps, _ := d.PowerState(ctx, "x"); ps != compute.PowerStopped {
 		t.Errorf("PowerState after a failed start = %v, want stopped", ps)
 	}

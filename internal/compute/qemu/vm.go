@@ -52,18 +52,21 @@ type vmProc struct {
 	pid    int
 	exit   chan struct{} // closed when the process has exited
 	serial chan struct{} // closed when the serial log has all the console's output, or will have none
-	done   chan struct{} // closed when both are
+	log    chan struct{} // closed when qemu.log has all QEMU's messages, or will have none
+	done   chan struct{} // closed when all three are
 }
 
-func newVMProc(pid int) *vmProc {
-	return &vmProc{pid: pid, exit: make(chan struct{}), serial: make(chan struct{}), done: make(chan struct{})}
+// newVMProc returns the process pid, whose QEMU log reader closes log.
+func newVMProc(pid int, log chan struct{}) *vmProc {
+	return &vmProc{pid: pid, exit: make(chan struct{}), serial: make(chan struct{}), log: log, done: make(chan struct{})}
 }
 
 // markExited records that the process has exited; done follows once the
-// serial log has the console's last output.
+// serial log has the console's last output and qemu.log QEMU's last words.
 func (p *vmProc) markExited() {
 	close(p.exit)
 	<-p.serial
+	<-p.log
 	close(p.done)
 }
 
@@ -505,24 +508,26 @@ func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 	for _, f := range []string{pidFile, qmpSock, serialSock, agentSock} {
 		os.Remove(filepath.Join(dir, f))
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, qemuLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	logDone := make(chan struct{})
+	logw, err := d.startQEMULog(dir, logDone)
 	if err != nil {
-		return err
+		return fmt.Errorf("qemu log: %w", err)
 	}
-	defer logf.Close()
+	defer logw.Close()
 	_, serr := os.Stat(filepath.Join(dir, seedFile))
 	cmd := exec.Command(d.bins.qemu, d.qemuArgs(rec, serr == nil)...)
 	cmd.Dir = dir
-	// Files, not pipes, so QEMU never writes into a pipe nobody reads once
-	// ecsd is gone; its own process group, so a signal to ecsd's group
-	// (Ctrl-C) does not stop guests. No parent-death signal: guests outlive
-	// the daemon, which reattaches to them.
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// The named pipe of qemu.log (qemulog.go), which a later driver reads
+	// again; its own process group, so a signal to ecsd's group (Ctrl-C)
+	// does not stop guests. No parent-death signal: guests outlive the
+	// daemon, which reattaches to them.
+	cmd.Stdout, cmd.Stderr = logw, logw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	p := newVMProc(cmd.Process.Pid)
+	logw.Close() // QEMU holds the only write end: the copy ends when it exits
+	p := newVMProc(cmd.Process.Pid, logDone)
 	go func() {
 		cmd.Wait()
 		p.markExited()
@@ -573,6 +578,11 @@ func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 func (d *Driver) vmStatus(ctx context.Context, p *vmProc, dir, sock string) (string, error) {
 	select {
 	case <-p.exit:
+		select {
+		case <-p.log: // qemu.log has QEMU's last words
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
 		b, _ := os.ReadFile(filepath.Join(dir, qemuLog))
 		return "", fmt.Errorf("qemu exited at start: %s", lastLines(string(b), 3))
 	case <-ctx.Done():
@@ -693,9 +703,12 @@ func (d *Driver) reattach(ctx context.Context, dir, id string) *vmProc {
 	// stopVM can still kill it); QMP is only a sanity check here.
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	qmpRun(qctx, filepath.Join(dir, qmpSock), "query-status", nil)
-	p := newVMProc(pid)
+	p := newVMProc(pid, make(chan struct{}))
 	if err := d.attachSerial(qctx, dir, false, p.serial); err != nil {
 		close(p.serial) // the console's output is lost, not the guest
+	}
+	if err := d.reattachQEMULog(dir, p.log); err != nil {
+		close(p.log) // QEMU's messages are lost, not the guest
 	}
 	cancel()
 	go func() {
