@@ -290,7 +290,9 @@ func testVolumeAllocate(t *testing.T, open opener) {
 			return tx.HostAllocate(b.ctx, a)
 		})
 	}
-	vol := func(id string, gb int64) store.VolumeAllocation { return store.VolumeAllocation{VolumeID: id, DiskGB: gb} }
+	vol := func(id string, gb int64) store.VolumeAllocation {
+		return store.VolumeAllocation{VolumeID: id, DiskGB: gb}
+	}
 
 	wantNoErr(t, "a server with a data volume", withVolumes("srv-1", vol("vol-1", 30)))
 	wantAlloc(t, "after a server with a 30 GB data volume", b.getHost(t, "host-a"), 1, 512, 40, 1)
