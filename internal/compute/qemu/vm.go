@@ -36,6 +36,9 @@ type serverRecord struct {
 	ImageID string `json:"image_id,omitempty"`
 	// Port is the host port on 127.0.0.1 forwarded to the guest's port 22.
 	Port int `json:"port"`
+	// UID is the uid the server's QEMU runs as when the driver runs as
+	// root (sandbox.go); 0 until it has one.
+	UID int `json:"uid,omitempty"`
 }
 
 // server is a defined server; its fields are guarded by Driver.mu.
@@ -206,6 +209,11 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (com
 		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
 	}
 	rec.Port = port
+	if d.runas != "" {
+		if rec.UID, err = d.freeUIDLocked(); err != nil {
+			return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
+		}
+	}
 	dir := d.serverDir(spec.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
@@ -346,6 +354,25 @@ func (d *Driver) serverView(id string, s *server) compute.ServerView {
 		DataDisks: append([]string(nil), s.rec.DataDisks...)}
 }
 
+// giveUID gives s a uid of its own and records it. The caller holds s's
+// lock; d.mu is held throughout, as in CreateServer, so that no two
+// servers get one uid.
+func (d *Driver) giveUID(s *server) (serverRecord, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := s.rec
+	uid, err := d.freeUIDLocked()
+	if err != nil {
+		return next, err
+	}
+	next.UID = uid
+	if err := writeJSON(filepath.Join(d.serverDir(next.ID), serverFile), next); err != nil {
+		return next, fmt.Errorf("qemu: write server %s: %w", next.ID, err)
+	}
+	s.rec = next
+	return next, nil
+}
+
 func (d *Driver) setDisk(s *server, diskID string) error {
 	d.mu.Lock()
 	next := s.rec
@@ -483,7 +510,7 @@ func (d *Driver) qemuArgs(rec serverRecord, seed bool) []string {
 		"-pidfile", pidFile,
 	)
 	if d.runas != "" {
-		args = append(args, "-runas", d.runas)
+		args = append(args, "-runas", d.runAsArg(rec))
 	}
 	return args
 }
@@ -502,6 +529,12 @@ func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 	}
 	if _, err := os.Stat(d.diskPath(rec.DiskID)); err != nil {
 		return fmt.Errorf("system disk %s: %w", rec.DiskID, err)
+	}
+	if d.runas != "" && rec.UID == 0 {
+		// A server defined by a release without a uid per server.
+		if rec, err = d.giveUID(s); err != nil {
+			return err
+		}
 	}
 	dir := d.serverDir(rec.ID)
 	// A QEMU that dropped privileges cannot remove these when it exits.
