@@ -21,6 +21,22 @@ func host(name string, vcpus int, allocVCPUs int, beat time.Duration) store.Host
 		AllocVCPUs: allocVCPUs, Driver: DriverSim, Heartbeat: now.Add(-beat)}
 }
 
+// hostStore opens a SQLite store, closed when the test ends, holding hosts.
+func hostStore(t *testing.T, hosts ...store.Host) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for _, h := range hosts {
+		if err := st.HostUpsert(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
 func TestUp(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -80,16 +96,7 @@ func TestCandidates(t *testing.T) {
 func TestPlacePassesOverAHostFilledMeanwhile(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	for _, h := range []store.Host{host("a", 4, 0, 0), host("b", 2, 0, 0)} {
-		if err := st.HostUpsert(ctx, h); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := hostStore(t, host("a", 4, 0, 0), host("b", 2, 0, 0))
 	stale, err := st.HostList(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -209,14 +216,7 @@ func TestHeartbeat(t *testing.T) {
 func TestPlaceCountsDataDisks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.HostUpsert(ctx, host("a", 8, 0, 0)); err != nil { // 1000 GB of disk
-		t.Fatal(err)
-	}
+	st := hostStore(t, host("a", 8, 0, 0)) // 1000 GB of disk
 	place := func(id string, vols []string, need Need) error {
 		return st.Write(ctx, func(tx store.Tx) error {
 			hosts, err := tx.HostList(ctx)

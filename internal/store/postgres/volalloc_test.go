@@ -1,10 +1,8 @@
 package postgres
 
 import (
-	"context"
 	"database/sql"
 	"io/fs"
-	"path/filepath"
 	"testing"
 
 	"github.com/pressly/goose/v3"
@@ -18,7 +16,6 @@ import (
 // nothing (storetest.VolumeAllocationsFixture).
 func TestMigrateVolumeAllocations(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	dsn := pgtest.Database(t, "")
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -28,17 +25,7 @@ func TestMigrateVolumeAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range p.ListSources() {
-		names = append(names, filepath.Base(s.Path))
-	}
-	if _, err := p.UpTo(ctx, storetest.MigrationVersion(t, names, "volume_allocations.sql")-1); err != nil {
-		t.Fatal(err)
-	}
+	storetest.MigrateToBefore(t, db, goose.DialectPostgres, files, "volume_allocations.sql")
 	storetest.VolumeAllocationsFixture(t, db)
 	db.Close()
 	storetest.CheckVolumeAllocationsMigrated(t, openStore(t, dsn))

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"context"
 	"database/sql"
 	"io/fs"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 // nothing (storetest.VolumeAllocationsFixture).
 func TestMigrateVolumeAllocations(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ecsd.db")
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
@@ -27,17 +25,7 @@ func TestMigrateVolumeAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, files, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range p.ListSources() {
-		names = append(names, filepath.Base(s.Path))
-	}
-	if _, err := p.UpTo(ctx, storetest.MigrationVersion(t, names, "volume_allocations.sql")-1); err != nil {
-		t.Fatal(err)
-	}
+	storetest.MigrateToBefore(t, db, goose.DialectSQLite3, files, "volume_allocations.sql")
 	storetest.VolumeAllocationsFixture(t, db)
 	db.Close()
 	storetest.CheckVolumeAllocationsMigrated(t, openAt(t, path))

@@ -3,9 +3,13 @@ package storetest
 import (
 	"context"
 	"database/sql"
+	"io/fs"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/ecsproject/ecsd/internal/store"
 )
@@ -63,16 +67,25 @@ func CheckVolumeAllocationsMigrated(t *testing.T, s store.Store) {
 	want("after the system volume's delete", 0, 0)
 }
 
-// MigrationVersion is the version of the migration named name (without
-// its number) among names, the files of a store's migrations.
-func MigrationVersion(t *testing.T, names []string, name string) int64 {
+// MigrateToBefore applies to db the migrations of files (a store's, in
+// goose dialect) up to the one before the migration NNNNN_name.
+func MigrateToBefore(t *testing.T, db *sql.DB, dialect goose.Dialect, files fs.FS, name string) {
 	t.Helper()
-	for _, n := range names {
-		num, rest, _ := strings.Cut(n, "_")
+	p, err := goose.NewProvider(dialect, db, files, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var version int64
+	for _, src := range p.ListSources() {
+		num, rest, _ := strings.Cut(filepath.Base(src.Path), "_")
 		if v, err := strconv.ParseInt(num, 10, 64); err == nil && rest == name {
-			return v
+			version = v
 		}
 	}
-	t.Fatalf("no migration NNNNN_%s among %v", name, names)
-	return 0
+	if version == 0 {
+		t.Fatalf("no migration NNNNN_%s", name)
+	}
+	if _, err := p.UpTo(context.Background(), version-1); err != nil {
+		t.Fatal(err)
+	}
 }
