@@ -316,8 +316,8 @@ type Host struct {
 	CPURatio  float64
 	RAMRatio  float64
 	DiskRatio float64
-	// Allocated totals of the servers on the host, and of the data
-	// volumes it holds in AllocDiskGB.
+	// Allocated totals on the host: of its servers (vCPUs and RAM) and of
+	// its volumes (disk; see Allocation).
 	AllocVCPUs  int
 	AllocRAMMB  int64
 	AllocDiskGB int64
@@ -329,22 +329,25 @@ type Host struct {
 	Created   time.Time
 }
 
-// Allocation is what one server (ServerID; "" for none), with its system
-// disk (DiskGB), and data volumes hold of their host.
+// Allocation is what one server (ServerID; "" for none) and volumes hold
+// of their host. The service has every volume, system disk included, hold
+// its own disk (Volumes) and a server only its vCPUs and RAM; a server's
+// DiskGB is what rows made before that held (the migration moved it to
+// the volumes).
 type Allocation struct {
 	ServerID string
 	Host     string
 	VCPUs    int
 	RAMMB    int64
 	DiskGB   int64
-	// Volumes are data volumes, each holding its disk on its own: it
-	// outlives the server (a deleted server's data volumes stay on the
-	// host) and is freed when the volume is deleted.
+	// Volumes are volumes, each holding its disk on its own: it outlives
+	// the server (a deleted server's data volumes stay on the host) and
+	// is freed when the volume is deleted.
 	Volumes []VolumeAllocation
 	Force   bool
 }
 
-// VolumeAllocation is the disk one data volume holds of its host.
+// VolumeAllocation is the disk one volume holds of its host.
 type VolumeAllocation struct {
 	VolumeID string
 	DiskGB   int64
