@@ -27,6 +27,7 @@ type Config struct {
 	Synchronous  string
 	QEMUAccel    string
 	QEMUUser     string
+	QEMUUIDBase  int
 	TLSCert      string
 	TLSKey       string
 	InsecureHTTP bool
@@ -83,7 +84,9 @@ func serveFlags(fs *flagSet, c *Config) {
 	fs.floatVar(&c.CPURatio, "cpu-allocation-ratio", "ECS_CPU_ALLOCATION_RATIO", cluster.DefaultRatios.CPU, "vCPUs placed per host vCPU")
 	fs.floatVar(&c.RAMRatio, "ram-allocation-ratio", "ECS_RAM_ALLOCATION_RATIO", cluster.DefaultRatios.RAM, "memory placed per MB of host memory")
 	fs.floatVar(&c.DiskRatio, "disk-allocation-ratio", "ECS_DISK_ALLOCATION_RATIO", cluster.DefaultRatios.Disk, "disk placed per GB of host disk")
-	fs.stringVar(&c.QEMUUser, "qemu-user", "ECS_QEMU_USER", "ecsd-qemu", "qemu: the unprivileged `USER` QEMU drops to when ecsd runs as root (created if missing)")
+	fs.stringVar(&c.QEMUUser, "qemu-user", "ECS_QEMU_USER", "ecsd-qemu", "qemu: the unprivileged `USER` whose group QEMU drops to when ecsd runs as root (created if missing)")
+	fs.intVar(&c.QEMUUIDBase, "qemu-uid-base", "ECS_QEMU_UID_BASE", 1_900_000_000,
+		"qemu: first of the 65536 `UID`s QEMU runs as when ecsd runs as root, one per server (nodes on one machine need ranges apart)")
 	nodeFlags(fs, c)
 }
 

@@ -10,5 +10,6 @@ import (
 
 // openQEMU opens the QEMU driver, state under <data-dir>/qemu.
 func openQEMU(ctx context.Context, cfg Config) (compute.Driver, error) {
-	return qemu.New(ctx, qemu.Config{Dir: datadir.Dir{Path: cfg.DataDir}.DriverDir("qemu"), Accel: cfg.QEMUAccel, User: cfg.QEMUUser})
+	return qemu.New(ctx, qemu.Config{Dir: datadir.Dir{Path: cfg.DataDir}.DriverDir("qemu"), Accel: cfg.QEMUAccel, User: cfg.QEMUUser,
+		GuestUIDBase: cfg.QEMUUIDBase})
 }

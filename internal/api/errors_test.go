@@ -116,6 +116,7 @@ func TestEveryCodeOnTheWire(t *testing.T) {
 		ecs.CodeTooManyVolumes:         {400, "Ecs.0104"},
 		ecs.CodeVolumeUnavailable:      {400, "Ecs.0103"},
 		ecs.CodeVolumeNotFound:         {404, "Ecs.0103"},
+		ecs.CodeVolumeNoRoom:           {400, "Ecs.0021"},
 	}
 	for _, c := range ecs.Codes() {
 		w, ok := want[c]

@@ -23,8 +23,10 @@ type placement struct {
 	img    cluster.Image
 }
 
-// newPlacement reads the hosts and the image's hosts in tx.
-func (s *Service) newPlacement(ctx context.Context, tx store.Tx, flavor ecs.Flavor, sizeGB int, img ecs.Image) (*placement, error) {
+// newPlacement reads the hosts and the image's hosts in tx, for servers
+// of flavor with a system disk of sizeGB and data disks dvs.
+func (s *Service) newPlacement(ctx context.Context, tx store.Tx, flavor ecs.Flavor, sizeGB int, dvs []DataVolumeInput,
+	img ecs.Image) (*placement, error) {
 	hosts, err := tx.HostList(ctx)
 	if err != nil {
 		return nil, err
@@ -36,19 +38,31 @@ func (s *Service) newPlacement(ctx context.Context, tx store.Tx, flavor ecs.Flav
 	p := &placement{placer: cluster.NewPlacer(hosts, time.Now().UTC(), s.cfg.HostDownAfter),
 		need: cluster.Need{VCPUs: flavor.VCPUs, RAMMB: int64(flavor.RAMMB), DiskGB: int64(sizeGB)},
 		img:  cluster.Image{Fileless: img.File == ""}}
+	for _, dv := range dvs {
+		p.need.DataGB = append(p.need.DataGB, int64(dv.SizeGB))
+	}
 	for _, h := range ih {
 		p.img.Hosts = append(p.img.Hosts, h.Host)
 	}
 	return p, nil
 }
 
-// place picks the host of server id and reserves its capacity there.
-func (p *placement) place(ctx context.Context, tx store.Tx, id string) (string, error) {
-	host, err := p.placer.Place(ctx, tx, id, p.need, p.img)
+// place picks the host of server id, whose volumes are volumeIDs (the
+// system disk's, then the data disks'), and reserves its capacity there.
+func (p *placement) place(ctx context.Context, tx store.Tx, id string, volumeIDs []string) (string, error) {
+	host, err := p.placer.Place(ctx, tx, id, volumeIDs, p.need, p.img)
 	var nr *cluster.NoRoomError
 	if errors.As(err, &nr) {
-		return "", ecs.Errorf(ecs.CodeNoCapacity, "Insufficient resources for this flavor: no host has room for %d vCPUs, %d MB of memory and a %d GB system disk with this image (%s). Try another flavor or delete ECSs.",
-			p.need.VCPUs, p.need.RAMMB, p.need.DiskGB, nr.Reason)
+		var data int64
+		for _, gb := range p.need.DataGB {
+			data += gb
+		}
+		disks := fmt.Sprintf("a %d GB system disk", p.need.DiskGB)
+		if data > 0 {
+			disks += fmt.Sprintf(" and %d GB of data disks", data)
+		}
+		return "", ecs.Errorf(ecs.CodeNoCapacity, "Insufficient resources for this flavor: no host has room for %d vCPUs, %d MB of memory and %s with this image (%s). Try another flavor or delete ECSs.",
+			p.need.VCPUs, p.need.RAMMB, disks, nr.Reason)
 	}
 	return host, err
 }
@@ -175,10 +189,6 @@ func (s *Service) AdoptUnplaced(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	sizes := map[string]int{}
-	for _, v := range vols {
-		sizes[v.ID] = v.SizeGB
-	}
 	n := 0
 	err = s.store.Write(ctx, func(tx store.Tx) error {
 		n = 0
@@ -199,18 +209,20 @@ func (s *Service) AdoptUnplaced(ctx context.Context) (int, error) {
 			}
 			f, _ := Flavor(srv.FlavorID)
 			err = tx.HostAllocate(ctx, store.Allocation{ServerID: srv.ID, Host: s.cfg.Host, VCPUs: f.VCPUs, RAMMB: int64(f.RAMMB),
-				DiskGB: int64(sizes[srv.SystemVolumeID]), Force: true})
+				Force: true})
 			if err != nil && !errors.Is(err, ecs.ErrConflict) {
 				return err
 			}
 			n++
 		}
 		for _, v := range vols {
-			if v.Host != "" {
+			// Only attached volumes have a disk: one created alone has
+			// no host until its first attach makes its disk.
+			if v.Host != "" || v.ServerID == "" {
 				continue
 			}
 			cur, err := tx.VolumeGet(ctx, v.ID)
-			if errors.Is(err, ecs.ErrNotFound) || (err == nil && cur.Host != "") {
+			if errors.Is(err, ecs.ErrNotFound) || (err == nil && (cur.Host != "" || cur.ServerID == "")) {
 				continue
 			}
 			if err != nil {
@@ -218,6 +230,9 @@ func (s *Service) AdoptUnplaced(ctx context.Context) (int, error) {
 			}
 			cur.Host = s.cfg.Host
 			if err := tx.VolumeUpsert(ctx, &cur); err != nil {
+				return err
+			}
+			if err := holdDisk(ctx, tx, &cur, true); err != nil {
 				return err
 			}
 		}

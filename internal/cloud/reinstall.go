@@ -505,8 +505,14 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 		return s.makeDisk(ctx, compute.DiskSpec{ID: p.NewVolumeID, Image: img, SizeGB: size}, creds.hash, creds.key)
 	}, func(tx store.Tx, srv *ecs.Server) error {
 		srv.TaskState = ecs.TaskRebuildSpawning
-		return tx.VolumeUpsert(ctx, &ecs.Volume{ID: p.NewVolumeID, ProjectID: srv.ProjectID, ImageID: img.ID,
-			SizeGB: size, VolumeType: volType, Status: "available", Host: srv.Host, Created: time.Now().UTC()})
+		nv := ecs.Volume{ID: p.NewVolumeID, ProjectID: srv.ProjectID, ImageID: img.ID,
+			SizeGB: size, VolumeType: volType, Status: "available", Host: srv.Host, Created: time.Now().UTC()}
+		if err := tx.VolumeUpsert(ctx, &nv); err != nil {
+			return err
+		}
+		// The disk exists: it holds its room on the host (even past the
+		// capacity) until the old one, deleted at the end, gives its own.
+		return holdDisk(ctx, tx, &nv, true)
 	})
 	if err != nil {
 		return err

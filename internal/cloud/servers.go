@@ -212,7 +212,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			Created: now}); err != nil {
 			return err
 		}
-		pl, err := s.newPlacement(ctx, tx, flavor, size, img)
+		pl, err := s.newPlacement(ctx, tx, flavor, size, in.DataVolumes, img)
 		if err != nil {
 			return err
 		}
@@ -235,7 +235,8 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 			sub := newJobID()
 			srv.TaskJobID = sub
 			ids[i] = srv.ID
-			if srv.Host, err = pl.place(ctx, tx, srv.ID); err != nil {
+			dataIDs := newUUIDs(len(in.DataVolumes))
+			if srv.Host, err = pl.place(ctx, tx, srv.ID, append([]string{srv.SystemVolumeID}, dataIDs...)); err != nil {
 				return err
 			}
 			if err := tx.ServerInsert(ctx, &srv); err != nil {
@@ -245,8 +246,7 @@ func (s *Service) CreateServers(ctx context.Context, c Caller, in CreateInput) (
 				SizeGB: size, VolumeType: in.VolumeType, Status: "creating", Device: "/dev/vda", Host: srv.Host, Created: now}); err != nil {
 				return err
 			}
-			dataIDs, err := insertDataVolumes(ctx, tx, &srv, in.DataVolumes, now)
-			if err != nil {
+			if err := insertDataVolumes(ctx, tx, &srv, in.DataVolumes, dataIDs, now); err != nil {
 				return err
 			}
 			params, _ := json.Marshal(createParams{VolumeID: srv.SystemVolumeID, PasswordHash: hash, PublicKey: pub, Seed: img.CloudInit,

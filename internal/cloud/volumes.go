@@ -20,10 +20,12 @@ import (
 // create) has no host and no disk yet: its first attach gives it the host
 // of its server, where the attach job makes its disk (a blank qcow2 on
 // qemu, a recorded disk on sim); from then on it attaches only to servers
-// of that host (Ecs.0121). The system disk is the volume at /dev/vda
-// (bootIndex 0): a stopped server may detach it, and then refuses start,
-// reinstall and change of OS (Ecs.0105) until a volume is attached to it
-// as /dev/vda again.
+// of that host (Ecs.0121). A volume with a host holds its disk there (the
+// host's allocation, store.Tx.HostAllocate) until it is deleted; a first
+// attach that does not fit is refused (Ecs.0021). The system disk is the
+// volume at /dev/vda (bootIndex 0): a stopped server may detach it, and
+// then refuses start, reinstall and change of OS (Ecs.0105) until a
+// volume is attached to it as /dev/vda again.
 
 // System disk device, the one of bootIndex 0.
 const systemDevice = "/dev/vda"
@@ -96,10 +98,7 @@ func (s *Service) CreateVolumes(ctx context.Context, c Caller, in VolumeInput) (
 	}
 	jobID := newJobID()
 	now := time.Now().UTC()
-	ids := make([]string, in.Count)
-	for i := range ids {
-		ids[i] = newUUID()
-	}
+	ids := newUUIDs(in.Count)
 	err := s.store.Write(ctx, func(tx store.Tx) error {
 		for i, id := range ids {
 			name := in.Name
@@ -119,6 +118,15 @@ func (s *Service) CreateVolumes(ctx context.Context, c Caller, in VolumeInput) (
 		return "", nil, submitError(err)
 	}
 	return jobID, ids, nil
+}
+
+// newUUIDs returns n new ids (nil for 0).
+func newUUIDs(n int) []string {
+	var ids []string
+	for range n {
+		ids = append(ids, newUUID())
+	}
+	return ids
 }
 
 // ListVolumes lists the project's volumes (system disks included), oldest
@@ -258,6 +266,15 @@ func (s *Service) AttachVolume(ctx context.Context, c Caller, serverID, volumeID
 			return err
 		}
 		v.Status, v.ServerID, v.Device, v.Host = ecs.VolumeAttaching, srv.ID, p.Device, srv.Host
+		if p.Make {
+			if err := holdDisk(ctx, tx, &v, false); errors.Is(err, store.ErrNoCapacity) {
+				return ecs.Errorf(ecs.CodeVolumeNoRoom, "Insufficient EVS disk quota: the host of ECS %s has not %d GB of disk "+
+					"left for the disk %s. Attach it to an ECS of another host, or delete disks or ECSs there.",
+					srv.ID, v.SizeGB, v.ID)
+			} else if err != nil {
+				return err
+			}
+		}
 		return submitVolumeJob(ctx, tx, c, &ecs.Job{ID: jobID, Type: ecs.JobAttachVolume, Created: now}, &srv, &v, p)
 	})
 	if err != nil {
@@ -418,10 +435,18 @@ func (s *Service) runAttach(ctx context.Context, r jobs.Run) error {
 		})
 	}, func(ctx context.Context, jr *jobRun, cause error) error {
 		return jr.fail(ctx, cause, func(tx store.Tx, srv *ecs.Server) error {
+			// No disk was made: the volume has no host yet, nor holds any
+			// of its disk.
+			unmade := p.Make && jr.job.Step < attachDiskMade
+			if unmade {
+				if err := tx.AllocationFree(ctx, p.VolumeID); err != nil {
+					return err
+				}
+			}
 			return updateVolume(ctx, tx, p.VolumeID, true, func(v *ecs.Volume) {
 				v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
-				if p.Make && jr.job.Step < attachDiskMade {
-					v.Host = "" // no disk was made: the volume has no host yet
+				if unmade {
+					v.Host = ""
 				}
 			})
 		})
@@ -440,6 +465,21 @@ func (s *Service) diskCall(ctx context.Context, msg string, call func(sctx conte
 		return failStep(ecs.CodeTaskFailed, msg, err)
 	}
 	return nil
+}
+
+// holdDisk reserves v's disk on its host (none: nothing to hold), in its
+// own name: what it held before is given back first, so a step that runs
+// again holds it once. force skips the capacity check (a disk that exists
+// already); else a host without room is store.ErrNoCapacity.
+func holdDisk(ctx context.Context, tx store.Tx, v *ecs.Volume, force bool) error {
+	if v.Host == "" {
+		return nil
+	}
+	if err := tx.AllocationFree(ctx, v.ID); err != nil {
+		return err
+	}
+	return tx.HostAllocate(ctx, store.Allocation{Host: v.Host, Force: force,
+		Volumes: []store.VolumeAllocation{{VolumeID: v.ID, DiskGB: int64(v.SizeGB)}}})
 }
 
 // updateVolume reads volume id in tx, lets change edit it and stores it. A
@@ -608,19 +648,18 @@ func checkDataVolumes(dvs []DataVolumeInput) error {
 	return nil
 }
 
-// insertDataVolumes records a new server's data volumes (on its host,
-// attaching as /dev/vdb, /dev/vdc, ...) and returns their ids.
-func insertDataVolumes(ctx context.Context, tx store.Tx, srv *ecs.Server, dvs []DataVolumeInput, now time.Time) ([]string, error) {
-	var ids []string
+// insertDataVolumes records a new server's data volumes, of ids (on its
+// host, where placement reserved their disk; attaching as /dev/vdb,
+// /dev/vdc, ...).
+func insertDataVolumes(ctx context.Context, tx store.Tx, srv *ecs.Server, dvs []DataVolumeInput, ids []string, now time.Time) error {
 	for i, dv := range dvs {
-		v := ecs.Volume{ID: newUUID(), ProjectID: srv.ProjectID, ServerID: srv.ID, SizeGB: dv.SizeGB, VolumeType: dv.VolumeType,
+		v := ecs.Volume{ID: ids[i], ProjectID: srv.ProjectID, ServerID: srv.ID, SizeGB: dv.SizeGB, VolumeType: dv.VolumeType,
 			Status: ecs.VolumeAttaching, Device: "/dev/vd" + string(rune('b'+i)), Host: srv.Host, Created: now}
 		if err := tx.VolumeUpsert(ctx, &v); err != nil {
-			return nil, err
+			return err
 		}
-		ids = append(ids, v.ID)
 	}
-	return ids, nil
+	return nil
 }
 
 // createDataDisks is the create step that makes a new (stopped) server's

@@ -21,6 +21,22 @@ func host(name string, vcpus int, allocVCPUs int, beat time.Duration) store.Host
 		AllocVCPUs: allocVCPUs, Driver: DriverSim, Heartbeat: now.Add(-beat)}
 }
 
+// hostStore opens a SQLite store, closed when the test ends, holding hosts.
+func hostStore(t *testing.T, hosts ...store.Host) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for _, h := range hosts {
+		if err := st.HostUpsert(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
 func TestUp(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -80,16 +96,7 @@ func TestCandidates(t *testing.T) {
 func TestPlacePassesOverAHostFilledMeanwhile(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	for _, h := range []store.Host{host("a", 4, 0, 0), host("b", 2, 0, 0)} {
-		if err := st.HostUpsert(ctx, h); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := hostStore(t, host("a", 4, 0, 0), host("b", 2, 0, 0))
 	stale, err := st.HostList(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +112,7 @@ func TestPlacePassesOverAHostFilledMeanwhile(t *testing.T) {
 	err = st.Write(ctx, func(tx store.Tx) error {
 		placed = placed[:0]
 		for _, id := range []string{"s1", "s2", "s3"} {
-			h, err := p.Place(ctx, tx, id, Need{VCPUs: 1}, Image{Fileless: true})
+			h, err := p.Place(ctx, tx, id, []string{"vol-" + id}, Need{VCPUs: 1}, Image{Fileless: true})
 			if err != nil {
 				return err
 			}
@@ -202,4 +209,45 @@ func TestHeartbeat(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// Data disks need room on the host as the system disk does, and are held
+// by their volumes.
+func TestPlaceCountsDataDisks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := hostStore(t, host("a", 8, 0, 0)) // 1000 GB of disk
+	place := func(id string, vols []string, need Need) error {
+		return st.Write(ctx, func(tx store.Tx) error {
+			hosts, err := tx.HostList(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = NewPlacer(hosts, now, 100*365*24*time.Hour).Place(ctx, tx, id, vols, need, Image{Fileless: true})
+			return err
+		})
+	}
+	if err := place("s1", []string{"sys-1", "data-1"}, Need{VCPUs: 1, DiskGB: 100, DataGB: []int64{800}}); err != nil {
+		t.Fatal(err)
+	}
+	var nr *NoRoomError
+	if err := place("s2", []string{"sys-2", "data-2"}, Need{VCPUs: 1, DiskGB: 50, DataGB: []int64{60}}); !errors.As(err, &nr) {
+		t.Fatalf("placing 50 + 60 GB on 100 GB free: %v, want no room", err)
+	}
+	if err := place("s3", []string{"sys-3"}, Need{VCPUs: 1, DiskGB: 50, DataGB: []int64{50}}); err == nil {
+		t.Fatal("placed a server with fewer volume ids than disks")
+	}
+	if err := place("s3", []string{"sys-3", "data-3"}, Need{VCPUs: 1, DiskGB: 50, DataGB: []int64{50}}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := st.HostGet(ctx, "a"); h.AllocDiskGB != 1000 || h.AllocVCPUs != 2 {
+		t.Fatalf("host holds %d GB and %d vCPUs, want 1000 and 2", h.AllocDiskGB, h.AllocVCPUs)
+	}
+	// The server's delete leaves its volumes' disk held.
+	if err := st.Write(ctx, func(tx store.Tx) error { return tx.ServerDelete(ctx, "s1") }); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := st.HostGet(ctx, "a"); h.AllocDiskGB != 1000 || h.AllocVCPUs != 1 {
+		t.Fatalf("after a server's delete the host holds %d GB and %d vCPUs, want 1000 and 1", h.AllocDiskGB, h.AllocVCPUs)
+	}
 }

@@ -9,7 +9,10 @@
 //   - A host offers capacity*ratio of each resource (Nova's allocation
 //     ratios); the store's HostAllocate enforces it in one conditional
 //     update, so concurrent creates, on any number of nodes, never
-//     overcommit a host.
+//     overcommit a host. A server holds its vCPUs and RAM; each volume
+//     (system or data disk) holds its own disk, from its server's create
+//     or its first attach until it is deleted, so a data volume that
+//     outlives its server keeps counting.
 //   - Up compares a heartbeat written by the host's clock with the reader's
 //     clock: nodes of one cloud keep their clocks in sync (NTP), and
 //     down-after is large beside the heartbeat interval and any skew.

@@ -15,11 +15,23 @@ import (
 // built-in images have no file and are usable on every such host.
 const DriverSim = "sim"
 
-// Need is what one server holds of its host.
+// Need is what one server needs of its host: its vCPUs and RAM, held by
+// the server, and its system disk and data disks, each held by its volume
+// (which may outlive the server).
 type Need struct {
 	VCPUs  int
 	RAMMB  int64
 	DiskGB int64
+	DataGB []int64
+}
+
+// disk is all the disk n needs.
+func (n Need) disk() int64 {
+	d := n.DiskGB
+	for _, gb := range n.DataGB {
+		d += gb
+	}
+	return d
 }
 
 // Image says where an image is usable: on the hosts that have its files
@@ -73,7 +85,7 @@ func free(h store.Host) (vcpus, ramMB, diskGB float64) {
 
 func fits(h store.Host, n Need) bool {
 	v, r, d := free(h)
-	return float64(n.VCPUs) <= v && float64(n.RAMMB) <= r && float64(n.DiskGB) <= d
+	return float64(n.VCPUs) <= v && float64(n.RAMMB) <= r && float64(n.disk()) <= d
 }
 
 // weight is the share of its capacity a host would have left after
@@ -89,7 +101,7 @@ func weight(h store.Host, n Need) float64 {
 	}
 	return (share(v, float64(n.VCPUs), float64(h.VCPUs)*h.CPURatio) +
 		share(r, float64(n.RAMMB), float64(h.RAMMB)*h.RAMRatio) +
-		share(d, float64(n.DiskGB), float64(h.DiskGB)*h.DiskRatio)) / 3
+		share(d, float64(n.disk()), float64(h.DiskGB)*h.DiskRatio)) / 3
 }
 
 func usable(h store.Host, img Image) bool {
@@ -151,18 +163,33 @@ func (p *Placer) noRoom(down, noImage, noRoom int) error {
 }
 
 // Place picks a host for server serverID and reserves need on it in tx
-// (store.Tx.HostAllocate). A host that turns out full (another node's
-// create took the room since the hosts were read) is passed over for the
-// next. It returns the host's name, or a *NoRoomError.
-func (p *Placer) Place(ctx context.Context, tx store.Tx, serverID string, need Need, img Image) (string, error) {
+// (store.Tx.HostAllocate), in one check: the vCPUs and RAM under
+// serverID, the system disk under its volume id volumeIDs[0] and each
+// data disk need.DataGB[i] under volumeIDs[i+1]. A host that turns out
+// full (another node's create took the room since the hosts were read)
+// is passed over for the next. It returns the host's name, or a
+// *NoRoomError.
+func (p *Placer) Place(ctx context.Context, tx store.Tx, serverID string, volumeIDs []string, need Need, img Image) (string, error) {
+	if len(volumeIDs) != 1+len(need.DataGB) {
+		return "", fmt.Errorf("place server %s: %d volume ids for a system disk and %d data disks", serverID, len(volumeIDs),
+			len(need.DataGB))
+	}
+	a := store.Allocation{ServerID: serverID, VCPUs: need.VCPUs, RAMMB: need.RAMMB}
+	for i, id := range volumeIDs {
+		gb := need.DiskGB
+		if i > 0 {
+			gb = need.DataGB[i-1]
+		}
+		a.Volumes = append(a.Volumes, store.VolumeAllocation{VolumeID: id, DiskGB: gb})
+	}
 	for {
 		hosts, err := p.Candidates(need, img)
 		if err != nil {
 			return "", err
 		}
 		h := hosts[0]
-		err = tx.HostAllocate(ctx, store.Allocation{ServerID: serverID, Host: h.Name, VCPUs: need.VCPUs, RAMMB: need.RAMMB,
-			DiskGB: need.DiskGB})
+		a.Host = h.Name
+		err = tx.HostAllocate(ctx, a)
 		c := p.find(h.Name)
 		if errors.Is(err, store.ErrNoCapacity) {
 			c.full = true
@@ -173,7 +200,7 @@ func (p *Placer) Place(ctx context.Context, tx store.Tx, serverID string, need N
 		}
 		c.h.AllocVCPUs += need.VCPUs
 		c.h.AllocRAMMB += need.RAMMB
-		c.h.AllocDiskGB += need.DiskGB
+		c.h.AllocDiskGB += need.disk()
 		c.h.Servers++
 		return h.Name, nil
 	}

@@ -12,6 +12,10 @@ var (
 	// CodeTooManyVolumes is an attach to an ECS that has as many data
 	// disks as it can have.
 	CodeTooManyVolumes = code(ErrInvalid, "Ecs.0104")
+	// CodeVolumeNoRoom is the first attach of a volume (which gives it
+	// its host) to an ECS whose host has not that much free disk left
+	// (Huawei's "insufficient EVS disk quota"; our choice, README).
+	CodeVolumeNoRoom = code(ErrFailed, "Ecs.0021")
 	// CodeVolumeUnavailable is an attach of a volume that does not exist
 	// or is not available ("the disk is unavailable").
 	CodeVolumeUnavailable = code(ErrInvalid, "Ecs.0103")

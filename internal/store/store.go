@@ -273,13 +273,19 @@ type Tx interface {
 	HostList(ctx context.Context) ([]Host, error)
 	// ImageHostList lists the hosts that have an image's files.
 	ImageHostList(ctx context.Context, imageID string) ([]ImageHost, error)
-	// HostAllocate reserves a server's vCPUs, RAM and disk on its host, in
-	// one conditional update: the host's allocation plus a's must stay
-	// within its capacity times its allocation ratio, else nothing changes
-	// and the error wraps ErrNoCapacity (ecs.ErrNotFound for an unknown
-	// host). a.Force skips the check (adopting servers that exist). The
-	// allocation is recorded under a.ServerID and freed by ServerDelete.
+	// HostAllocate reserves a server's vCPUs, RAM and disk, and the disks
+	// of a.Volumes, on their host, in one conditional update: the host's
+	// allocation plus a's must stay within its capacity times its
+	// allocation ratio, else nothing changes and the error wraps
+	// ErrNoCapacity (ecs.ErrNotFound for an unknown host). a.Force skips
+	// the check (adopting servers that exist). The server's part is
+	// recorded under a.ServerID and freed by ServerDelete; each volume's
+	// under its volume id, freed by VolumeDelete or AllocationFree. An id
+	// that holds an allocation already is ecs.ErrConflict.
 	HostAllocate(ctx context.Context, a Allocation) error
+	// AllocationFree gives back to its host what server or volume id holds
+	// (HostAllocate); holding nothing is fine.
+	AllocationFree(ctx context.Context, id string) error
 }
 
 // ErrNoCapacity is returned by HostAllocate when the host has not enough
@@ -310,7 +316,8 @@ type Host struct {
 	CPURatio  float64
 	RAMRatio  float64
 	DiskRatio float64
-	// Allocated totals of the servers on the host.
+	// Allocated totals on the host: of its servers (vCPUs and RAM) and of
+	// its volumes (disk; see Allocation).
 	AllocVCPUs  int
 	AllocRAMMB  int64
 	AllocDiskGB int64
@@ -322,14 +329,51 @@ type Host struct {
 	Created   time.Time
 }
 
-// Allocation is what one server holds of its host.
+// Allocation is what one server (ServerID; "" for none) and volumes hold
+// of their host. The service has every volume, system disk included, hold
+// its own disk (Volumes) and a server only its vCPUs and RAM; a server's
+// DiskGB is what rows made before that held (the migration moved it to
+// the volumes).
 type Allocation struct {
 	ServerID string
 	Host     string
 	VCPUs    int
 	RAMMB    int64
 	DiskGB   int64
-	Force    bool
+	// Volumes are volumes, each holding its disk on its own: it outlives
+	// the server (a deleted server's data volumes stay on the host) and
+	// is freed when the volume is deleted.
+	Volumes []VolumeAllocation
+	Force   bool
+}
+
+// VolumeAllocation is the disk one volume holds of its host.
+type VolumeAllocation struct {
+	VolumeID string
+	DiskGB   int64
+}
+
+// Holders splits a by holder, as stores record it: the server's part
+// (without Volumes) when there is a server, then one per volume, with the
+// volume id as ServerID and only DiskGB set.
+func (a Allocation) Holders() []Allocation {
+	var out []Allocation
+	if a.ServerID != "" {
+		out = append(out, Allocation{ServerID: a.ServerID, Host: a.Host, VCPUs: a.VCPUs, RAMMB: a.RAMMB, DiskGB: a.DiskGB})
+	}
+	for _, v := range a.Volumes {
+		out = append(out, Allocation{ServerID: v.VolumeID, Host: a.Host, DiskGB: v.DiskGB})
+	}
+	return out
+}
+
+// TotalDiskGB is the disk a holds in all: the server's and its volumes'.
+func (a Allocation) TotalDiskGB() int64 {
+	n := a.DiskGB
+	for _, v := range a.Volumes {
+		n += v.DiskGB
+	}
+	return n
 }
 
 // ImageHost says that a host has an image's files, at these paths (its

@@ -29,11 +29,13 @@
 //     a QMP socket, and a serial log (SerialLog) that never holds more than
 //     Config.SerialLogMax bytes whatever the guest prints. Servers are
 //     definitions under <Dir>/servers/<id>/ (server.json and seed.iso,
-//     plus qemu.pid, qmp.sock, qga.sock, serial.sock, serial.log and
-//     qemu.log while or after it runs).
+//     plus qemu.pid, qmp.sock, qga.sock, serial.sock, serial.log,
+//     qemu.pipe and qemu.log while or after it runs). qemu.log, QEMU's
+//     own messages, is capped too (qemulog.go).
 //   - QEMU is sandboxed (sandbox.go): a seccomp filter (-sandbox) and, when
-//     the driver runs as root, the unprivileged user Config.User (-runas),
-//     to which QEMU drops once it has opened its disks, kernel and sockets;
+//     the driver runs as root, a uid of the server's own with the group of
+//     Config.User (-runas), to which QEMU drops once it has opened its
+//     disks, kernel and sockets;
 //     it can then open no file of <Dir>, and later files reach it only as
 //     descriptors passed over QMP.
 //   - Guests outlive the daemon: QEMU runs in its own process group, so
@@ -101,6 +103,11 @@ type Config struct {
 	// (no home, no login shell) when missing. Not root: QEMU runs as the
 	// driver's own user and User is not used.
 	User string
+	// GuestUIDBase is the first of the 65536 uids that QEMU processes run
+	// as when the driver runs as root, one per server (default
+	// 1,900,000,000; at least 100000). Nodes on one machine should have
+	// ranges apart.
+	GuestUIDBase int
 	// SerialLogMax caps a server's serial log, in bytes (default 4 MiB,
 	// at least 4 KiB): it keeps the last output of the guest's console.
 	SerialLogMax int64
@@ -109,10 +116,12 @@ type Config struct {
 // Driver is the QEMU compute driver. Its methods are safe for concurrent
 // use; calls on different disks and servers run in parallel.
 type Driver struct {
-	cfg   Config
-	accel string
-	bins  binaries
-	runas string // the user QEMU drops to; "" for none
+	cfg     Config
+	accel   string
+	bins    binaries
+	runas   string // the user whose group QEMU drops to; "" for no drop
+	gid     int    // runas's group
+	uidBase int    // Config.GuestUIDBase
 
 	locks keyedMutex
 	qsd   *storageDaemon
@@ -122,7 +131,7 @@ type Driver struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
-	serialWG  sync.WaitGroup // serial log readers
+	logWG     sync.WaitGroup // serial and QEMU log readers (attachRing)
 }
 
 type binaries struct {
@@ -191,7 +200,13 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if d.accel, err = chooseAccel(cfg.Accel); err != nil {
 		return nil, err
 	}
-	if d.runas, err = qemuUser(ctx, cfg.User); err != nil {
+	if d.runas, d.gid, err = qemuUser(ctx, cfg.User); err != nil {
+		return nil, err
+	}
+	if d.uidBase = cfg.GuestUIDBase; d.uidBase == 0 {
+		d.uidBase = defaultGuestUIDBase
+	}
+	if err := checkGuestUIDBase(d.uidBase); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -293,14 +308,14 @@ func (d *Driver) Capabilities() compute.Capabilities { return compute.Capabiliti
 // Accel returns the accelerator servers run with ("tcg" or "kvm").
 func (d *Driver) Accel() string { return d.accel }
 
-// Close stops the driver's watchers, serial log readers and storage daemon.
+// Close stops the driver's watchers, log readers and storage daemon.
 // Running guests keep running; a new driver on the same Dir reattaches to
 // them.
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.closed)
 		d.qsd.stop()
-		d.serialWG.Wait()
+		d.logWG.Wait()
 	})
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,7 +33,7 @@ func TestSandboxArg(t *testing.T) {
 func TestQEMUUserRefusesBadNames(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"root", "Bad Name", "-x", "a/b", strings.Repeat("a", 40)} {
-		got, err := qemuUser(context.Background(), name)
+		got, _, err := qemuUser(context.Background(), name)
 		if os.Geteuid() != 0 {
 			if got != "" || err != nil {
 				t.Errorf("not root: qemuUser(%q) = %q, %v; want no user", name, got, err)
@@ -133,5 +135,48 @@ func TestQMPAddFD(t *testing.T) {
 	r := <-got
 	if r.err != nil || r.cmd != "add-fd" || r.fdset != 7 || r.content != "volume content" {
 		t.Fatalf("QEMU side received %+v; want add-fd, fdset 7 and the file's descriptor", r)
+	}
+}
+
+func TestCheckGuestUIDBase(t *testing.T) {
+	t.Parallel()
+	for base, ok := range map[int]bool{0: false, 1000: false, 99999: false, 100000: true, defaultGuestUIDBase: true,
+		1<<31 - guestUIDs: true, 1<<31 - guestUIDs + 1: false, 1 << 32: false} {
+		if err := checkGuestUIDBase(base); (err == nil) != ok {
+			t.Errorf("checkGuestUIDBase(%d) = %v, want ok %v", base, err, ok)
+		}
+	}
+}
+
+// TestFreeUID: a new server gets the lowest uid of the range that no
+// server of the driver has and no running process has.
+func TestFreeUID(t *testing.T) {
+	t.Parallel()
+	me := os.Getuid() // a uid some process (this one) runs as
+	d := &Driver{uidBase: me, servers: map[string]*server{}}
+	for i, uid := range []int{me + 1, me + 3} {
+		d.servers[strconv.Itoa(i)] = &server{rec: serverRecord{UID: uid}}
+	}
+	if got, err := d.freeUIDLocked(); err != nil || got != me+2 {
+		t.Fatalf("freeUIDLocked = %d, %v; want %d (%d runs, %d and %d are taken)", got, err, me+2, me, me+1, me+3)
+	}
+	d = &Driver{uidBase: defaultGuestUIDBase, servers: map[string]*server{}}
+	for i := range guestUIDs {
+		d.servers[strconv.Itoa(i)] = &server{rec: serverRecord{UID: defaultGuestUIDBase + i}}
+	}
+	if got, err := d.freeUIDLocked(); err == nil {
+		t.Fatalf("freeUIDLocked with every uid taken = %d", got)
+	}
+}
+
+// TestRunAsArg: QEMU drops to the server's own uid and the QEMU user's
+// group.
+func TestRunAsArg(t *testing.T) {
+	t.Parallel()
+	d := &Driver{cfg: Config{Dir: t.TempDir()}, accel: "tcg", runas: "ecsd-qemu", gid: 4242}
+	args := d.qemuArgs(serverRecord{ID: "s", VCPUs: 1, RAMMB: 256, DiskID: "vol-s", Port: 2222, UID: defaultGuestUIDBase + 7}, false)
+	i := slices.Index(args, "-runas")
+	if i < 0 || i+1 == len(args) || args[i+1] != strconv.Itoa(defaultGuestUIDBase+7)+":4242" {
+		t.Fatalf("qemu args %v, want -runas %d:4242", args, defaultGuestUIDBase+7)
 	}
 }

@@ -5,10 +5,12 @@ package qemu
 import (
 	"context"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,10 +59,11 @@ func procStatus(t *testing.T, pid int) map[string]string {
 }
 
 // TestSandbox checks what a running guest's QEMU is confined to: a seccomp
-// filter, and (when the driver runs as root) the dedicated unprivileged
-// user, which can open no file of the state directory: another server's
-// disk is out of its reach by path, and a file reaches it only as a file
-// descriptor passed by the driver (how hot-plugged volumes will).
+// filter, and (when the driver runs as root) a uid of the server's own,
+// which cannot signal another guest's QEMU and can open no file of the
+// state directory: another server's disk is out of its reach by path, and
+// a file reaches it only as a file descriptor passed by the driver (as
+// hot-plugged volumes do).
 func TestSandbox(t *testing.T) {
 	img := importedTestImage(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
@@ -72,11 +75,13 @@ func TestSandbox(t *testing.T) {
 	}
 	defer d.Close()
 	startTestServer(ctx, t, d, img, "a", compute.Credentials{})
+	startTestServer(ctx, t, d, img, "b", compute.Credentials{})
 	if err := d.CreateDisk(ctx, compute.DiskSpec{ID: "vol-other", Image: img}); err != nil {
 		t.Fatal(err)
 	}
 	d.mu.Lock()
-	pid := d.servers["a"].proc.pid
+	pid, pidB := d.servers["a"].proc.pid, d.servers["b"].proc.pid
+	uidA, uidB := d.servers["a"].rec.UID, d.servers["b"].rec.UID
 	d.mu.Unlock()
 
 	st := procStatus(t, pid)
@@ -92,8 +97,24 @@ func TestSandbox(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the driver runs as root and user %s does not exist: %v", defaultUser, err)
 		}
-		if want := strings.Repeat(u.Uid+"\t", 3) + u.Uid; st["Uid"] != want {
-			t.Errorf("QEMU's Uid is %q, want %q (%s)", st["Uid"], want, defaultUser)
+		// A uid of the server's own, from the guest range.
+		if uidA < defaultGuestUIDBase || uidB < defaultGuestUIDBase || uidA == uidB || strconv.Itoa(uidA) == u.Uid {
+			t.Errorf("servers a and b have uids %d and %d, want two of their own from %d", uidA, uidB, defaultGuestUIDBase)
+		}
+		if want := strings.Repeat(strconv.Itoa(uidA)+"\t", 3) + strconv.Itoa(uidA); st["Uid"] != want {
+			t.Errorf("QEMU's Uid is %q, want %q (server a's own)", st["Uid"], want)
+		}
+		if want := strings.Repeat(strconv.Itoa(uidB)+"\t", 3) + strconv.Itoa(uidB); procStatus(t, pidB)["Uid"] != want {
+			t.Errorf("server b's QEMU's Uid is %q, want %q", procStatus(t, pidB)["Uid"], want)
+		}
+		// What a QEMU taken over by its guest could do to another: as a's
+		// uid, signalling b's QEMU is refused; signalling a's own is not.
+		gid, _ := strconv.Atoi(u.Gid)
+		if out, err := killAs(uidA, gid, pidB); err == nil || !strings.Contains(out, "not permitted") {
+			t.Errorf("kill -0 of b's QEMU as a's uid: %v %q, want Operation not permitted", err, out)
+		}
+		if out, err := killAs(uidA, gid, pid); err != nil {
+			t.Errorf("kill -0 of a's QEMU as a's uid: %v %q", err, out)
 		}
 		if want := strings.Repeat(u.Gid+"\t", 3) + u.Gid; st["Gid"] != want {
 			t.Errorf("QEMU's Gid is %q, want %q", st["Gid"], want)
@@ -131,6 +152,16 @@ func TestSandbox(t *testing.T) {
 	}); err != nil {
 		t.Errorf("QEMU opening a file passed as an fd: %v", err)
 	}
+}
+
+// killAs runs kill -0 pid as uid:gid (no other group) and returns its
+// output.
+func killAs(uid, gid, pid int) (string, error) {
+	cmd := exec.Command("/bin/sh", "-c", "kill -0 "+strconv.Itoa(pid))
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // TestSerialLogCap floods the serial console from the guest with 16 times
@@ -222,6 +253,10 @@ func TestStartFailure(t *testing.T) {
 	err = d.StartServer(ctx, "x")
 	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "exited at start") {
 		t.Fatalf("StartServer with a missing kernel: %v (ctx %v), want QEMU's exit reported", err, ctx.Err())
+	}
+	// QEMU's reason came through qemu.pipe into qemu.log.
+	if !strings.Contains(err.Error(), "missing-vmlinux") {
+		t.Errorf("StartServer with a missing kernel: %v, want QEMU's message naming the kernel", err)
 	}
 	if ps, _ := d.PowerState(ctx, "x"); ps != compute.PowerStopped {
 		t.Errorf("PowerState after a failed start = %v, want stopped", ps)

@@ -119,10 +119,10 @@ func (r *ringLog) rotate(p []byte) error {
 // Close closes the file.
 func (r *ringLog) Close() error { return r.f.Close() }
 
-// copySerial copies the console from src into log until src ends or
-// fails. A failed write (a full host disk) loses that output but not the
-// guest: the socket keeps being drained, so the guest never waits on it.
-func copySerial(log *ringLog, src io.Reader) {
+// copyRing copies src into log until src ends or fails. A failed write
+// (a full host disk) loses that output but not the writer: src keeps being
+// drained, so QEMU never waits on it.
+func copyRing(log *ringLog, src io.Reader) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := src.Read(buf)
@@ -135,36 +135,47 @@ func copySerial(log *ringLog, src io.Reader) {
 	}
 }
 
+// attachRing copies src into the ring log at path (capped at max, emptied
+// first when truncate) until src ends or the driver is closed (Close waits
+// for it); then it closes src and done. The caller must close src and done
+// itself when attachRing fails.
+func (d *Driver) attachRing(src io.ReadCloser, path string, max int64, truncate bool, done chan struct{}) error {
+	log, err := openRingLog(path, max, truncate)
+	if err != nil {
+		return err
+	}
+	copied := make(chan struct{})
+	d.logWG.Add(1)
+	go func() {
+		select {
+		case <-d.closed:
+			src.Close()
+		case <-copied:
+		}
+	}()
+	go func() {
+		defer d.logWG.Done()
+		copyRing(log, src)
+		close(copied)
+		src.Close()
+		log.Close()
+		close(done)
+	}()
+	return nil
+}
+
 // attachSerial connects to the serial socket in dir and copies it into
 // serial.log (emptied first when truncate) until QEMU closes it or the
-// driver is closed (Close waits for it); done is closed then. The caller must close done
+// driver is closed; done is closed then. The caller must close done
 // itself when attachSerial fails.
 func (d *Driver) attachSerial(ctx context.Context, dir string, truncate bool, done chan struct{}) error {
 	conn, err := dialUnix(ctx, filepath.Join(dir, serialSock))
 	if err != nil {
 		return err
 	}
-	log, err := openRingLog(filepath.Join(dir, serialFile), d.cfg.SerialLogMax, truncate)
-	if err != nil {
+	if err := d.attachRing(conn, filepath.Join(dir, serialFile), d.cfg.SerialLogMax, truncate, done); err != nil {
 		conn.Close()
 		return err
 	}
-	copied := make(chan struct{})
-	d.serialWG.Add(1)
-	go func() {
-		select {
-		case <-d.closed:
-			conn.Close()
-		case <-copied:
-		}
-	}()
-	go func() {
-		defer d.serialWG.Done()
-		copySerial(log, conn)
-		close(copied)
-		conn.Close()
-		log.Close()
-		close(done)
-	}()
 	return nil
 }

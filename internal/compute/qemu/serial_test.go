@@ -151,7 +151,7 @@ func TestCopySerialCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copySerial(r, c)
+	copyRing(r, c)
 	r.Close()
 	checkRing(t, path, max, stream)
 	if b, _ := os.ReadFile(path); !bytes.HasSuffix(b, []byte("LAST LINE\n")) {

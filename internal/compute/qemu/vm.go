@@ -36,6 +36,9 @@ type serverRecord struct {
 	ImageID string `json:"image_id,omitempty"`
 	// Port is the host port on 127.0.0.1 forwarded to the guest's port 22.
 	Port int `json:"port"`
+	// UID is the uid the server's QEMU runs as when the driver runs as
+	// root (sandbox.go); 0 until it has one.
+	UID int `json:"uid,omitempty"`
 }
 
 // server is a defined server; its fields are guarded by Driver.mu.
@@ -52,18 +55,21 @@ type vmProc struct {
 	pid    int
 	exit   chan struct{} // closed when the process has exited
 	serial chan struct{} // closed when the serial log has all the console's output, or will have none
-	done   chan struct{} // closed when both are
+	log    chan struct{} // closed when qemu.log has all QEMU's messages, or will have none
+	done   chan struct{} // closed when all three are
 }
 
-func newVMProc(pid int) *vmProc {
-	return &vmProc{pid: pid, exit: make(chan struct{}), serial: make(chan struct{}), done: make(chan struct{})}
+// newVMProc returns the process pid, whose QEMU log reader closes log.
+func newVMProc(pid int, log chan struct{}) *vmProc {
+	return &vmProc{pid: pid, exit: make(chan struct{}), serial: make(chan struct{}), log: log, done: make(chan struct{})}
 }
 
 // markExited records that the process has exited; done follows once the
-// serial log has the console's last output.
+// serial log has the console's last output and qemu.log QEMU's last words.
 func (p *vmProc) markExited() {
 	close(p.exit)
 	<-p.serial
+	<-p.log
 	close(p.done)
 }
 
@@ -203,6 +209,11 @@ func (d *Driver) CreateServer(ctx context.Context, spec compute.ServerSpec) (com
 		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
 	}
 	rec.Port = port
+	if d.runas != "" {
+		if rec.UID, err = d.freeUIDLocked(); err != nil {
+			return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
+		}
+	}
 	dir := d.serverDir(spec.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return compute.ServerInfo{}, fmt.Errorf("qemu: %s: %w", op, err)
@@ -343,6 +354,25 @@ func (d *Driver) serverView(id string, s *server) compute.ServerView {
 		DataDisks: append([]string(nil), s.rec.DataDisks...)}
 }
 
+// giveUID gives s a uid of its own and records it. The caller holds s's
+// lock; d.mu is held throughout, as in CreateServer, so that no two
+// servers get one uid.
+func (d *Driver) giveUID(s *server) (serverRecord, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := s.rec
+	uid, err := d.freeUIDLocked()
+	if err != nil {
+		return next, err
+	}
+	next.UID = uid
+	if err := writeJSON(filepath.Join(d.serverDir(next.ID), serverFile), next); err != nil {
+		return next, fmt.Errorf("qemu: write server %s: %w", next.ID, err)
+	}
+	s.rec = next
+	return next, nil
+}
+
 func (d *Driver) setDisk(s *server, diskID string) error {
 	d.mu.Lock()
 	next := s.rec
@@ -480,7 +510,7 @@ func (d *Driver) qemuArgs(rec serverRecord, seed bool) []string {
 		"-pidfile", pidFile,
 	)
 	if d.runas != "" {
-		args = append(args, "-runas", d.runas)
+		args = append(args, "-runas", d.runAsArg(rec))
 	}
 	return args
 }
@@ -500,29 +530,37 @@ func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 	if _, err := os.Stat(d.diskPath(rec.DiskID)); err != nil {
 		return fmt.Errorf("system disk %s: %w", rec.DiskID, err)
 	}
+	if d.runas != "" && rec.UID == 0 {
+		// A server defined by a release without a uid per server.
+		if rec, err = d.giveUID(s); err != nil {
+			return err
+		}
+	}
 	dir := d.serverDir(rec.ID)
 	// A QEMU that dropped privileges cannot remove these when it exits.
 	for _, f := range []string{pidFile, qmpSock, serialSock, agentSock} {
 		os.Remove(filepath.Join(dir, f))
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, qemuLog), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	logDone := make(chan struct{})
+	logw, err := d.startQEMULog(dir, logDone)
 	if err != nil {
-		return err
+		return fmt.Errorf("qemu log: %w", err)
 	}
-	defer logf.Close()
+	defer logw.Close()
 	_, serr := os.Stat(filepath.Join(dir, seedFile))
 	cmd := exec.Command(d.bins.qemu, d.qemuArgs(rec, serr == nil)...)
 	cmd.Dir = dir
-	// Files, not pipes, so QEMU never writes into a pipe nobody reads once
-	// ecsd is gone; its own process group, so a signal to ecsd's group
-	// (Ctrl-C) does not stop guests. No parent-death signal: guests outlive
-	// the daemon, which reattaches to them.
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// The named pipe of qemu.log (qemulog.go), which a later driver reads
+	// again; its own process group, so a signal to ecsd's group (Ctrl-C)
+	// does not stop guests. No parent-death signal: guests outlive the
+	// daemon, which reattaches to them.
+	cmd.Stdout, cmd.Stderr = logw, logw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	p := newVMProc(cmd.Process.Pid)
+	logw.Close() // QEMU holds the only write end: the copy ends when it exits
+	p := newVMProc(cmd.Process.Pid, logDone)
 	go func() {
 		cmd.Wait()
 		p.markExited()
@@ -573,6 +611,11 @@ func (d *Driver) startVM(ctx context.Context, s *server) (err error) {
 func (d *Driver) vmStatus(ctx context.Context, p *vmProc, dir, sock string) (string, error) {
 	select {
 	case <-p.exit:
+		select {
+		case <-p.log: // qemu.log has QEMU's last words
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
 		b, _ := os.ReadFile(filepath.Join(dir, qemuLog))
 		return "", fmt.Errorf("qemu exited at start: %s", lastLines(string(b), 3))
 	case <-ctx.Done():
@@ -693,9 +736,12 @@ func (d *Driver) reattach(ctx context.Context, dir, id string) *vmProc {
 	// stopVM can still kill it); QMP is only a sanity check here.
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	qmpRun(qctx, filepath.Join(dir, qmpSock), "query-status", nil)
-	p := newVMProc(pid)
+	p := newVMProc(pid, make(chan struct{}))
 	if err := d.attachSerial(qctx, dir, false, p.serial); err != nil {
 		close(p.serial) // the console's output is lost, not the guest
+	}
+	if err := d.reattachQEMULog(dir, p.log); err != nil {
+		close(p.log) // QEMU's messages are lost, not the guest
 	}
 	cancel()
 	go func() {

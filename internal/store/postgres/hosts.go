@@ -100,8 +100,11 @@ func (t *tx) HostList(ctx context.Context) ([]store.Host, error) {
 // deadlock_timeout). So the first reservation of a transaction first locks
 // every host row in name order: reservations queue instead.
 func (t *tx) HostAllocate(ctx context.Context, a store.Allocation) error {
-	if unstorable(a.Host, a.ServerID) {
-		return notFound("host", a.Host)
+	rows := a.Holders()
+	for _, h := range append(rows, store.Allocation{ServerID: a.Host}) {
+		if unstorable(h.ServerID) {
+			return notFound("host", a.Host)
+		}
 	}
 	if !t.hostsLocked {
 		if _, err := t.q.Exec(ctx, `SELECT name FROM hosts ORDER BY name FOR UPDATE`); err != nil {
@@ -112,7 +115,7 @@ func (t *tx) HostAllocate(ctx context.Context, a store.Allocation) error {
 	tag, err := t.q.Exec(ctx, `UPDATE hosts SET alloc_vcpus = alloc_vcpus + $1, alloc_ram_mb = alloc_ram_mb + $2,
 		alloc_disk_gb = alloc_disk_gb + $3
 		WHERE name = $4 AND ($5 OR (alloc_vcpus + $1 <= vcpus * cpu_ratio AND alloc_ram_mb + $2 <= ram_mb * ram_ratio
-			AND alloc_disk_gb + $3 <= disk_gb * disk_ratio))`, a.VCPUs, a.RAMMB, a.DiskGB, a.Host, a.Force)
+			AND alloc_disk_gb + $3 <= disk_gb * disk_ratio))`, a.VCPUs, a.RAMMB, a.TotalDiskGB(), a.Host, a.Force)
 	if err != nil {
 		return err
 	}
@@ -122,20 +125,28 @@ func (t *tx) HostAllocate(ctx context.Context, a store.Allocation) error {
 		}
 		return fmt.Errorf("host %s: %w", a.Host, store.ErrNoCapacity)
 	}
-	_, err = t.q.Exec(ctx, `INSERT INTO allocations(server_id, host, vcpus, ram_mb, disk_gb) VALUES($1,$2,$3,$4,$5)`,
-		a.ServerID, a.Host, a.VCPUs, a.RAMMB, a.DiskGB)
-	if isUnique(err) {
-		return fmt.Errorf("allocation of server %q: %w", a.ServerID, ecs.ErrConflict)
+	for _, h := range rows {
+		_, err = t.q.Exec(ctx, `INSERT INTO allocations(server_id, host, vcpus, ram_mb, disk_gb) VALUES($1,$2,$3,$4,$5)`,
+			h.ServerID, a.Host, h.VCPUs, h.RAMMB, h.DiskGB)
+		if isUnique(err) {
+			return fmt.Errorf("allocation of %q: %w", h.ServerID, ecs.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
-// allocationFree gives a deleted server's allocation back to its host.
-func (t *tx) allocationFree(ctx context.Context, serverID string) error {
+// AllocationFree gives what server or volume id holds back to its host.
+func (t *tx) AllocationFree(ctx context.Context, id string) error {
+	if unstorable(id) {
+		return nil
+	}
 	_, err := t.q.Exec(ctx, `WITH freed AS (DELETE FROM allocations WHERE server_id = $1 RETURNING host, vcpus, ram_mb, disk_gb)
 		UPDATE hosts SET alloc_vcpus = greatest(alloc_vcpus - freed.vcpus, 0), alloc_ram_mb = greatest(alloc_ram_mb - freed.ram_mb, 0),
 			alloc_disk_gb = greatest(alloc_disk_gb - freed.disk_gb, 0)
-		FROM freed WHERE hosts.name = freed.host`, serverID)
+		FROM freed WHERE hosts.name = freed.host`, id)
 	return err
 }
 

@@ -688,7 +688,7 @@ func (t *tx) ServerDelete(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	return t.allocationFree(ctx, id)
+	return t.AllocationFree(ctx, id)
 }
 
 func (t *tx) ServerFence(ctx context.Context, serverID, token string) error {
@@ -785,8 +785,10 @@ func (t *tx) VolumeDelete(ctx context.Context, id string) error {
 	if unstorable(id) {
 		return nil
 	}
-	_, err := t.q.Exec(ctx, `DELETE FROM volumes WHERE id = $1`, id)
-	return err
+	if _, err := t.q.Exec(ctx, `DELETE FROM volumes WHERE id = $1`, id); err != nil {
+		return err
+	}
+	return t.AllocationFree(ctx, id)
 }
 
 // ---- key pairs

@@ -90,12 +90,14 @@ func (t *tx) HostList(ctx context.Context) ([]store.Host, error) {
 // WHERE clause is the capacity check, so that no interleaving of
 // reservations can pass the limit (SQLite runs one Write at a time
 // anyway; the same statement is the guard on a store with concurrent
-// writers).
+// writers). The allocations table keeps what each holder (a server or a
+// data volume, by id) holds, so that freeing it gives back exactly that.
 func (t *tx) HostAllocate(ctx context.Context, a store.Allocation) error {
+	disk := a.TotalDiskGB()
 	res, err := t.q.ExecContext(ctx, `UPDATE hosts SET alloc_vcpus = alloc_vcpus + ?1, alloc_ram_mb = alloc_ram_mb + ?2,
 		alloc_disk_gb = alloc_disk_gb + ?3
 		WHERE name = ?4 AND (?5 OR (alloc_vcpus + ?1 <= vcpus * cpu_ratio AND alloc_ram_mb + ?2 <= ram_mb * ram_ratio
-			AND alloc_disk_gb + ?3 <= disk_gb * disk_ratio))`, a.VCPUs, a.RAMMB, a.DiskGB, a.Host, b2i(a.Force))
+			AND alloc_disk_gb + ?3 <= disk_gb * disk_ratio))`, a.VCPUs, a.RAMMB, disk, a.Host, b2i(a.Force))
 	if err != nil {
 		return err
 	}
@@ -105,18 +107,23 @@ func (t *tx) HostAllocate(ctx context.Context, a store.Allocation) error {
 		}
 		return fmt.Errorf("host %s: %w", a.Host, store.ErrNoCapacity)
 	}
-	_, err = t.q.ExecContext(ctx, `INSERT INTO allocations(server_id, host, vcpus, ram_mb, disk_gb) VALUES(?,?,?,?,?)`,
-		a.ServerID, a.Host, a.VCPUs, a.RAMMB, a.DiskGB)
-	if isUnique(err) {
-		return fmt.Errorf("allocation of server %q: %w", a.ServerID, ecs.ErrConflict)
+	for _, h := range a.Holders() {
+		_, err = t.q.ExecContext(ctx, `INSERT INTO allocations(server_id, host, vcpus, ram_mb, disk_gb) VALUES(?,?,?,?,?)`,
+			h.ServerID, a.Host, h.VCPUs, h.RAMMB, h.DiskGB)
+		if isUnique(err) {
+			return fmt.Errorf("allocation of %q: %w", h.ServerID, ecs.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
-// allocationFree gives a deleted server's allocation back to its host.
-func (t *tx) allocationFree(ctx context.Context, serverID string) error {
+// AllocationFree gives what server or volume id holds back to its host.
+func (t *tx) AllocationFree(ctx context.Context, id string) error {
 	var a store.Allocation
-	err := t.q.QueryRowContext(ctx, `DELETE FROM allocations WHERE server_id = ? RETURNING host, vcpus, ram_mb, disk_gb`, serverID).
+	err := t.q.QueryRowContext(ctx, `DELETE FROM allocations WHERE server_id = ? RETURNING host, vcpus, ram_mb, disk_gb`, id).
 		Scan(&a.Host, &a.VCPUs, &a.RAMMB, &a.DiskGB)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil

@@ -565,7 +565,7 @@ func (t *tx) ServerDelete(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	return t.allocationFree(ctx, id)
+	return t.AllocationFree(ctx, id)
 }
 
 func (t *tx) ServerFence(ctx context.Context, serverID, token string) error {
@@ -658,8 +658,10 @@ func (t *tx) VolumeUpsert(ctx context.Context, v *ecs.Volume) error {
 }
 
 func (t *tx) VolumeDelete(ctx context.Context, id string) error {
-	_, err := t.q.ExecContext(ctx, `DELETE FROM volumes WHERE id = ?`, id)
-	return err
+	if _, err := t.q.ExecContext(ctx, `DELETE FROM volumes WHERE id = ?`, id); err != nil {
+		return err
+	}
+	return t.AllocationFree(ctx, id)
 }
 
 // ---- key pairs

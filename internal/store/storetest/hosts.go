@@ -270,6 +270,60 @@ func testHostAllocate(t *testing.T, open opener) {
 	})
 }
 
+// testVolumeAllocate: data volumes hold their disk on their host apart
+// from their server, within the same capacity check, and give it back when
+// deleted or freed.
+func testVolumeAllocate(t *testing.T, open opener) {
+	b := setup(t, open)
+	b.upsertHost(t, smallHost("host-a")) // 100 GB of disk
+	withVolumes := func(id string, vols ...store.VolumeAllocation) error {
+		return b.writeErr(func(tx store.Tx) error {
+			a := store.Allocation{ServerID: id, Host: "host-a", Volumes: vols}
+			if id != "" {
+				srv := plainServer(id, projA, id, 0)
+				srv.Host = "host-a"
+				if err := tx.ServerInsert(b.ctx, &srv); err != nil {
+					return err
+				}
+				a.VCPUs, a.RAMMB, a.DiskGB = 1, 512, 10
+			}
+			return tx.HostAllocate(b.ctx, a)
+		})
+	}
+	vol := func(id string, gb int64) store.VolumeAllocation {
+		return store.VolumeAllocation{VolumeID: id, DiskGB: gb}
+	}
+
+	wantNoErr(t, "a server with a data volume", withVolumes("srv-1", vol("vol-1", 30)))
+	wantAlloc(t, "after a server with a 30 GB data volume", b.getHost(t, "host-a"), 1, 512, 40, 1)
+	wantNoErr(t, "a volume alone", withVolumes("", vol("vol-2", 50)))
+	wantAlloc(t, "after a 50 GB volume", b.getHost(t, "host-a"), 1, 512, 90, 1)
+	wantErr(t, "a volume past the disk", withVolumes("", vol("vol-3", 11)), store.ErrNoCapacity)
+	wantErr(t, "a server whose volumes do not fit", withVolumes("srv-2", vol("vol-3", 1)), store.ErrNoCapacity)
+	wantAlloc(t, "after refusals", b.getHost(t, "host-a"), 1, 512, 90, 1)
+	wantErr(t, "a volume that holds disk already", withVolumes("", vol("vol-2", 1)), ecs.ErrConflict)
+	wantAlloc(t, "after a second allocation of a volume", b.getHost(t, "host-a"), 1, 512, 90, 1)
+
+	// The server's delete frees its part only: its data volume stays.
+	b.write(t, func(tx store.Tx) error { return tx.ServerDelete(b.ctx, "srv-1") })
+	wantAlloc(t, "after the server's delete", b.getHost(t, "host-a"), 0, 0, 80, 0)
+	b.write(t, func(tx store.Tx) error {
+		v := ecs.Volume{ID: "vol-1", ProjectID: projA, SizeGB: 30, Status: ecs.VolumeAvailable, Host: "host-a", Created: t0}
+		if err := tx.VolumeUpsert(b.ctx, &v); err != nil {
+			return err
+		}
+		return tx.VolumeDelete(b.ctx, "vol-1")
+	})
+	wantAlloc(t, "after the data volume's delete", b.getHost(t, "host-a"), 0, 0, 50, 0)
+	b.write(t, func(tx store.Tx) error { return tx.AllocationFree(b.ctx, "vol-2") })
+	wantAlloc(t, "after AllocationFree", b.getHost(t, "host-a"), 0, 0, 0, 0)
+	b.write(t, func(tx store.Tx) error { return tx.AllocationFree(b.ctx, "vol-2") })
+	b.write(t, func(tx store.Tx) error { return tx.VolumeDelete(b.ctx, "vol-missing") })
+	wantAlloc(t, "after freeing what is not held", b.getHost(t, "host-a"), 0, 0, 0, 0)
+	wantNoErr(t, "a volume of the whole disk", withVolumes("", vol("vol-2", 100)))
+	wantAlloc(t, "after a 100 GB volume", b.getHost(t, "host-a"), 0, 0, 100, 0)
+}
+
 func testJobClaimHost(t *testing.T, open opener) {
 	b := setup(t, open)
 	onA, onB, anywhere := topJob("job-a"), topJob("job-b"), topJob("job-any")

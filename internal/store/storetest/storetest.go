@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Write", testWrite},
 		{"Host", testHost},
 		{"HostAllocate", testHostAllocate},
+		{"VolumeAllocate", testVolumeAllocate},
 		{"JobClaimHost", testJobClaimHost},
 		{"ImageHost", testImageHost},
 		{"Actions", testActions},
