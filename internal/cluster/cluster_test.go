@@ -11,7 +11,6 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/store"
-	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
 var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -80,11 +79,7 @@ func TestCandidates(t *testing.T) {
 func TestPlacePassesOverAHostFilledMeanwhile(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openShared(t, 1)[0]
 	for _, h := range []store.Host{host("a", 4, 0, 0), host("b", 2, 0, 0)} {
 		if err := st.HostUpsert(ctx, h); err != nil {
 			t.Fatal(err)
@@ -125,11 +120,7 @@ func TestPlacePassesOverAHostFilledMeanwhile(t *testing.T) {
 func TestRegister(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openShared(t, 1)[0]
 	for _, bad := range []HostConfig{
 		{Store: st, Capacity: SimCapacity},
 		{Store: st, Name: "h", Capacity: Capacity{VCPUs: 1, RAMMB: 1}},
@@ -178,11 +169,7 @@ func TestDetectCapacity(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openShared(t, 1)[0]
 	h, err := Register(ctx, HostConfig{Store: st, Name: "h", Capacity: SimCapacity, Interval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -222,11 +209,7 @@ func (s aheadStore) HostGet(ctx context.Context, name string) (store.Host, error
 func TestHostNowFollowsTheStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openShared(t, 1)[0]
 	for _, ahead := range []time.Duration{-10 * time.Minute, 0, 10 * time.Minute} {
 		h, err := Register(ctx, HostConfig{Store: aheadStore{st, ahead}, Name: "h", Capacity: SimCapacity})
 		if err != nil {
