@@ -35,38 +35,15 @@
 # (scripts/install-qemu-deps.sh).
 set -eu
 
+NAME=build-cloudinit-image
 # Bump when the image content changes, so that caches are rebuilt.
 FORMAT=2
-
-force=0
-if [ "${1:-}" = "--force" ]; then
-	force=1
-	shift
-fi
-if [ $# -ne 1 ]; then
-	echo "usage: $0 [--force] OUTDIR" >&2
-	exit 2
-fi
-mkdir -p "$1"
-OUT=$(cd "$1" && pwd)
-
-if [ $force = 0 ] && [ -s "$OUT/vmlinux" ] && [ -s "$OUT/initrd.img" ] && [ -s "$OUT/disk.qcow2" ] &&
-	[ "$(cat "$OUT/FORMAT" 2>/dev/null)" = "$FORMAT" ]; then
-	echo "build-cloudinit-image: $OUT is up to date (use --force to rebuild)"
-	exit 0
-fi
-
-log() { echo "build-cloudinit-image: $*"; }
-die() {
-	echo "build-cloudinit-image: $*" >&2
-	exit 1
-}
+. "$(dirname "$0")/lib/image-build.sh"
+image_args "$@"
 
 PATH=$PATH:/usr/sbin:/sbin
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap chroots into the new system)"
-for tool in apt-get apt-cache dpkg-deb mke2fs e2fsck qemu-img xz gzip grep awk; do
-	command -v "$tool" >/dev/null 2>&1 || die "$tool not found; run scripts/install-qemu-deps.sh"
-done
+need_tools apt-get apt-cache dpkg-deb mke2fs e2fsck qemu-img xz gzip grep awk
 if ! command -v debootstrap >/dev/null 2>&1; then
 	log "installing debootstrap"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
@@ -95,11 +72,7 @@ mkdir kpkg bb
 dpkg-deb -x debs/"${KPKG}"_*.deb kpkg
 dpkg-deb -x debs/busybox-static_*.deb bb
 
-VMLINUZ=kpkg/boot/vmlinuz-$KVER
-off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$VMLINUZ" | head -n 1 | cut -d: -f1)
-[ -n "$off" ] || die "no xz stream in $VMLINUZ"
-tail -c +$((off + 1)) "$VMLINUZ" | xz -dc --single-stream >vmlinux
-[ "$(head -c 4 vmlinux | od -An -c | tr -d ' ')" = '177ELF' ] || die "extracted kernel is not an ELF file"
+extract_kernel kpkg/boot/vmlinuz-"$KVER"
 
 # --- 2. initramfs ----------------------------------------------------------------
 # Everything the guest needs is loaded here, in dependency order (checked),
@@ -110,24 +83,7 @@ virtio_console cdrom isofs"
 mkdir -p initrd/bin initrd/lib/modules initrd/dev initrd/proc initrd/sys initrd/newroot
 cp bb/bin/busybox initrd/bin/busybox
 BB=$W/bb/bin/busybox
-loaded=" "
-for m in $MODULES; do
-	f=$(find kpkg/lib/modules/"$KVER" -name "$m.ko" -o -name "$m.ko.xz" | head -n 1)
-	[ -n "$f" ] || die "module $m not in $KPKG"
-	case $f in
-	*.xz) xz -dc "$f" >initrd/lib/modules/"$m".ko ;;
-	*) cp "$f" initrd/lib/modules/"$m".ko ;;
-	esac
-	deps=$(LC_ALL=C grep -aoE 'depends=[A-Za-z0-9_,-]*' initrd/lib/modules/"$m".ko | head -n 1 | cut -d= -f2 | tr , ' ')
-	for d in $deps; do
-		case "$loaded" in
-		*" $d "* | *" $(echo "$d" | tr _ -) "* | *" $(echo "$d" | tr - _) "*) ;;
-		*) die "module $m needs $d, which is not loaded before it" ;;
-		esac
-	done
-	loaded="$loaded$m "
-	echo "$m" >>initrd/modules.order
-done
+initrd_modules kpkg/lib/modules/"$KVER" "$MODULES"
 cat >initrd/init <<'INIT'
 #!/bin/busybox sh
 /bin/busybox mount -t devtmpfs devtmpfs /dev
@@ -310,10 +266,5 @@ e2fsck -fn base.raw >/dev/null 2>&1 || die "e2fsck reports errors in the built f
 qemu-img convert -O qcow2 base.raw disk.qcow2
 
 # --- 4. publish -------------------------------------------------------------------
-rm -f "$OUT/FORMAT" "$OUT/disk.qcow2"
-mv vmlinux "$OUT/vmlinux"
-mv initrd.img "$OUT/initrd.img"
-echo "$KPKG" >"$OUT/KERNEL"
-mv disk.qcow2 "$OUT/disk.qcow2"
-echo "$FORMAT" >"$OUT/FORMAT"
+image_publish "$KPKG"
 log "built $OUT/disk.qcow2 ($(du -h "$OUT/disk.qcow2" | cut -f1), $KPKG) in $(($(date +%s) - t0)) s"

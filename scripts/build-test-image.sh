@@ -26,40 +26,18 @@
 # mke2fs, debugfs, qemu-img, xz, gzip (scripts/install-qemu-deps.sh).
 set -eu
 
+NAME=build-test-image
 # Bump when the image content changes, so that caches are rebuilt.
 FORMAT=2
-
-force=0
-if [ "${1:-}" = "--force" ]; then
-	force=1
-	shift
-fi
-if [ $# -ne 1 ]; then
-	echo "usage: $0 [--force] OUTDIR" >&2
-	exit 2
-fi
-mkdir -p "$1"
-OUT=$(cd "$1" && pwd)
-
-if [ $force = 0 ] && [ -s "$OUT/vmlinux" ] && [ -s "$OUT/initrd.img" ] && [ -s "$OUT/disk.qcow2" ] &&
-	[ "$(cat "$OUT/FORMAT" 2>/dev/null)" = "$FORMAT" ]; then
-	echo "build-test-image: $OUT is up to date (use --force to rebuild)"
-	exit 0
-fi
+. "$(dirname "$0")/lib/image-build.sh"
+image_args "$@"
 
 PATH=$PATH:/usr/sbin:/sbin
-for tool in apt-get apt-cache dpkg-deb mke2fs debugfs e2fsck qemu-img xz gzip grep awk; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "build-test-image: $tool not found; run scripts/install-qemu-deps.sh" >&2
-		exit 1
-	fi
-done
+need_tools apt-get apt-cache dpkg-deb mke2fs debugfs e2fsck qemu-img xz gzip grep awk
 
 W=$(mktemp -d "$OUT/.build.XXXXXX")
 trap 'rm -rf "$W"' EXIT INT TERM
 cd "$W"
-
-log() { echo "build-test-image: $*"; }
 
 # --- 1. packages -------------------------------------------------------------
 kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
@@ -69,10 +47,7 @@ if [ -z "$KPKG" ] && [ "$(id -u)" = 0 ]; then
 	apt-get update -qq
 	KPKG=$(kpkg)
 fi
-if [ -z "$KPKG" ]; then
-	echo "build-test-image: cannot resolve linux-image-amd64; run apt-get update as root" >&2
-	exit 1
-fi
+[ -n "$KPKG" ] || die "cannot resolve linux-image-amd64; run apt-get update as root"
 KVER=${KPKG#linux-image-}
 PKGS="$KPKG busybox-static dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g"
 log "downloading $PKGS"
@@ -80,27 +55,14 @@ mkdir debs
 # apt warns that the _apt user cannot write here; the download works anyway.
 (cd debs && apt-get download -q $PKGS 2>&1 | grep -v -e unsandboxed -e '^Get:' -e '^Fetched' || true)
 for p in $PKGS; do
-	if ! ls debs/"${p}"_*.deb >/dev/null 2>&1; then
-		echo "build-test-image: download of $p failed" >&2
-		exit 1
-	fi
+	ls debs/"${p}"_*.deb >/dev/null 2>&1 || die "download of $p failed"
 done
 mkdir kpkg dbpkg
 dpkg-deb -x debs/"${KPKG}"_*.deb kpkg
 dpkg-deb -x debs/dropbear-bin_*.deb dbpkg
 
 # --- 2. kernel ---------------------------------------------------------------
-VMLINUZ=kpkg/boot/vmlinuz-$KVER
-off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$VMLINUZ" | head -n 1 | cut -d: -f1)
-if [ -z "$off" ]; then
-	echo "build-test-image: no xz stream in $VMLINUZ" >&2
-	exit 1
-fi
-tail -c +$((off + 1)) "$VMLINUZ" | xz -dc --single-stream >vmlinux
-if [ "$(head -c 4 vmlinux | od -An -c | tr -d ' ')" != '177ELF' ]; then
-	echo "build-test-image: extracted kernel is not an ELF file" >&2
-	exit 1
-fi
+extract_kernel kpkg/boot/vmlinuz-"$KVER"
 
 # --- 3. initramfs ------------------------------------------------------------
 # Load order matters: each module's depends= must be loaded before it (checked
@@ -111,30 +73,7 @@ mkdir -p initrd/bin initrd/lib/modules initrd/dev initrd/proc initrd/sys initrd/
 dpkg-deb -x debs/busybox-static_*.deb bb
 cp bb/bin/busybox initrd/bin/busybox
 BB=$W/bb/bin/busybox
-loaded=" "
-for m in $MODULES; do
-	f=$(find kpkg/lib/modules/"$KVER" -name "$m.ko" -o -name "$m.ko.xz" | head -n 1)
-	if [ -z "$f" ]; then
-		echo "build-test-image: module $m not in $KPKG" >&2
-		exit 1
-	fi
-	case $f in
-	*.xz) xz -dc "$f" >initrd/lib/modules/"$m".ko ;;
-	*) cp "$f" initrd/lib/modules/"$m".ko ;;
-	esac
-	deps=$(LC_ALL=C grep -aoE 'depends=[A-Za-z0-9_,-]*' initrd/lib/modules/"$m".ko | head -n 1 | cut -d= -f2 | tr , ' ')
-	for d in $deps; do
-		case "$loaded" in
-		*" $d "* | *" $(echo "$d" | tr _ -) "* | *" $(echo "$d" | tr - _) "*) ;;
-		*)
-			echo "build-test-image: module $m needs $d, which is not loaded before it" >&2
-			exit 1
-			;;
-		esac
-	done
-	loaded="$loaded$m "
-	echo "$m" >>initrd/modules.order
-done
+initrd_modules kpkg/lib/modules/"$KVER" "$MODULES"
 cat >initrd/init <<'INIT'
 #!/bin/busybox sh
 /bin/busybox mount -t devtmpfs devtmpfs /dev
@@ -185,10 +124,8 @@ for t in rsa ecdsa ed25519; do
 		-t $t -f "$R"/etc/dropbear/dropbear_${t}_host_key >/dev/null 2>&1
 done
 # dropbear must be able to run from the image's own libraries.
-"$R"/lib64/ld-linux-x86-64.so.2 --library-path "$LIBPATH" "$R"/usr/sbin/dropbear -V >/dev/null 2>&1 || {
-	echo "build-test-image: dropbear does not run with the image's libraries" >&2
-	exit 1
-}
+"$R"/lib64/ld-linux-x86-64.so.2 --library-path "$LIBPATH" "$R"/usr/sbin/dropbear -V >/dev/null 2>&1 ||
+	die "dropbear does not run with the image's libraries"
 
 cat >"$R"/etc/passwd <<'EOF'
 root:x:0:0:root:/root:/bin/sh
@@ -273,17 +210,9 @@ mke2fs -q -t ext4 -b 4096 -L root -E root_owner=0:0 -d "$R" base.raw 1G >/dev/nu
 # image is the same whoever builds it.
 (cd "$R" && find . -mindepth 1 | sed 's|^\.||' | awk '{ print "sif " $0 " uid 0"; print "sif " $0 " gid 0" }') >own.cmds
 debugfs -w -f own.cmds base.raw >/dev/null 2>&1
-e2fsck -fn base.raw >/dev/null 2>&1 || {
-	echo "build-test-image: e2fsck reports errors in the built filesystem" >&2
-	exit 1
-}
+e2fsck -fn base.raw >/dev/null 2>&1 || die "e2fsck reports errors in the built filesystem"
 qemu-img convert -O qcow2 base.raw disk.qcow2
 
 # --- 5. publish ----------------------------------------------------------------
-rm -f "$OUT/FORMAT" "$OUT/disk.qcow2"
-mv vmlinux "$OUT/vmlinux"
-mv initrd.img "$OUT/initrd.img"
-echo "$KPKG" >"$OUT/KERNEL"
-mv disk.qcow2 "$OUT/disk.qcow2"
-echo "$FORMAT" >"$OUT/FORMAT"
+image_publish "$KPKG"
 log "built $OUT/vmlinux $OUT/initrd.img $OUT/disk.qcow2 ($KPKG)"

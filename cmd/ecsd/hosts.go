@@ -43,11 +43,10 @@ func hostsCommand(fs *flagSet) runFunc {
 		if err != nil {
 			return fmt.Errorf("list hosts: %w", err)
 		}
-		now := time.Now().UTC()
 		if asJSON {
-			return printHostsJSON(out, hosts, now, downAfter)
+			return printHostsJSON(out, hosts, downAfter)
 		}
-		return printHosts(out, hosts, now, downAfter)
+		return printHosts(out, hosts, downAfter)
 	}
 }
 
@@ -91,8 +90,8 @@ type ratiosJSON struct {
 	Disk float64 `json:"disk"`
 }
 
-func state(h store.Host, now time.Time, downAfter time.Duration) string {
-	if cluster.Up(h, now, downAfter) {
+func state(h store.Host, downAfter time.Duration) string {
+	if cluster.Up(h, downAfter) {
 		return "up"
 	}
 	return "down"
@@ -100,17 +99,17 @@ func state(h store.Host, now time.Time, downAfter time.Duration) string {
 
 func offered(n int64, ratio float64) int64 { return int64(math.Floor(float64(n) * ratio)) }
 
-func printHostsJSON(w io.Writer, hosts []store.Host, now time.Time, downAfter time.Duration) error {
+func printHostsJSON(w io.Writer, hosts []store.Host, downAfter time.Duration) error {
 	out := make([]hostJSON, 0, len(hosts))
 	for _, h := range hosts {
-		out = append(out, hostJSON{Name: h.Name, State: state(h, now, downAfter), Servers: h.Servers,
+		out = append(out, hostJSON{Name: h.Name, State: state(h, downAfter), Servers: h.Servers,
 			Capacity: resources{VCPUs: int64(h.VCPUs), RAMMB: h.RAMMB, DiskGB: h.DiskGB},
 			Ratios:   ratiosJSON{CPU: h.CPURatio, RAM: h.RAMRatio, Disk: h.DiskRatio},
 			Offered: resources{VCPUs: offered(int64(h.VCPUs), h.CPURatio), RAMMB: offered(h.RAMMB, h.RAMRatio),
 				DiskGB: offered(h.DiskGB, h.DiskRatio)},
 			Allocated: resources{VCPUs: int64(h.AllocVCPUs), RAMMB: h.AllocRAMMB, DiskGB: h.AllocDiskGB},
 			Driver:    h.Driver, Advertise: h.Advertise, Heartbeat: h.Heartbeat.UTC().Format(time.RFC3339Nano),
-			Age: json.Number(fmt.Sprintf("%.1f", now.Sub(h.Heartbeat).Seconds()))})
+			Age: json.Number(fmt.Sprintf("%.1f", h.Age.Seconds()))})
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
@@ -120,7 +119,7 @@ func printHostsJSON(w io.Writer, hosts []store.Host, now time.Time, downAfter ti
 	return err
 }
 
-func printHosts(w io.Writer, hosts []store.Host, now time.Time, downAfter time.Duration) error {
+func printHosts(w io.Writer, hosts []store.Host, downAfter time.Duration) error {
 	if len(hosts) == 0 {
 		_, err := fmt.Fprintln(w, "no host has registered yet: start ecsd on this store")
 		return err
@@ -128,9 +127,9 @@ func printHosts(w io.Writer, hosts []store.Host, now time.Time, downAfter time.D
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tSTATE\tSERVERS\tVCPUS\tRAM_MB\tDISK_GB\tHEARTBEAT\tDRIVER\tADVERTISE")
 	for _, h := range hosts {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%d/%d\t%d/%d\t%s ago\t%s\t%s\n", h.Name, state(h, now, downAfter), h.Servers,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%d/%d\t%d/%d\t%s ago\t%s\t%s\n", h.Name, state(h, downAfter), h.Servers,
 			h.AllocVCPUs, offered(int64(h.VCPUs), h.CPURatio), h.AllocRAMMB, offered(h.RAMMB, h.RAMRatio),
-			h.AllocDiskGB, offered(h.DiskGB, h.DiskRatio), now.Sub(h.Heartbeat).Round(time.Second), h.Driver, h.Advertise)
+			h.AllocDiskGB, offered(h.DiskGB, h.DiskRatio), h.Age.Round(time.Second), h.Driver, h.Advertise)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

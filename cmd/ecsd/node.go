@@ -353,8 +353,11 @@ func storeName(storeURL string) string {
 
 // newForwarder returns the node's end of node-to-node forwarding
 // (internal/cluster), keyed by the cloud's secret key. A host's node is
-// reached at the advertise URL it registered (cluster.Register).
-func newForwarder(cfg Config, st store.Reader, keyPath string, tlsConfig *tls.Config) (*cluster.Forwarder, error) {
+// reached at the advertise URL it registered (cluster.Register). now is
+// the clock forwarded calls are stamped and checked with: the store's as
+// the node estimates it (cluster.Host.Now), so that nodes' clocks need not
+// agree; nil is this machine's.
+func newForwarder(cfg Config, st store.Reader, keyPath string, tlsConfig *tls.Config, now func() time.Time) (*cluster.Forwarder, error) {
 	key, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
@@ -372,7 +375,7 @@ func newForwarder(cfg Config, st store.Reader, keyPath string, tlsConfig *tls.Co
 		}
 		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
-	return cluster.NewForwarder(cluster.ForwardConfig{Key: key, Host: cfg.host(), Client: hc,
+	return cluster.NewForwarder(cluster.ForwardConfig{Key: key, Host: cfg.host(), Client: hc, Now: now,
 		Resolve: func(ctx context.Context, host string) (string, error) {
 			h, err := st.HostGet(ctx, host)
 			if err != nil {

@@ -142,7 +142,7 @@ func TestLeaseOwnerIsHost(t *testing.T) {
 	}
 	now := time.Now()
 	if got, err := st.JobClaim(t.Context(), store.JobClaimParams{Owner: "0f0e0d0c0b0a09080706050403020100",
-		Now: now, LeaseUntil: now.Add(time.Hour), Limit: 1}); err != nil || len(got) != 1 {
+		Now: now, Lease: time.Hour, Limit: 1}); err != nil || len(got) != 1 {
 		t.Fatalf("claim under the old node id: %v %v", got, err)
 	}
 	st.Close()

@@ -441,7 +441,7 @@ func TestForwardToHostsNode(t *testing.T) {
 
 	forward := func(key string) (int, string) {
 		t.Helper()
-		f, err := newForwarder(a, st, key, nil)
+		f, err := newForwarder(a, st, key, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -184,7 +184,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *daemon, err er
 	if err := checkSecretKey(ctx, st, box, keyPath); err != nil {
 		return nil, err
 	}
-	fwd, err := newForwarder(cfg, st, keyPath, tlsConfig)
+	fwd, err := newForwarder(cfg, st, keyPath, tlsConfig, d.host.Now)
 	if err != nil {
 		return nil, err
 	}

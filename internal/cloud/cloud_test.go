@@ -482,7 +482,7 @@ func TestInterruptedJobResumesAndStaleRunIsFenced(t *testing.T) {
 	// A run of this node's previous process, which then died: it claimed
 	// the job and owns the server, and its lease is still live.
 	now := time.Now()
-	claimed, err := b.st.JobClaim(ctx, store.JobClaimParams{Owner: testNode, Host: testNode, Now: now, LeaseUntil: now.Add(time.Hour), Limit: 10})
+	claimed, err := b.st.JobClaim(ctx, store.JobClaimParams{Owner: testNode, Host: testNode, Now: now, Lease: time.Hour, Limit: 10})
 	if err != nil || len(claimed) != 1 || claimed[0].ID != job {
 		t.Fatalf("claim: %+v %v", claimed, err)
 	}

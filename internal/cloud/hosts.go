@@ -35,7 +35,7 @@ func (s *Service) newPlacement(ctx context.Context, tx store.Tx, flavor ecs.Flav
 	if err != nil {
 		return nil, err
 	}
-	p := &placement{placer: cluster.NewPlacer(hosts, time.Now().UTC(), s.cfg.HostDownAfter),
+	p := &placement{placer: cluster.NewPlacer(hosts, s.cfg.HostDownAfter),
 		need: cluster.Need{VCPUs: flavor.VCPUs, RAMMB: int64(flavor.RAMMB), DiskGB: int64(sizeGB)},
 		img:  cluster.Image{Fileless: img.File == ""}}
 	for _, dv := range dvs {
@@ -73,11 +73,10 @@ type hostGate struct {
 	s     *Service
 	list  func(ctx context.Context) ([]store.Host, error)
 	hosts map[string]store.Host
-	now   time.Time
 }
 
 func (s *Service) hostGate(list func(ctx context.Context) ([]store.Host, error)) *hostGate {
-	return &hostGate{s: s, list: list, now: time.Now().UTC()}
+	return &hostGate{s: s, list: list}
 }
 
 // check returns a CodeHostDown error if srv's host is down. A server of no
@@ -102,9 +101,9 @@ func (g *hostGate) check(ctx context.Context, srv *ecs.Server) error {
 	if !ok {
 		return ecs.Errorf(ecs.CodeHostDown, "The ECS's host %s is not registered: operations on ECS %s are refused.", safeID(srv.Host), srv.ID)
 	}
-	if !cluster.Up(h, g.now, g.s.cfg.HostDownAfter) {
+	if !cluster.Up(h, g.s.cfg.HostDownAfter) {
 		return ecs.Errorf(ecs.CodeHostDown, "The ECS's host %s is down (no heartbeat for %s): operations on ECS %s are refused until the host is back.",
-			safeID(h.Name), g.now.Sub(h.Heartbeat).Round(time.Second), srv.ID)
+			safeID(h.Name), h.Age.Round(time.Second), srv.ID)
 	}
 	return nil
 }
@@ -125,11 +124,13 @@ const (
 // servers, and most lists do not read them at all. A heartbeat read here
 // is at most that much older than the store's, so a host may show stale
 // for that long after its node came back; never fresh after it stopped
-// for longer than down-after plus that.
+// for longer than down-after. Ages are the store's (its clock) plus the
+// time since the reading on this node's monotonic clock: no two clocks
+// are compared.
 type heartbeats struct {
 	mu    sync.Mutex
 	read  time.Time
-	beats map[string]time.Time
+	hosts map[string]store.Host
 }
 
 // HeartbeatsMaxAge is how long the service reuses the hosts' heartbeats
@@ -142,28 +143,29 @@ func (s *Service) HostStates(ctx context.Context) (func(host string) HostState, 
 	b := &s.beats
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := time.Now().UTC()
-	if b.beats == nil || now.Sub(b.read) >= HeartbeatsMaxAge || now.Before(b.read) {
+	if b.hosts == nil || time.Since(b.read) >= HeartbeatsMaxAge {
+		read := time.Now()
 		list, err := s.store.HostList(ctx)
 		if err != nil {
 			return nil, ecs.Wrap(ecs.CodeSystem, err, "Failed to query the hosts.")
 		}
-		beats := make(map[string]time.Time, len(list))
+		hosts := make(map[string]store.Host, len(list))
 		for _, h := range list {
-			beats[h.Name] = h.Heartbeat
+			hosts[h.Name] = store.Host{Heartbeat: h.Heartbeat, Age: h.Age}
 		}
-		b.beats, b.read = beats, now
+		b.hosts, b.read = hosts, read
 	}
-	beats, downAfter := b.beats, s.cfg.HostDownAfter
+	hosts, since, downAfter := b.hosts, time.Since(b.read), s.cfg.HostDownAfter
 	return func(host string) HostState {
 		if host == "" {
 			return HostNone
 		}
-		beat, ok := beats[host]
+		h, ok := hosts[host]
+		h.Age += since
 		switch {
 		case !ok:
 			return HostUnknown
-		case cluster.Up(store.Host{Heartbeat: beat}, now, downAfter):
+		case cluster.Up(h, downAfter):
 			return HostUp
 		default:
 			return HostStale

@@ -11,24 +11,19 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/store"
-	"github.com/ecsproject/ecsd/internal/store/sqlite"
 )
 
 var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
 func host(name string, vcpus int, allocVCPUs int, beat time.Duration) store.Host {
 	return store.Host{Name: name, VCPUs: vcpus, RAMMB: 64 << 10, DiskGB: 1000, CPURatio: 1, RAMRatio: 1, DiskRatio: 1,
-		AllocVCPUs: allocVCPUs, Driver: DriverSim, Heartbeat: now.Add(-beat)}
+		AllocVCPUs: allocVCPUs, Driver: DriverSim, Heartbeat: now.Add(-beat), Age: beat}
 }
 
 // hostStore opens a SQLite store, closed when the test ends, holding hosts.
-func hostStore(t *testing.T, hosts ...store.Host) *sqlite.Store {
+func hostStore(t *testing.T, hosts ...store.Host) store.Store {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openShared(t, 1)[0]
 	for _, h := range hosts {
 		if err := st.HostUpsert(context.Background(), h); err != nil {
 			t.Fatal(err)
@@ -43,11 +38,11 @@ func TestUp(t *testing.T) {
 		age  time.Duration
 		want bool
 	}{{0, true}, {29 * time.Second, true}, {30 * time.Second, true}, {31 * time.Second, false}, {-5 * time.Second, true}} {
-		if got := Up(host("h", 1, 0, tt.age), now, 30*time.Second); got != tt.want {
+		if got := Up(host("h", 1, 0, tt.age), 30*time.Second); got != tt.want {
 			t.Errorf("Up with a heartbeat %s old = %v, want %v", tt.age, got, tt.want)
 		}
 	}
-	if Up(store.Host{Name: "never"}, now, time.Hour) {
+	if Up(store.Host{Name: "never", Age: -time.Hour}, time.Hour) {
 		t.Error("a host without a heartbeat is up")
 	}
 }
@@ -64,7 +59,7 @@ func TestCandidates(t *testing.T) {
 	qemu := host("qemu", 10, 0, 0)
 	qemu.Driver = "qemu"
 	hosts = append(hosts, qemu)
-	p := NewPlacer(hosts, now, 30*time.Second)
+	p := NewPlacer(hosts, 30*time.Second)
 	got, err := p.Candidates(Need{VCPUs: 2}, Image{Fileless: true})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +80,7 @@ func TestCandidates(t *testing.T) {
 	if !errors.As(err, &nr) || !strings.Contains(nr.Reason, "of 6 hosts, 4 without enough free vCPUs, memory or disk, 1 without the image, 1 down") {
 		t.Errorf("no candidate: %v", err)
 	}
-	_, err = NewPlacer(nil, now, time.Minute).Candidates(Need{VCPUs: 1}, Image{Fileless: true})
+	_, err = NewPlacer(nil, time.Minute).Candidates(Need{VCPUs: 1}, Image{Fileless: true})
 	if !errors.As(err, &nr) || !strings.Contains(nr.Reason, "no host registered") {
 		t.Errorf("no host: %v", err)
 	}
@@ -107,7 +102,7 @@ func TestPlacePassesOverAHostFilledMeanwhile(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p := NewPlacer(stale, now, 100*365*24*time.Hour)
+	p := NewPlacer(stale, 100*365*24*time.Hour)
 	var placed []string
 	err = st.Write(ctx, func(tx store.Tx) error {
 		placed = placed[:0]
@@ -132,11 +127,7 @@ func TestPlacePassesOverAHostFilledMeanwhile(t *testing.T) {
 func TestRegister(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openShared(t, 1)[0]
 	for _, bad := range []HostConfig{
 		{Store: st, Capacity: SimCapacity},
 		{Store: st, Name: "h", Capacity: Capacity{VCPUs: 1, RAMMB: 1}},
@@ -152,7 +143,7 @@ func TestRegister(t *testing.T) {
 	}
 	got, err := st.HostGet(ctx, "h")
 	if err != nil || got.CPURatio != 16 || got.RAMRatio != 1.5 || got.DiskRatio != 1 || got.VCPUs != 1024 ||
-		got.RAMMB != 4<<20 || got.DiskGB != 100<<10 || !Up(got, time.Now(), time.Minute) {
+		got.RAMMB != 4<<20 || got.DiskGB != 100<<10 || !Up(got, time.Minute) {
 		t.Fatalf("registered host = %+v, %v", got, err)
 	}
 	if _, err := st.HostGet(ctx, "other"); !errors.Is(err, ecs.ErrNotFound) {
@@ -185,11 +176,7 @@ func TestDetectCapacity(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openShared(t, 1)[0]
 	h, err := Register(ctx, HostConfig{Store: st, Name: "h", Capacity: SimCapacity, Interval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +210,7 @@ func TestPlaceCountsDataDisks(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = NewPlacer(hosts, now, 100*365*24*time.Hour).Place(ctx, tx, id, vols, need, Image{Fileless: true})
+			_, err = NewPlacer(hosts, 100*365*24*time.Hour).Place(ctx, tx, id, vols, need, Image{Fileless: true})
 			return err
 		})
 	}
@@ -249,5 +236,35 @@ func TestPlaceCountsDataDisks(t *testing.T) {
 	}
 	if h, _ := st.HostGet(ctx, "a"); h.AllocDiskGB != 1000 || h.AllocVCPUs != 1 {
 		t.Fatalf("after a server's delete the host holds %d GB and %d vCPUs, want 1000 and 1", h.AllocDiskGB, h.AllocVCPUs)
+	}
+}
+
+// aheadStore is a store whose clock is ahead of this machine's: what it
+// stamps and ages reads ahead by the given amount.
+type aheadStore struct {
+	store.Store
+	ahead time.Duration
+}
+
+func (s aheadStore) HostGet(ctx context.Context, name string) (store.Host, error) {
+	h, err := s.Store.HostGet(ctx, name)
+	h.Heartbeat = h.Heartbeat.Add(s.ahead)
+	return h, err
+}
+
+// Host.Now follows the store's clock, not this machine's: nodes compare
+// times outside the store (forwarded calls) on it.
+func TestHostNowFollowsTheStore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openShared(t, 1)[0]
+	for _, ahead := range []time.Duration{-10 * time.Minute, 0, 10 * time.Minute} {
+		h, err := Register(ctx, HostConfig{Store: aheadStore{st, ahead}, Name: "h", Capacity: SimCapacity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := h.Now().Sub(time.Now().Add(ahead)); d < -time.Minute || d > time.Minute {
+			t.Errorf("with the store's clock %s ahead, Host.Now is %s off it", ahead, d)
+		}
 	}
 }

@@ -68,7 +68,9 @@ type ForwardConfig struct {
 	// MaxSkew bounds how old (or how far ahead, between clocks) a
 	// forwarded call may be (default 30s).
 	MaxSkew time.Duration
-	// Now is the clock (default time.Now).
+	// Now is the clock calls are stamped and checked with (default
+	// time.Now). Nodes pass Host.Now, their estimate of the store's clock,
+	// so that their own clocks need not agree.
 	Now func() time.Time
 }
 

@@ -13,9 +13,12 @@
 //     (system or data disk) holds its own disk, from its server's create
 //     or its first attach until it is deleted, so a data volume that
 //     outlives its server keeps counting.
-//   - Up compares a heartbeat written by the host's clock with the reader's
-//     clock: nodes of one cloud keep their clocks in sync (NTP), and
-//     down-after is large beside the heartbeat interval and any skew.
+//   - Heartbeats are stamped and aged by the store's clock (the database's
+//     on PostgreSQL): the nodes' clocks need not agree. Up compares a
+//     heartbeat's age with down-after, which is large beside the heartbeat
+//     interval. Where nodes compare times outside the store (a forwarded
+//     call's timestamp), each uses Host.Now: its estimate of the store's
+//     clock, measured at every heartbeat.
 package cluster
 
 import (
@@ -28,6 +31,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -100,12 +104,13 @@ func memTotalMB(path string) (int64, error) {
 	return 0, fmt.Errorf("%s has no MemTotal", path)
 }
 
-// Up reports whether a host's heartbeat is at most downAfter old at now.
-func Up(h store.Host, now time.Time, downAfter time.Duration) bool {
+// Up reports whether a host has a heartbeat at most downAfter old (its
+// Age, by the store's clock, when it was read).
+func Up(h store.Host, downAfter time.Duration) bool {
 	if downAfter <= 0 {
 		downAfter = DefaultDownAfter
 	}
-	return !h.Heartbeat.IsZero() && now.Sub(h.Heartbeat) <= downAfter
+	return !h.Heartbeat.IsZero() && h.Age <= downAfter
 }
 
 // HostConfig describes this node's host.
@@ -125,7 +130,8 @@ type HostConfig struct {
 
 // Host is this node's registered host; Run keeps its heartbeat.
 type Host struct {
-	cfg HostConfig
+	cfg    HostConfig
+	offset atomic.Int64 // the store's clock minus this node's, in nanoseconds
 }
 
 // Register records the host in the store, or updates its capacity,
@@ -154,14 +160,18 @@ func Register(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if err := h.upsert(ctx); err != nil {
 		return nil, err
 	}
+	if err := h.measure(ctx); err != nil {
+		return nil, fmt.Errorf("cluster: read host %s back: %w", cfg.Name, err)
+	}
 	return h, nil
 }
 
 func (h *Host) upsert(ctx context.Context) error {
-	c, now := h.cfg, time.Now().UTC()
+	// Heartbeat and Created are left to the store's clock.
+	c := h.cfg
 	err := c.Store.HostUpsert(ctx, store.Host{Name: c.Name, VCPUs: c.Capacity.VCPUs, RAMMB: c.Capacity.RAMMB,
 		DiskGB: c.Capacity.DiskGB, CPURatio: c.Ratios.CPU, RAMRatio: c.Ratios.RAM, DiskRatio: c.Ratios.Disk,
-		Advertise: c.Advertise, Driver: c.Driver, Heartbeat: now, Created: now})
+		Advertise: c.Advertise, Driver: c.Driver})
 	if err != nil {
 		return fmt.Errorf("cluster: register host %s: %w", c.Name, err)
 	}
@@ -170,6 +180,29 @@ func (h *Host) upsert(ctx context.Context) error {
 
 // Name is the host's name.
 func (h *Host) Name() string { return h.cfg.Name }
+
+// Now is the store's clock as this node estimates it: its own clock plus
+// the difference measured at the last heartbeat (to within half the
+// store's round trip). Nodes whose clocks disagree agree on it.
+func (h *Host) Now() time.Time { return time.Now().Add(time.Duration(h.offset.Load())) }
+
+// measure reads the host back to learn the store's clock: the heartbeat
+// plus its age is the store's time of the read, which happened between
+// before and after on this node's clock.
+func (h *Host) measure(ctx context.Context) error {
+	before := time.Now()
+	got, err := h.cfg.Store.HostGet(ctx, h.cfg.Name)
+	after := time.Now()
+	if err != nil {
+		return err
+	}
+	if got.Heartbeat.IsZero() {
+		return nil
+	}
+	mid := before.Add(after.Sub(before) / 2)
+	h.offset.Store(int64(got.Heartbeat.Add(got.Age).Sub(mid)))
+	return nil
+}
 
 // Run writes the host's heartbeat every Interval until ctx ends. A failed
 // write is logged and retried at the next beat: the host shows down
@@ -184,10 +217,13 @@ func (h *Host) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		err := h.cfg.Store.HostHeartbeat(ctx, h.cfg.Name, time.Now().UTC())
+		err := h.cfg.Store.HostHeartbeat(ctx, h.cfg.Name, time.Time{}) // the store's clock
 		if errors.Is(err, ecs.ErrNotFound) {
 			// The row was deleted (by an operator): register again.
 			err = h.upsert(ctx)
+		}
+		if err == nil {
+			err = h.measure(ctx)
 		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:

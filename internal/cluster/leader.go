@@ -83,8 +83,11 @@ func Lead(ctx context.Context, cfg LeaderConfig, lead func(ctx context.Context))
 		}
 	}()
 	for {
+		// The term runs from the store's clock; the watchdog counts from
+		// before the election, on this node's clock, so it ends the term
+		// here before the store's term ends.
 		now := time.Now()
-		ok, err := cfg.Store.LeaderElect(ctx, store.LeaderElectParams{Name: cfg.Name, Owner: cfg.Owner, Now: now, Until: now.Add(cfg.TTL)})
+		ok, err := cfg.Store.LeaderElect(ctx, store.LeaderElectParams{Name: cfg.Name, Owner: cfg.Owner, TTL: cfg.TTL})
 		switch was := leading(); {
 		case ctx.Err() != nil:
 			return

@@ -57,7 +57,6 @@ func (e *NoRoomError) Error() string { return "no host can take the server: " + 
 // placed, so that the servers of one request spread too.
 type Placer struct {
 	hosts []*candidate
-	now   time.Time
 	down  time.Duration
 }
 
@@ -67,9 +66,9 @@ type candidate struct {
 }
 
 // NewPlacer returns a Placer over hosts (read in the create's
-// transaction), judging them up at now with downAfter.
-func NewPlacer(hosts []store.Host, now time.Time, downAfter time.Duration) *Placer {
-	p := &Placer{now: now, down: downAfter}
+// transaction), judging them up by their heartbeats' ages and downAfter.
+func NewPlacer(hosts []store.Host, downAfter time.Duration) *Placer {
+	p := &Placer{down: downAfter}
 	for _, h := range hosts {
 		p.hosts = append(p.hosts, &candidate{h: h})
 	}
@@ -115,7 +114,7 @@ func (p *Placer) Candidates(need Need, img Image) ([]store.Host, error) {
 	var down, noImage, noRoom int
 	for _, c := range p.hosts {
 		switch {
-		case !Up(c.h, p.now, p.down):
+		case !Up(c.h, p.down):
 			down++
 		case !usable(c.h, img):
 			noImage++

@@ -217,9 +217,13 @@ func (e *Engine) Run(ctx context.Context) error {
 			if free == 0 {
 				break
 			}
+			// The lease runs from the store's clock (the nodes' clocks
+			// need not agree); this node's watchdogs count from before
+			// the claim, on its own clock, so they end a run before the
+			// store's lease does.
 			now := time.Now()
-			claimed, err := e.cfg.Store.JobClaim(ctx, store.JobClaimParams{Owner: e.cfg.Owner, Host: e.cfg.Host, Now: now,
-				LeaseUntil: now.Add(e.cfg.Lease), Limit: free})
+			claimed, err := e.cfg.Store.JobClaim(ctx, store.JobClaimParams{Owner: e.cfg.Owner, Host: e.cfg.Host,
+				Lease: e.cfg.Lease, Limit: free})
 			if err != nil {
 				if ctx.Err() == nil {
 					e.cfg.Logger.Error("job claim failed", "err", err)
@@ -341,8 +345,7 @@ func (e *Engine) retry(ctx context.Context, log *slog.Logger, j ecs.Job, lease s
 	if errs == e.cfg.MaxErrors {
 		wait = 0 // give it up at once
 	}
-	runAt := time.Now().Add(wait)
-	n, err := e.cfg.Store.JobRetry(ctx, store.JobRetryParams{JobID: j.ID, Lease: lease, Error: cause.Error(), RunAt: runAt})
+	n, err := e.cfg.Store.JobRetry(ctx, store.JobRetryParams{JobID: j.ID, Lease: lease, Error: cause.Error(), Delay: wait})
 	if err != nil {
 		// The lease stays as it was: the job is claimed again when it
 		// expires.
@@ -387,7 +390,7 @@ func (e *Engine) renew(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	renewed, err := e.cfg.Store.JobLeaseRenew(ctx, runs, start.Add(e.cfg.Lease))
+	renewed, err := e.cfg.Store.JobLeaseRenew(ctx, store.JobLeaseRenewParams{Runs: runs, Lease: e.cfg.Lease})
 	if err != nil {
 		// The watchdogs stop the runs if this lasts.
 		if ctx.Err() == nil {

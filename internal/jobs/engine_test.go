@@ -150,7 +150,7 @@ func TestLeaseRenewedWhileRunning(t *testing.T) {
 	// nothing to claim: the lease is renewed, not expired.
 	for range 30 {
 		time.Sleep(100 * time.Millisecond)
-		got, err := st.JobClaim(context.Background(), store.JobClaimParams{Owner: "other", Now: time.Now(), LeaseUntil: time.Now().Add(time.Minute), Limit: 10})
+		got, err := st.JobClaim(context.Background(), store.JobClaimParams{Owner: "other", Now: time.Now(), Lease: time.Minute, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -57,7 +57,7 @@ func (f *faultyStore) Write(ctx context.Context, fn func(tx store.Tx) error) err
 	})
 }
 
-func (f *faultyStore) JobLeaseRenew(ctx context.Context, runs []store.Lease, until time.Time) ([]string, error) {
+func (f *faultyStore) JobLeaseRenew(ctx context.Context, p store.JobLeaseRenewParams) ([]string, error) {
 	f.mu.Lock()
 	fail, lost := f.renewFail, f.renewLost
 	f.mu.Unlock()
@@ -67,7 +67,7 @@ func (f *faultyStore) JobLeaseRenew(ctx context.Context, runs []store.Lease, unt
 	case lost:
 		return nil, nil
 	}
-	return f.Store.JobLeaseRenew(ctx, runs, until)
+	return f.Store.JobLeaseRenew(ctx, p)
 }
 
 // TestTransientErrorsRetriedWhileOthersRun: a run whose commits fail twice
@@ -170,7 +170,7 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 	id := insert(t, st, "t", 1)[0]
 	for i := range 3 { // three processes that died mid-run
 		now := time.Now()
-		if got, err := st.JobClaim(context.Background(), store.JobClaimParams{Owner: "dead", Now: now, LeaseUntil: now.Add(-time.Second), Limit: 1}); err != nil || len(got) != 1 {
+		if got, err := st.JobClaim(context.Background(), store.JobClaimParams{Owner: "dead", Now: now, Lease: -time.Second, Limit: 1}); err != nil || len(got) != 1 {
 			t.Fatalf("claim %d: %v %v", i, got, err)
 		}
 	}
@@ -305,7 +305,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-a", Now: now, LeaseUntil: now.Add(lease), Limit: 1}); err != nil || len(got) != 1 || got[0].ID != "idle" {
+	if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-a", Now: now, Lease: lease, Limit: 1}); err != nil || len(got) != 1 || got[0].ID != "idle" {
 		t.Fatalf("claim of the idle job = %v, %v", got, err)
 	}
 	// Another node rescues the idle job once its lease expires, while the
@@ -313,7 +313,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		now := time.Now()
-		got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-b", Now: now, LeaseUntil: now.Add(time.Hour), Limit: 10})
+		got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-b", Now: now, Lease: time.Hour, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +331,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 	// Several lease periods later the running job is still the engine's.
 	time.Sleep(2 * lease)
 	now = time.Now()
-	if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-b", Now: now, LeaseUntil: now.Add(time.Hour), Limit: 10}); err != nil || len(got) != 0 {
+	if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-b", Now: now, Lease: time.Hour, Limit: 10}); err != nil || len(got) != 0 {
 		t.Fatalf("node-b claimed %v (%v) while node-a runs it", got, err)
 	}
 	close(release)
@@ -350,7 +350,7 @@ func TestStartReleasesOnlyOwnLeases(t *testing.T) {
 	ids := insert(t, st, "t", 2)
 	now := time.Now()
 	for i, owner := range []string{"node-a", "node-b"} {
-		if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: owner, Now: now, LeaseUntil: now.Add(time.Hour), Limit: 1}); err != nil || len(got) != 1 || got[0].ID != ids[i] {
+		if got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: owner, Now: now, Lease: time.Hour, Limit: 1}); err != nil || len(got) != 1 || got[0].ID != ids[i] {
 			t.Fatalf("claim by %s = %v, %v", owner, got, err)
 		}
 	}

@@ -23,6 +23,15 @@ const (
 	start_time, end_time`
 )
 
+// ToMS is a time as rows keep it: milliseconds since the epoch; the zero
+// time is 0.
+func ToMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
 // FromMS is the time of a row's milliseconds since the epoch, in UTC; 0 is
 // the zero time.
 func FromMS(v int64) time.Time {

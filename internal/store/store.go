@@ -23,6 +23,13 @@
 //     (the caller's owner token no longer matches) returns ecs.ErrFenced.
 //   - Secrets are never given to the store in plain text: it stores sealed
 //     secret keys and password hashes only.
+//   - Liveness is judged by the store's clock. The time a heartbeat, an
+//     election, a claim, a renewal or a retry is stamped and judged at is a
+//     Now parameter that nodes leave zero: the store then takes its own
+//     clock (PostgreSQL's, so that nodes sharing one database need not
+//     agree on the time; the process's for SQLite), and terms and leases
+//     are durations from it. Host.Age is a heartbeat's age by that clock.
+//     Tests pass explicit times to replay a timeline.
 //
 // Details the service relies on (checked by storetest): JobInsert without a
 // status stores INIT; ServerSetOwner on a missing server or one whose task
@@ -69,11 +76,11 @@ type Store interface {
 	// transaction may be unusable.
 	Write(ctx context.Context, fn func(tx Tx) error) error
 
-	// JobClaim leases up to limit runnable jobs to owner until leaseUntil,
-	// marks them RUNNING, increments their attempts and returns them. A job
-	// is runnable when it is INIT or RUNNING, its lease has expired or was
-	// released (lease_expires < now), and its retry time has come (run_at
-	// <= now). JobClaim is also the rescuer: a RUNNING job whose owner
+	// JobClaim leases up to limit runnable jobs to owner for p.Lease from
+	// p.Now, marks them RUNNING, increments their attempts and returns them.
+	// A job is runnable when it is INIT or RUNNING, its lease has expired or
+	// was released (lease_expires < now), and its retry time has come
+	// (run_at <= now). JobClaim is also the rescuer: a RUNNING job whose owner
 	// stopped renewing its lease is claimed again once the lease expires.
 	// The fencing token of a claim is Lease{Owner, Attempt: job.Attempts}.
 	// A sub-job's first claim, and the tally of its parent batch, commit
@@ -81,15 +88,15 @@ type Store interface {
 	// Only jobs whose host is p.Host, or "" (a job any node may run), are
 	// claimed: a node runs the jobs of its own host's servers.
 	JobClaim(ctx context.Context, p JobClaimParams) ([]ecs.Job, error)
-	// JobLeaseRenew extends until leaseUntil the leases of the given runs,
-	// each still RUNNING under its lease; it touches no other job. It
-	// returns the ids of the jobs it renewed: a run missing from them has
-	// lost its job.
-	JobLeaseRenew(ctx context.Context, runs []Lease, leaseUntil time.Time) ([]string, error)
+	// JobLeaseRenew extends the leases of the given runs, each still
+	// RUNNING under its lease, to p.Lease from p.Now; it touches no other
+	// job. It returns the ids of the jobs it renewed: a run missing from
+	// them has lost its job.
+	JobLeaseRenew(ctx context.Context, p JobLeaseRenewParams) ([]string, error)
 	// JobRetry ends a run that failed with a transient error: under the
 	// run's lease (else ecs.ErrFenced) it records the error on the job
 	// (errors + 1, last_error), releases the lease and makes the job
-	// runnable again at runAt. It returns the job's error count.
+	// runnable again p.Delay after p.Now. It returns the job's error count.
 	JobRetry(ctx context.Context, p JobRetryParams) (int, error)
 	// JobLeaseReleaseOwner releases the leases of owner's RUNNING jobs, so
 	// that they can be claimed at once: used at start-up by a node for the
@@ -108,14 +115,15 @@ type Store interface {
 	ImageHostAdd(ctx context.Context, h ImageHost) error
 
 	// HostUpsert registers a host or updates its capacity, ratios,
-	// advertise URL, driver and heartbeat, keeping its allocations.
+	// advertise URL, driver and heartbeat (a zero Heartbeat is the store's
+	// clock), keeping its allocations.
 	HostUpsert(ctx context.Context, h Host) error
-	// HostHeartbeat sets the heartbeat time of a host (ecs.ErrNotFound for
-	// an unknown host).
+	// HostHeartbeat sets the heartbeat time of a host to at, or to the
+	// store's clock when at is zero (ecs.ErrNotFound for an unknown host).
 	HostHeartbeat(ctx context.Context, name string, at time.Time) error
 
-	// LeaderElect makes p.Owner the leader p.Name until p.Until, provided
-	// no other owner leads it at p.Now (its term ended before p.Now, or it
+	// LeaderElect makes p.Owner the leader p.Name for p.TTL from p.Now,
+	// provided no other owner leads it at p.Now (its term ended before p.Now, or it
 	// resigned); a leader calling it again extends its term. It reports
 	// whether p.Owner leads after the call. Of several owners electing
 	// themselves at once, at most one wins.
@@ -298,10 +306,21 @@ type JobClaimParams struct {
 	Owner string
 	// Host is the claiming node's host: only jobs of that host or of no
 	// host ("") are claimed.
-	Host       string
-	Now        time.Time
-	LeaseUntil time.Time
-	Limit      int
+	Host string
+	// Now is when the claim is judged and its lease starts; zero is the
+	// store's clock.
+	Now time.Time
+	// Lease is how long the claim lasts without renewal.
+	Lease time.Duration
+	Limit int
+}
+
+// JobLeaseRenewParams describes a JobLeaseRenew.
+type JobLeaseRenewParams struct {
+	Runs []Lease
+	// Now is when the renewed leases start; zero is the store's clock.
+	Now   time.Time
+	Lease time.Duration
 }
 
 // Host is a node's host: its capacity, allocation ratios (as Nova has
@@ -326,7 +345,10 @@ type Host struct {
 	Advertise string
 	Driver    string
 	Heartbeat time.Time
-	Created   time.Time
+	// Age is how old Heartbeat was when the host was read, by the store's
+	// clock (read-only; meaningless when Heartbeat is zero).
+	Age     time.Duration
+	Created time.Time
 }
 
 // Allocation is what one server (ServerID; "" for none) and volumes hold
@@ -401,8 +423,10 @@ type JobRetryParams struct {
 	Lease Lease
 	// Error is the cause, kept on the row for operators (never for clients).
 	Error string
-	// RunAt is when the job becomes runnable again.
-	RunAt time.Time
+	// The job becomes runnable again Delay after Now (zero: the store's
+	// clock).
+	Now   time.Time
+	Delay time.Duration
 }
 
 // Token is the lease as a string, stored as a server's task owner.
@@ -413,10 +437,11 @@ type LeaderElectParams struct {
 	// Name is what is led ("upkeep").
 	Name  string
 	Owner string
-	// Now is the caller's clock: a term that ended before it is over.
+	// Now is when the election is judged (a term that ended before it is
+	// over) and the term won or extended starts; zero is the store's clock.
 	Now time.Time
-	// Until is the end of the term won or extended.
-	Until time.Time
+	// TTL is the length of the term.
+	TTL time.Duration
 }
 
 // Leader is the holder of a leadership and the end of its term. Owner is

@@ -14,26 +14,27 @@ import (
 
 // ---- hosts, allocations and image hosts
 
-// hostCols are a host's columns and its server count; hostColsUncounted
-// leave the count out (0), for the create path, which does not need it.
+// hostCols are a host's columns, its heartbeat's age by the database's
+// clock and its server count; hostColsUncounted leave the count out (0),
+// for the create path, which does not need it.
 const (
 	hostColsUncounted = `name, vcpus, ram_mb, disk_gb, cpu_ratio, ram_ratio, disk_ratio, alloc_vcpus, alloc_ram_mb,
-	alloc_disk_gb, advertise, driver, heartbeat, created, `
+	alloc_disk_gb, advertise, driver, heartbeat, created, CASE WHEN heartbeat = 0 THEN 0 ELSE ` + dbNow + ` - heartbeat END, `
 	hostCols = hostColsUncounted + `(SELECT count(*) FROM servers WHERE servers.host = hosts.name)`
 )
 
 func scanHost(sc pgx.Row) (store.Host, error) {
 	var h store.Host
-	var beat, created int64
+	var beat, created, age int64
 	err := sc.Scan(&h.Name, &h.VCPUs, &h.RAMMB, &h.DiskGB, &h.CPURatio, &h.RAMRatio, &h.DiskRatio, &h.AllocVCPUs, &h.AllocRAMMB,
-		&h.AllocDiskGB, &h.Advertise, &h.Driver, &beat, &created, &h.Servers)
-	h.Heartbeat, h.Created = fromMS(beat), fromMS(created)
+		&h.AllocDiskGB, &h.Advertise, &h.Driver, &beat, &created, &age, &h.Servers)
+	h.Heartbeat, h.Created, h.Age = fromMS(beat), fromMS(created), time.Duration(age)*time.Millisecond
 	return h, err
 }
 
 func (s *Store) HostUpsert(ctx context.Context, h store.Host) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO hosts(name, vcpus, ram_mb, disk_gb, cpu_ratio, ram_ratio, disk_ratio, advertise,
-		driver, heartbeat, created) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
+		driver, heartbeat, created) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,`+at("$10")+`,`+at("$11")+`)
 		ON CONFLICT (name) DO UPDATE SET vcpus = EXCLUDED.vcpus, ram_mb = EXCLUDED.ram_mb, disk_gb = EXCLUDED.disk_gb,
 			cpu_ratio = EXCLUDED.cpu_ratio, ram_ratio = EXCLUDED.ram_ratio, disk_ratio = EXCLUDED.disk_ratio,
 			advertise = EXCLUDED.advertise, driver = EXCLUDED.driver, heartbeat = EXCLUDED.heartbeat`,
@@ -41,11 +42,11 @@ func (s *Store) HostUpsert(ctx context.Context, h store.Host) error {
 	return err
 }
 
-func (s *Store) HostHeartbeat(ctx context.Context, name string, at time.Time) error {
+func (s *Store) HostHeartbeat(ctx context.Context, name string, beat time.Time) error {
 	if unstorable(name) {
 		return notFound("host", name)
 	}
-	tag, err := s.db.Exec(ctx, `UPDATE hosts SET heartbeat = $1 WHERE name = $2`, ms(at), name)
+	tag, err := s.db.Exec(ctx, `UPDATE hosts SET heartbeat = `+at("$1")+` WHERE name = $2`, ms(beat), name)
 	if err != nil {
 		return err
 	}

@@ -172,23 +172,25 @@ func (s *Store) JobClaim(ctx context.Context, p store.JobClaimParams) ([]ecs.Job
 }
 
 func (s *Store) claimOnce(ctx context.Context, p store.JobClaimParams) ([]ecs.Job, error) {
-	rows, err := s.db.Query(ctx, `WITH picked AS (
-			SELECT seq FROM jobs WHERE runnable AND status IN ('INIT','RUNNING') AND lease_expires < $1 AND run_at <= $1
+	rows, err := s.db.Query(ctx, `WITH clock AS (SELECT `+at("$1")+` AS now),
+		picked AS (
+			SELECT seq FROM jobs, clock WHERE runnable AND status IN ('INIT','RUNNING') AND lease_expires < clock.now
+				AND run_at <= clock.now
 				AND host IN ($5, '')
-			ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED),
+			ORDER BY seq LIMIT $2 FOR UPDATE OF jobs SKIP LOCKED),
 		claimed AS (
-			UPDATE jobs j SET status = 'RUNNING', lease_owner = $3, lease_expires = $4, attempts = j.attempts + 1,
-				begin_time = CASE WHEN j.begin_time = 0 THEN $1 ELSE j.begin_time END
-			FROM picked WHERE j.seq = picked.seq
+			UPDATE jobs j SET status = 'RUNNING', lease_owner = $3, lease_expires = clock.now + $4::bigint,
+				attempts = j.attempts + 1, begin_time = CASE WHEN j.begin_time = 0 THEN clock.now ELSE j.begin_time END
+			FROM picked, clock WHERE j.seq = picked.seq
 			RETURNING `+prefixed("j.", jobCols)+`, j.seq),
 		started AS (
 			SELECT parent_id, count(*) AS n FROM claimed WHERE parent_id <> '' AND attempts = 1 GROUP BY parent_id),
 		tallied AS (
 			UPDATE jobs p SET sub_started = p.sub_started + started.n,
 				status = CASE WHEN p.status = 'INIT' THEN 'RUNNING' ELSE p.status END,
-				begin_time = CASE WHEN p.begin_time = 0 THEN $1 ELSE p.begin_time END
-			FROM started WHERE p.id = started.parent_id)
-		SELECT * FROM claimed ORDER BY seq`, ms(p.Now), p.Limit, p.Owner, ms(p.LeaseUntil), p.Host)
+				begin_time = CASE WHEN p.begin_time = 0 THEN clock.now ELSE p.begin_time END
+			FROM started, clock WHERE p.id = started.parent_id)
+		SELECT * FROM claimed ORDER BY seq`, ms(p.Now), p.Limit, p.Owner, msDur(p.Lease), p.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +200,8 @@ func (s *Store) claimOnce(ctx context.Context, p store.JobClaimParams) ([]ecs.Jo
 	})
 }
 
-func (s *Store) JobLeaseRenew(ctx context.Context, runs []store.Lease, leaseUntil time.Time) ([]string, error) {
+func (s *Store) JobLeaseRenew(ctx context.Context, p store.JobLeaseRenewParams) ([]string, error) {
+	runs := p.Runs
 	if len(runs) == 0 {
 		return nil, nil
 	}
@@ -208,10 +211,10 @@ func (s *Store) JobLeaseRenew(ctx context.Context, runs []store.Lease, leaseUnti
 	for i, l := range runs {
 		ids[i], owners[i], attempts[i] = l.JobID, l.Owner, int32(l.Attempt)
 	}
-	rows, err := s.db.Query(ctx, `UPDATE jobs SET lease_expires = $1
+	rows, err := s.db.Query(ctx, `UPDATE jobs SET lease_expires = `+at("$1")+` + $5::bigint
 		FROM unnest($2::text[], $3::text[], $4::int[]) AS r(id, owner, attempt)
 		WHERE jobs.id = r.id AND jobs.lease_owner = r.owner AND jobs.attempts = r.attempt AND jobs.status = 'RUNNING'
-		RETURNING jobs.id`, ms(leaseUntil), ids, owners, attempts)
+		RETURNING jobs.id`, ms(p.Now), ids, owners, attempts, msDur(p.Lease))
 	if err != nil {
 		return nil, err
 	}
@@ -230,9 +233,10 @@ func (s *Store) JobRetry(ctx context.Context, p store.JobRetryParams) (int, erro
 		msg = msg[:maxErrorLen]
 	}
 	var n int
-	err := s.db.QueryRow(ctx, `UPDATE jobs SET errors = errors + 1, last_error = $1, lease_expires = 0, run_at = $2
+	err := s.db.QueryRow(ctx, `UPDATE jobs SET errors = errors + 1, last_error = $1, lease_expires = 0,
+		run_at = `+at("$2")+` + $6::bigint
 		WHERE id = $3 AND lease_owner = $4 AND attempts = $5 AND status IN ('INIT','RUNNING')
-		RETURNING errors`, cleanText(msg), ms(p.RunAt), p.JobID, p.Lease.Owner, p.Lease.Attempt).Scan(&n)
+		RETURNING errors`, cleanText(msg), ms(p.Now), p.JobID, p.Lease.Owner, p.Lease.Attempt, msDur(p.Delay)).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("job %s: %w", p.JobID, ecs.ErrFenced)
 	}

@@ -14,10 +14,10 @@ func (s *Store) LeaderElect(ctx context.Context, p store.LeaderElectParams) (boo
 	// or already ours. Concurrent electors serialise on the row (the
 	// conflicting insert waits for the other's commit, then re-checks the
 	// WHERE against the committed row).
-	tag, err := s.db.Exec(ctx, `INSERT INTO leaders (name, owner, expires) VALUES ($1, $2, $3)
+	tag, err := s.db.Exec(ctx, `INSERT INTO leaders (name, owner, expires) VALUES ($1, $2, `+at("$4")+` + $3::bigint)
 		ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires = EXCLUDED.expires
-		WHERE leaders.owner = EXCLUDED.owner OR leaders.owner = '' OR leaders.expires < $4`,
-		p.Name, p.Owner, ms(p.Until), ms(p.Now))
+		WHERE leaders.owner = EXCLUDED.owner OR leaders.owner = '' OR leaders.expires < `+at("$4"),
+		p.Name, p.Owner, msDur(p.TTL), ms(p.Now))
 	if err != nil {
 		return false, err
 	}

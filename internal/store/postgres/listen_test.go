@@ -72,7 +72,7 @@ func TestJobListenWakesOtherNode(t *testing.T) {
 	for i, id := range []string{"job-1", "job-2"} {
 		insertJob(t, a, ecs.Job{ID: id, ProjectID: "p1", Type: ecs.JobReinstallOS, Runnable: true, Created: t0})
 		awaitWake(t, woke, "a job inserted through the other store")
-		got, err := b.JobClaim(t.Context(), store.JobClaimParams{Owner: "node-b", Now: t0, LeaseUntil: t0.Add(time.Minute), Limit: 10})
+		got, err := b.JobClaim(t.Context(), store.JobClaimParams{Owner: "node-b", Now: t0, Lease: time.Minute, Limit: 10})
 		if err != nil || len(got) != 1 || got[0].ID != id {
 			t.Fatalf("claim %d after the wake-up = %v, %v; want %s", i, got, err, id)
 		}

@@ -163,19 +163,11 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
+// ms and fromMS are the rows' encoding of times, shared by the stores.
+var (
+	ms     = store.ToMS
+	fromMS = store.FromMS
+)
 
 func notFound(what, id string) error {
 	return fmt.Errorf("%s %q: %w", what, id, ecs.ErrNotFound)

@@ -268,12 +268,12 @@ func TestJobRetryCleansCause(t *testing.T) {
 	if err := s.Write(ctx, func(tx store.Tx) error { return tx.JobInsert(ctx, &j) }); err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.JobClaim(ctx, store.JobClaimParams{Owner: "w", Now: t0, LeaseUntil: t0.Add(time.Minute), Limit: 1})
+	c, err := s.JobClaim(ctx, store.JobClaimParams{Owner: "w", Now: t0, Lease: time.Minute, Limit: 1})
 	if err != nil || len(c) != 1 {
 		t.Fatalf("JobClaim = %v, %v", c, err)
 	}
 	if _, err := s.JobRetry(ctx, store.JobRetryParams{JobID: "job-1", Lease: store.Lease{Owner: "w", Attempt: 1},
-		Error: "bad \x00 bytes \xff here", RunAt: t0}); err != nil {
+		Error: "bad \x00 bytes \xff here", Now: t0}); err != nil {
 		t.Fatalf("JobRetry with NUL and invalid UTF-8 in the cause: %v", err)
 	}
 	got, err := s.JobGet(ctx, "p1", "job-1")

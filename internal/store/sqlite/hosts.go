@@ -27,6 +27,9 @@ func scanHost(sc scanner) (store.Host, error) {
 	err := sc.Scan(&h.Name, &h.VCPUs, &h.RAMMB, &h.DiskGB, &h.CPURatio, &h.RAMRatio, &h.DiskRatio, &h.AllocVCPUs, &h.AllocRAMMB,
 		&h.AllocDiskGB, &h.Advertise, &h.Driver, &beat, &created, &h.Servers)
 	h.Heartbeat, h.Created = fromMS(beat), fromMS(created)
+	if beat != 0 {
+		h.Age = time.Since(h.Heartbeat)
+	}
 	return h, err
 }
 
@@ -36,12 +39,12 @@ func (s *Store) HostUpsert(ctx context.Context, h store.Host) error {
 		ON CONFLICT(name) DO UPDATE SET vcpus = excluded.vcpus, ram_mb = excluded.ram_mb, disk_gb = excluded.disk_gb,
 			cpu_ratio = excluded.cpu_ratio, ram_ratio = excluded.ram_ratio, disk_ratio = excluded.disk_ratio,
 			advertise = excluded.advertise, driver = excluded.driver, heartbeat = excluded.heartbeat`,
-		h.Name, h.VCPUs, h.RAMMB, h.DiskGB, h.CPURatio, h.RAMRatio, h.DiskRatio, h.Advertise, h.Driver, ms(h.Heartbeat), ms(h.Created))
+		h.Name, h.VCPUs, h.RAMMB, h.DiskGB, h.CPURatio, h.RAMRatio, h.DiskRatio, h.Advertise, h.Driver, ms(at(h.Heartbeat)), ms(at(h.Created)))
 	return err
 }
 
-func (s *Store) HostHeartbeat(ctx context.Context, name string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE hosts SET heartbeat = ? WHERE name = ?`, ms(at), name)
+func (s *Store) HostHeartbeat(ctx context.Context, name string, beat time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE hosts SET heartbeat = ? WHERE name = ?`, ms(at(beat)), name)
 	if err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func (t *tx) JobUpdate(ctx context.Context, j *ecs.Job, lease store.Lease) error
 // JobClaim takes the leases and tallies the parents of newly started
 // sub-jobs in one transaction.
 func (s *Store) JobClaim(ctx context.Context, p store.JobClaimParams) ([]ecs.Job, error) {
-	now := p.Now
+	now := at(p.Now)
 	var out []ecs.Job
 	err := s.Write(ctx, func(stx store.Tx) error {
 		q := stx.(*tx).q
@@ -139,7 +139,7 @@ func (s *Store) JobClaim(ctx context.Context, p store.JobClaimParams) ([]ecs.Job
 			begin_time = CASE WHEN begin_time = 0 THEN ? ELSE begin_time END
 			WHERE seq IN (SELECT seq FROM jobs WHERE runnable = 1 AND status IN ('INIT','RUNNING') AND lease_expires < ?
 				AND run_at <= ? AND host IN (?, '') ORDER BY seq LIMIT ?)
-			RETURNING `+jobCols, p.Owner, ms(p.LeaseUntil), ms(now), ms(now), ms(now), p.Host, p.Limit)
+			RETURNING `+jobCols, p.Owner, ms(now.Add(p.Lease)), ms(now), ms(now), ms(now), p.Host, p.Limit)
 		if err != nil {
 			return err
 		}
@@ -176,13 +176,14 @@ func (s *Store) JobClaim(ctx context.Context, p store.JobClaimParams) ([]ecs.Job
 	return out, nil
 }
 
-func (s *Store) JobLeaseRenew(ctx context.Context, runs []store.Lease, leaseUntil time.Time) ([]string, error) {
+func (s *Store) JobLeaseRenew(ctx context.Context, p store.JobLeaseRenewParams) ([]string, error) {
+	until := at(p.Now).Add(p.Lease)
 	var renewed []string
 	err := s.Write(ctx, func(stx store.Tx) error {
 		q := stx.(*tx).q
-		for _, l := range runs {
+		for _, l := range p.Runs {
 			res, err := q.ExecContext(ctx, `UPDATE jobs SET lease_expires = ?
-				WHERE id = ? AND lease_owner = ? AND attempts = ? AND status = 'RUNNING'`, ms(leaseUntil), l.JobID, l.Owner, l.Attempt)
+				WHERE id = ? AND lease_owner = ? AND attempts = ? AND status = 'RUNNING'`, ms(until), l.JobID, l.Owner, l.Attempt)
 			if err != nil {
 				return err
 			}
@@ -212,7 +213,7 @@ func (s *Store) JobRetry(ctx context.Context, p store.JobRetryParams) (int, erro
 	var n int
 	err := s.w.QueryRowContext(ctx, `UPDATE jobs SET errors = errors + 1, last_error = ?, lease_expires = 0, run_at = ?
 		WHERE id = ? AND lease_owner = ? AND attempts = ? AND status IN ('INIT','RUNNING')
-		RETURNING errors`, msg, ms(p.RunAt), p.JobID, p.Lease.Owner, p.Lease.Attempt).Scan(&n)
+		RETURNING errors`, msg, ms(at(p.Now).Add(p.Delay)), p.JobID, p.Lease.Owner, p.Lease.Attempt).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("job %s: %w", p.JobID, ecs.ErrFenced)
 	}

@@ -11,10 +11,11 @@ import (
 func (s *Store) LeaderElect(ctx context.Context, p store.LeaderElectParams) (bool, error) {
 	// One statement: the insert, or the take-over of a term that is over
 	// or already ours; the write connection makes it atomic.
+	now := at(p.Now)
 	res, err := s.w.ExecContext(ctx, `INSERT INTO leaders (name, owner, expires) VALUES (?1, ?2, ?3)
 		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
 		WHERE leaders.owner = excluded.owner OR leaders.owner = '' OR leaders.expires < ?4`,
-		p.Name, p.Owner, ms(p.Until), ms(p.Now))
+		p.Name, p.Owner, ms(now.Add(p.TTL)), ms(now))
 	if err != nil {
 		return false, err
 	}

@@ -143,7 +143,7 @@ func TestOpenReleaseIssue3(t *testing.T) {
 	if n, err := s.JobLeaseReleaseOwner(ctx, old); err != nil || n != 1 {
 		t.Fatalf("JobLeaseReleaseOwner(%s) = %d, %v; want 1", old, n, err)
 	}
-	got, err := s.JobClaim(ctx, store.JobClaimParams{Owner: old, Host: "any-host", Now: time.Now(), LeaseUntil: time.Now().Add(time.Minute), Limit: 10})
+	got, err := s.JobClaim(ctx, store.JobClaimParams{Owner: old, Host: "any-host", Now: time.Now(), Lease: time.Minute, Limit: 10})
 	if err != nil || len(got) != 1 || got[0].ServerID != byName["fixture-running"].ID || got[0].Attempts != 2 {
 		t.Fatalf("JobClaim after adoption = %+v, %v; want the fixture-running sub-job, attempt 2", got, err)
 	}

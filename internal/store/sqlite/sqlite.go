@@ -106,19 +106,11 @@ type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
+// ms and fromMS are the rows' encoding of times, shared by the stores.
+var (
+	ms     = store.ToMS
+	fromMS = store.FromMS
+)
 
 func b2i(b bool) int {
 	if b {

@@ -111,11 +111,11 @@ func TestOpenTwiceSharesData(t *testing.T) {
 	if err := a.Write(ctx, func(tx store.Tx) error { return tx.JobInsert(ctx, &j) }); err != nil {
 		t.Fatal(err)
 	}
-	claimed, err := b.JobClaim(ctx, store.JobClaimParams{Owner: "worker-b", Now: t0, LeaseUntil: t0.Add(time.Minute), Limit: 10})
+	claimed, err := b.JobClaim(ctx, store.JobClaimParams{Owner: "worker-b", Now: t0, Lease: time.Minute, Limit: 10})
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim through the second store = %v, %v; want job-1", claimed, err)
 	}
-	if again, err := a.JobClaim(ctx, store.JobClaimParams{Owner: "worker-a", Now: t0, LeaseUntil: t0.Add(time.Minute), Limit: 10}); err != nil || len(again) != 0 {
+	if again, err := a.JobClaim(ctx, store.JobClaimParams{Owner: "worker-a", Now: t0, Lease: time.Minute, Limit: 10}); err != nil || len(again) != 0 {
 		t.Fatalf("claim through the first store = %v, %v; want nothing", again, err)
 	}
 }
@@ -226,7 +226,7 @@ func TestReadPoolDoesNotBlockWriter(t *testing.T) {
 			t.Fatalf("Write while a read transaction is open: %v", err)
 		}
 	}
-	if _, err := s.JobClaim(ctx, store.JobClaimParams{Owner: "w", Now: t0, LeaseUntil: t0.Add(time.Minute), Limit: 10}); err != nil {
+	if _, err := s.JobClaim(ctx, store.JobClaimParams{Owner: "w", Now: t0, Lease: time.Minute, Limit: 10}); err != nil {
 		t.Fatalf("JobClaim while a read transaction is open: %v", err)
 	}
 	if n := count(rtx); n != 1 {

@@ -43,7 +43,7 @@ func BenchJobClaim(b *testing.B, s store.Store) {
 	var claimed []ecs.Job
 	b.ResetTimer()
 	for range b.N {
-		got, err := s.JobClaim(ctx, store.JobClaimParams{Owner: "worker", Now: benchT0, LeaseUntil: benchT0.Add(time.Minute), Limit: 1})
+		got, err := s.JobClaim(ctx, store.JobClaimParams{Owner: "worker", Now: benchT0, Lease: time.Minute, Limit: 1})
 		if err != nil || len(got) != 1 {
 			b.Fatalf("JobClaim = %d jobs, %v", len(got), err)
 		}

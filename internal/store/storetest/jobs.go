@@ -246,7 +246,7 @@ func testJobClaim(t *testing.T, open opener) {
 			owner := fmt.Sprintf("worker-%d", w)
 			wg.Go(func() {
 				for {
-					got, err := b.s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: t0, LeaseUntil: t0.Add(time.Hour), Limit: 3})
+					got, err := b.s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: t0, Lease: time.Hour, Limit: 3})
 					mu.Lock()
 					if err != nil {
 						errs = append(errs, fmt.Errorf("%s: %w", owner, err))
@@ -456,7 +456,7 @@ func leaseOf(owner string, j ecs.Job) store.Lease {
 
 func (b *bundle) renew(t *testing.T, until time.Time, runs ...store.Lease) []string {
 	t.Helper()
-	got, err := b.s.JobLeaseRenew(b.ctx, runs, until)
+	got, err := b.s.JobLeaseRenew(b.ctx, store.JobLeaseRenewParams{Runs: runs, Now: t0, Lease: until.Sub(t0)})
 	wantNoErr(t, "JobLeaseRenew", err)
 	slices.Sort(got)
 	return got
@@ -615,7 +615,7 @@ func testJobRetry(t *testing.T, open opener) {
 		b.insertJobs(t, topJob("job-1"))
 		c := b.claim(t, "worker-a", t0, time.Hour, 1)
 		l := leaseOf("worker-a", c[0])
-		n, err := b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: l, Error: "disk I/O error", RunAt: t0.Add(10 * time.Second)})
+		n, err := b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: l, Error: "disk I/O error", Now: t0, Delay: 10 * time.Second})
 		wantNoErr(t, "JobRetry", err)
 		if n != 1 {
 			t.Fatalf("JobRetry = %d errors, want 1", n)
@@ -634,10 +634,10 @@ func testJobRetry(t *testing.T, open opener) {
 			t.Fatalf("claim at the retry time = %+v, want job-1, attempt 2, 1 error", got)
 		}
 		// The earlier run's lease is fenced off; the new run records its own.
-		_, err = b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: l, Error: "late", RunAt: t0})
+		_, err = b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: l, Error: "late", Now: t0})
 		wantErr(t, "JobRetry under a lost lease", err, ecs.ErrFenced)
 		n, err = b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: leaseOf("worker-b", got[0]), Error: "timeout",
-			RunAt: t0.Add(10 * time.Second)})
+			Now: t0, Delay: 10 * time.Second})
 		wantNoErr(t, "JobRetry", err)
 		if n != 2 {
 			t.Fatalf("second JobRetry = %d errors, want 2", n)
@@ -653,9 +653,9 @@ func testJobRetry(t *testing.T, open opener) {
 		b.insertJobs(t, topJob("job-1"), topJob("job-init"))
 		c := b.claim(t, "worker-a", t0, time.Hour, 1)
 		b.finish(t, c[0], leaseOf("worker-a", c[0]), ecs.JobSuccess, t0.Add(time.Second))
-		_, err := b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: leaseOf("worker-a", c[0]), Error: "x", RunAt: t0})
+		_, err := b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-1", Lease: leaseOf("worker-a", c[0]), Error: "x", Now: t0})
 		wantErr(t, "JobRetry of a finished job", err, ecs.ErrFenced)
-		_, err = b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-init", Error: "x", RunAt: t0})
+		_, err = b.s.JobRetry(b.ctx, store.JobRetryParams{JobID: "job-init", Error: "x", Now: t0})
 		wantErr(t, "JobRetry without a lease", err, ecs.ErrFenced)
 		if j := b.getJob(t, projA, "job-1"); j.Status != ecs.JobSuccess || j.Errors != 0 {
 			t.Fatalf("finished job after a fenced JobRetry = %s with %d errors", j.Status, j.Errors)

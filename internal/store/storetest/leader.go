@@ -13,7 +13,7 @@ import (
 // elect runs LeaderElect for owner at now with a term of ttl.
 func (b *bundle) elect(t *testing.T, name, owner string, now time.Time, ttl time.Duration) bool {
 	t.Helper()
-	ok, err := b.s.LeaderElect(b.ctx, store.LeaderElectParams{Name: name, Owner: owner, Now: now, Until: now.Add(ttl)})
+	ok, err := b.s.LeaderElect(b.ctx, store.LeaderElectParams{Name: name, Owner: owner, Now: now, TTL: ttl})
 	if err != nil {
 		t.Fatalf("LeaderElect(%s, %s): %v", name, owner, err)
 	}
@@ -81,7 +81,7 @@ func testLeader(t *testing.T, open opener) {
 	for i := range 20 {
 		owner := fmt.Sprintf("racer-%02d", i)
 		wg.Go(func() {
-			ok, err := b.s.LeaderElect(b.ctx, store.LeaderElectParams{Name: "race", Owner: owner, Now: t0, Until: t0.Add(ttl)})
+			ok, err := b.s.LeaderElect(b.ctx, store.LeaderElectParams{Name: "race", Owner: owner, Now: t0, TTL: ttl})
 			if err != nil {
 				t.Errorf("LeaderElect(race, %s): %v", owner, err)
 			}

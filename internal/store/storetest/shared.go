@@ -84,7 +84,7 @@ func testSharedClaim(t *testing.T, open func(t *testing.T, n int) []store.Store)
 			owner := fmt.Sprintf("node-%d/worker-%d", si, w)
 			wg.Go(func() {
 				for {
-					got, err := s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: t0, LeaseUntil: t0.Add(time.Hour), Limit: 2})
+					got, err := s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: t0, Lease: time.Hour, Limit: 2})
 					mu.Lock()
 					if err != nil {
 						errs = append(errs, fmt.Errorf("%s: %w", owner, err))
@@ -193,7 +193,7 @@ func testSharedOneWinner(t *testing.T, open func(t *testing.T, n int) []store.St
 	}
 	var queued []ecs.Job
 	for i, st := range ss {
-		got, err := st.JobClaim(b.ctx, store.JobClaimParams{Owner: fmt.Sprintf("node-%d", i), Now: t0, LeaseUntil: t0.Add(time.Minute), Limit: 100})
+		got, err := st.JobClaim(b.ctx, store.JobClaimParams{Owner: fmt.Sprintf("node-%d", i), Now: t0, Lease: time.Minute, Limit: 100})
 		wantNoErr(t, "JobClaim", err)
 		queued = append(queued, got...)
 	}

@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobRetry", testJobRetry},
 		{"JobDeleteFinished", testJobDeleteFinished},
 		{"Leader", testLeader},
+		{"StoreClock", testStoreClock},
 		{"CredentialCountTx", testCredentialCountTx},
 		{"Write", testWrite},
 		{"Host", testHost},
@@ -188,7 +189,7 @@ func (b *bundle) getJob(t *testing.T, projectID, id string) ecs.Job {
 // claim claims up to limit jobs for owner at now, leased until now+lease.
 func (b *bundle) claim(t *testing.T, owner string, now time.Time, lease time.Duration, limit int) []ecs.Job {
 	t.Helper()
-	jobs, err := b.s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: now, LeaseUntil: now.Add(lease), Limit: limit})
+	jobs, err := b.s.JobClaim(b.ctx, store.JobClaimParams{Owner: owner, Now: now, Lease: lease, Limit: limit})
 	if err != nil {
 		t.Fatalf("JobClaim(%s): %v", owner, err)
 	}
