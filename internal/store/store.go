@@ -469,6 +469,16 @@ func GlobPattern(p string) string {
 	return b.String()
 }
 
+// PatternPieces returns the pieces of a ServerListParams name or IP
+// pattern that every matching string contains literally, in order: the
+// pattern split at "." (any one character), without empty pieces. A piece
+// holds none of GLOB's and LIKE's special characters ("*?[%_\\"): they
+// split it too, so that the pieces can be put in either kind of pattern as
+// they are.
+func PatternPieces(p string) []string {
+	return strings.FieldsFunc(p, func(r rune) bool { return strings.ContainsRune(".*?[]%_\\", r) })
+}
+
 // LikePattern turns a ServerListParams name or IP pattern into a LIKE
 // pattern (escape character '\') matching the strings that contain it:
 // "." becomes "_" (any one character), LIKE's own special characters stand

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/store"
@@ -357,6 +358,9 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 		add(`0`)
 	}
 	if p.Name != "" {
+		if g, ok := searchGlob(p.Name); ok {
+			add(`seq IN (SELECT rowid FROM server_search WHERE name GLOB ?)`, g)
+		}
 		add(`name GLOB ?`, store.GlobPattern(p.Name))
 	}
 	if p.Status != "" {
@@ -372,7 +376,12 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip = ?)`, p.ProjectID, p.IPEq)
 	}
 	if p.IP != "" {
-		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip GLOB ?)`, p.ProjectID, store.GlobPattern(p.IP))
+		if g, ok := searchGlob(p.IP); ok {
+			add(`id IN (SELECT server_id FROM ports WHERE seq IN (SELECT rowid FROM port_search WHERE ip GLOB ?)
+				AND project_id = ? AND ip GLOB ?)`, g, p.ProjectID, store.GlobPattern(p.IP))
+		} else {
+			add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip GLOB ?)`, p.ProjectID, store.GlobPattern(p.IP))
+		}
 	}
 	if len(p.ServerIDs) > 0 {
 		add(`id IN (?`+strings.Repeat(`,?`, len(p.ServerIDs)-1)+`)`, anys(p.ServerIDs)...)
@@ -400,6 +409,24 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 		add(`NOT (`+strings.Join(conds, ` AND `)+`)`, a...)
 	}
 	return where, args
+}
+
+// searchGlob is the GLOB pattern that finds, through a trigram index
+// (server_search, port_search), the candidates of a name or IP pattern: the
+// pattern's literal pieces in order, "*" between. Every string that matches
+// the pattern contains them, so the candidates are never fewer than the
+// matches; the pattern itself then decides. ok is false when no piece is
+// three characters long: a trigram index cannot narrow such a pattern, and
+// the filter scans the project's rows instead.
+func searchGlob(p string) (string, bool) {
+	pieces := store.PatternPieces(p)
+	ok := false
+	for _, pc := range pieces {
+		if utf8.RuneCountInString(pc) >= 3 {
+			ok = true
+		}
+	}
+	return "*" + strings.Join(pieces, "*") + "*", ok
 }
 
 func anys(ss []string) []any {
@@ -463,7 +490,7 @@ func (t *tx) ServerGetByID(ctx context.Context, id string) (ecs.Server, error) {
 func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
 	nics, tags := store.EncodeServerJSON(s)
 	args := append(append([]any{s.ID}, serverArgs(s)...), s.ReservationID, nics, tags)
-	_, err := t.q.ExecContext(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
+	res, err := t.q.ExecContext(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
 		locked, image_id, flavor_id, key_name, system_volume_id, reinstall_failed, task_job_id, fault, metadata, az, vpc_id, addr,
 		access_port, launch_index, created, updated, launched_at, host, details, reservation_id, nics, tags, task_owner)
 		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'')`, args...)
@@ -473,13 +500,19 @@ func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
 	if err != nil {
 		return err
 	}
+	if err := t.searchAdd(ctx, "server_search", lastID(res), s.Name); err != nil {
+		return err
+	}
 	for _, n := range s.NICs {
-		_, err := t.q.ExecContext(ctx, `INSERT INTO ports(port_id, server_id, project_id, subnet_id, ip) VALUES(?,?,?,?,?)`,
+		res, err := t.q.ExecContext(ctx, `INSERT INTO ports(port_id, server_id, project_id, subnet_id, ip) VALUES(?,?,?,?,?)`,
 			n.PortID, s.ID, s.ProjectID, n.SubnetID, n.IP)
 		if isUnique(err) {
 			return &store.AddressTakenError{SubnetID: n.SubnetID, IP: n.IP}
 		}
 		if err != nil {
+			return err
+		}
+		if err := t.searchAdd(ctx, "port_search", lastID(res), n.IP); err != nil {
 			return err
 		}
 	}
@@ -543,6 +576,9 @@ func (t *tx) SubnetAddresses(ctx context.Context, projectID, subnetID string) ([
 // ServerUpdate writes every column but the task owner, which only
 // ServerSetOwner changes (and clears when the task ends).
 func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
+	if err := t.searchRename(ctx, s.ID, s.ProjectID, s.Name); err != nil {
+		return err
+	}
 	args := append(serverArgs(s)[1:], s.TaskJobID, s.ID, s.ProjectID)
 	res, err := t.q.ExecContext(ctx, `UPDATE servers SET user_id=?, name=?, status=?, vm_state=?, task_state=?, power_state=?,
 		locked=?, image_id=?, flavor_id=?, key_name=?, system_volume_id=?, reinstall_failed=?, task_job_id=?, fault=?, metadata=?,
@@ -559,6 +595,9 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 }
 
 func (t *tx) ServerDelete(ctx context.Context, id string) error {
+	if err := t.searchDropServer(ctx, id); err != nil {
+		return err
+	}
 	for _, q := range []string{`DELETE FROM servers WHERE id = ?`, `DELETE FROM ports WHERE server_id = ?`,
 		`DELETE FROM server_tags WHERE server_id = ?`} {
 		if _, err := t.q.ExecContext(ctx, q, id); err != nil {

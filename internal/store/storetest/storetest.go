@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Server", testServer},
 		{"ServerList", testServerList},
 		{"ServerListFilters", testServerListFilters},
+		{"ServerSearch", testServerSearch},
 		{"ServerDetails", testServerDetails},
 		{"Addresses", testAddresses},
 		{"ServerOwner", testServerOwner},
