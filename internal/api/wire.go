@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // Wire types: the Huawei JSON shapes. Types follow the official SDK's
@@ -221,12 +222,7 @@ func serverNICs(s *ecs.Server) []ecs.NIC {
 	if len(s.NICs) > 0 || s.Addr == "" {
 		return s.NICs
 	}
-	sum := sha256.Sum256([]byte("port:" + s.ID))
-	b := sum[:16]
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return []ecs.NIC{{PortID: h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], IP: s.Addr}}
+	return []ecs.NIC{{PortID: store.LegacyPortID(s.ID), IP: s.Addr}}
 }
 
 func shortID(id string) string {

@@ -478,11 +478,18 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 	if p.ReservationID != "" {
 		add(`reservation_id = ` + arg(p.ReservationID))
 	}
+	// The address filters look in ports and in address_conflicts (the
+	// addresses of servers made before issue 11 that another such server
+	// holds; store/legacy.go). The pattern goes through ports_ip_trgm.
 	if p.IPEq != "" {
-		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip = ` + arg(p.IPEq) + `)`)
+		a := arg(p.IPEq)
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip = ` + a + `
+			UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = $1 AND ip = ` + a + `)`)
 	}
 	if p.IP != "" {
-		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip LIKE ` + arg(store.LikePattern(p.IP)) + ` ESCAPE '\')`)
+		a := arg(store.LikePattern(p.IP))
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip LIKE ` + a + ` ESCAPE '\'
+			UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = $1 AND ip LIKE ` + a + ` ESCAPE '\')`)
 	}
 	if len(p.ServerIDs) > 0 {
 		add(`id = ANY(` + arg(p.ServerIDs) + `)`)
@@ -652,7 +659,7 @@ func (t *tx) ServerDelete(ctx context.Context, id string) error {
 		return nil
 	}
 	for _, q := range []string{`DELETE FROM servers WHERE id = $1`, `DELETE FROM ports WHERE server_id = $1`,
-		`DELETE FROM server_tags WHERE server_id = $1`} {
+		`DELETE FROM server_tags WHERE server_id = $1`, `DELETE FROM address_conflicts WHERE server_id = $1`} {
 		if _, err := t.q.Exec(ctx, q, id); err != nil {
 			return err
 		}

@@ -372,15 +372,25 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 	if p.ReservationID != "" {
 		add(`reservation_id = ?`, p.ReservationID)
 	}
+	// The address filters look in ports and in address_conflicts (the
+	// addresses of servers made before issue 11 that another such server
+	// holds; store/legacy.go).
 	if p.IPEq != "" {
-		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip = ?)`, p.ProjectID, p.IPEq)
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip = ?
+			UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = ? AND ip = ?)`,
+			p.ProjectID, p.IPEq, p.ProjectID, p.IPEq)
 	}
 	if p.IP != "" {
+		pattern := store.GlobPattern(p.IP)
 		if g, ok := searchGlob(p.IP); ok {
 			add(`id IN (SELECT server_id FROM ports WHERE seq IN (SELECT rowid FROM port_search WHERE ip GLOB ?)
-				AND project_id = ? AND ip GLOB ?)`, g, p.ProjectID, store.GlobPattern(p.IP))
+				AND project_id = ? AND ip GLOB ?
+				UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = ? AND ip GLOB ?)`,
+				g, p.ProjectID, pattern, p.ProjectID, pattern)
 		} else {
-			add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip GLOB ?)`, p.ProjectID, store.GlobPattern(p.IP))
+			add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip GLOB ?
+				UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = ? AND ip GLOB ?)`,
+				p.ProjectID, pattern, p.ProjectID, pattern)
 		}
 	}
 	if len(p.ServerIDs) > 0 {
@@ -599,7 +609,7 @@ func (t *tx) ServerDelete(ctx context.Context, id string) error {
 		return err
 	}
 	for _, q := range []string{`DELETE FROM servers WHERE id = ?`, `DELETE FROM ports WHERE server_id = ?`,
-		`DELETE FROM server_tags WHERE server_id = ?`} {
+		`DELETE FROM server_tags WHERE server_id = ?`, `DELETE FROM address_conflicts WHERE server_id = ?`} {
 		if _, err := t.q.ExecContext(ctx, q, id); err != nil {
 			return err
 		}
