@@ -422,6 +422,13 @@ type ServerListParams struct {
 	// Tags: the server has every one of these tags; NotTags: it does not
 	// have all of these. Each is "key" (any value) or "key=value".
 	Tags, NotTags []string
+	// TagMatches: the server has every key, each with one of its values
+	// (any value when none is given); NotTagMatches: it does not match
+	// all of these (ListServersByTag's tags and not_tags).
+	TagMatches, NotTagMatches []TagMatch
+	// NameContains matches names that contain it, every character for
+	// itself ("" for any).
+	NameContains string
 	// ServerIDs, when not empty, keeps the servers of these ids only.
 	ServerIDs []string
 	// ReservationID keeps the servers of one create request.
@@ -439,6 +446,13 @@ type ServerListParams struct {
 type TagFilter struct {
 	Key, Value string
 	AnyValue   bool
+}
+
+// TagMatch is one item of ServerListParams.TagMatches: a key, and the
+// values of which the server's must be one (any value when empty).
+type TagMatch struct {
+	Key    string
+	Values []string
 }
 
 // ParseTagFilter splits "key=value" (or "key") into a TagFilter.
@@ -466,6 +480,40 @@ func GlobPattern(p string) string {
 		}
 	}
 	b.WriteByte('*')
+	return b.String()
+}
+
+// GlobLiteral is the SQLite GLOB pattern of the strings that contain s,
+// every character of s standing for itself.
+func GlobLiteral(s string) string {
+	var b strings.Builder
+	b.WriteByte('*')
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[':
+			b.WriteByte('[')
+			b.WriteRune(r)
+			b.WriteByte(']')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('*')
+	return b.String()
+}
+
+// LikeLiteral is the LIKE pattern (escape character '\') of the strings
+// that contain s, every character of s standing for itself.
+func LikeLiteral(s string) string {
+	var b strings.Builder
+	b.WriteByte('%')
+	for _, r := range s {
+		if r == '%' || r == '_' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('%')
 	return b.String()
 }
 

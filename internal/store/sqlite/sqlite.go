@@ -353,7 +353,7 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 		where += ` AND ` + cond
 		args = append(args, a...)
 	}
-	if strings.IndexByte(p.Name, 0) >= 0 || strings.IndexByte(p.IP, 0) >= 0 {
+	if strings.IndexByte(p.Name, 0) >= 0 || strings.IndexByte(p.IP, 0) >= 0 || strings.IndexByte(p.NameContains, 0) >= 0 {
 		// GLOB stops at a NUL; no name or address holds one.
 		add(`0`)
 	}
@@ -393,8 +393,38 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 				p.ProjectID, pattern, p.ProjectID, pattern)
 		}
 	}
+	if p.NameContains != "" {
+		// The pieces of the name are literal too: they narrow it the same.
+		if g, ok := searchGlob(p.NameContains); ok {
+			add(`seq IN (SELECT rowid FROM server_search WHERE name GLOB ?)`, g)
+		}
+		add(`name GLOB ?`, store.GlobLiteral(p.NameContains))
+	}
 	if len(p.ServerIDs) > 0 {
 		add(`id IN (?`+strings.Repeat(`,?`, len(p.ServerIDs)-1)+`)`, anys(p.ServerIDs)...)
+	}
+	matchCond := func(m store.TagMatch) (string, []any) {
+		c := `id IN (SELECT server_id FROM server_tags WHERE project_id = ? AND key = ?`
+		a := []any{p.ProjectID, m.Key}
+		if len(m.Values) > 0 {
+			c += ` AND value IN (?` + strings.Repeat(`,?`, len(m.Values)-1) + `)`
+			a = append(a, anys(m.Values)...)
+		}
+		return c + `)`, a
+	}
+	for _, m := range p.TagMatches {
+		c, a := matchCond(m)
+		add(c, a...)
+	}
+	if len(p.NotTagMatches) > 0 {
+		var conds []string
+		var a []any
+		for _, m := range p.NotTagMatches {
+			c, ca := matchCond(m)
+			conds = append(conds, c)
+			a = append(a, ca...)
+		}
+		add(`NOT (`+strings.Join(conds, ` AND `)+`)`, a...)
 	}
 	tagCond := func(tag string) (string, []any) {
 		f := store.ParseTagFilter(tag)

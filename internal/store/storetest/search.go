@@ -87,3 +87,73 @@ func testServerSearch(t *testing.T, open opener) {
 		check(t, store.ServerListParams{IP: "20.30.40"}, "srv-07")
 	})
 }
+
+// testServerListTagMatches checks ListServersByTag's filters in the store
+// (a key with one of several values, not all of not-tags, a literal name)
+// and their paging over more servers than a page.
+func testServerListTagMatches(t *testing.T, open opener) {
+	b := setup(t, open)
+	var srvs []ecs.Server
+	for i := range 30 {
+		s := plainServer(fmt.Sprintf("srv-%02d", i), projA, fmt.Sprintf("web.%02d", i), i)
+		s.Tags = []ecs.Tag{{Key: "env", Value: []string{"prod", "dev", "qa"}[i%3]}}
+		if i%2 == 0 {
+			s.Tags = append(s.Tags, ecs.Tag{Key: "team", Value: "a"})
+		}
+		srvs = append(srvs, s)
+	}
+	other := plainServer("srv-x", projB, "web.99", 40)
+	other.Tags = []ecs.Tag{{Key: "env", Value: "prod"}}
+	b.insertServers(t, append(slices.Clone(srvs), other)...)
+
+	// want is the ids of srvs that match, newest first.
+	want := func(match func(i int) bool) []string {
+		var out []string
+		for i := len(srvs) - 1; i >= 0; i-- {
+			if match(i) {
+				out = append(out, srvs[i].ID)
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		name string
+		p    store.ServerListParams
+		want []string
+	}{
+		{"key with values", store.ServerListParams{TagMatches: []store.TagMatch{{Key: "env", Values: []string{"prod", "qa"}}}},
+			want(func(i int) bool { return i%3 != 1 })},
+		{"key, any value", store.ServerListParams{TagMatches: []store.TagMatch{{Key: "team"}}}, want(func(i int) bool { return i%2 == 0 })},
+		{"every key", store.ServerListParams{TagMatches: []store.TagMatch{{Key: "team"}, {Key: "env", Values: []string{"dev"}}}},
+			want(func(i int) bool { return i%2 == 0 && i%3 == 1 })},
+		{"not all of not-tags", store.ServerListParams{NotTagMatches: []store.TagMatch{{Key: "team"}, {Key: "env", Values: []string{"prod"}}}},
+			want(func(i int) bool { return !(i%2 == 0 && i%3 == 0) })},
+		{"name literal", store.ServerListParams{NameContains: "web.1"}, want(func(i int) bool { return i >= 10 && i < 20 })},
+		{"name dot is a dot", store.ServerListParams{NameContains: "b.2"}, want(func(i int) bool { return i >= 20 })},
+		{"name dot is not any character", store.ServerListParams{NameContains: "we."}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			// Page through in pages of 4: the pages join into the whole
+			// list, and each carries the count of every match.
+			var got []string
+			for off := 0; ; off += 4 {
+				p := c.p
+				p.ProjectID, p.Offset, p.Limit = projA, off, 4
+				list, total, err := b.s.ServerList(b.ctx, p)
+				wantNoErr(t, "ServerList", err)
+				if total != len(c.want) {
+					t.Fatalf("ServerList(%+v) total = %d, want %d", p, total, len(c.want))
+				}
+				if len(list) == 0 {
+					break
+				}
+				got = append(got, serverIDs(list)...)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("pages of %+v = %v, want %v", c.p, got, c.want)
+			}
+		})
+	}
+}

@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ServerList", testServerList},
 		{"ServerListFilters", testServerListFilters},
 		{"ServerSearch", testServerSearch},
+		{"ServerListTagMatches", testServerListTagMatches},
 		{"ServerDetails", testServerDetails},
 		{"Addresses", testAddresses},
 		{"ServerOwner", testServerOwner},
