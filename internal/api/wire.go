@@ -256,7 +256,9 @@ type wireJob struct {
 }
 
 type wireEntities struct {
-	ServerID     string `json:"server_id,omitempty"`
+	ServerID string `json:"server_id,omitempty"`
+	// VolumeID: the volume of an attach or detach job.
+	VolumeID     string `json:"volume_id,omitempty"`
 	SubJobsTotal *int   `json:"sub_jobs_total,omitempty"`
 	// SubJobs is present (possibly []) on every batch job: clients index
 	// sub_jobs[0] without a check; nil (absent) on a single job.
@@ -347,7 +349,7 @@ func toWireJob(j *ecs.Job) wireJob {
 		}
 	}
 	if j.Runnable {
-		w.Entities.ServerID = j.ServerID
+		w.Entities.ServerID, w.Entities.VolumeID = j.ServerID, cloud.JobVolumeID(j)
 		return w
 	}
 	n := len(j.SubJobs)
