@@ -2,8 +2,11 @@ package sqlite
 
 import (
 	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/store"
@@ -128,5 +131,64 @@ func TestAnalyzeLeavesSearchTables(t *testing.T) {
 	}
 	if servers == 0 || search != 0 {
 		t.Fatalf("statistics rows: servers %d, search tables %d; want some, none", servers, search)
+	}
+}
+
+// TestSearchMigrationDownUp takes a database with servers down below the
+// search tables (migration 9: ports loses its seq column) and up again:
+// the rows survive, the search tables are rebuilt from them and agree
+// with them, and the filters find the servers.
+func TestSearchMigrationDownUp(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	ctx := t.Context()
+	err := s.Write(ctx, func(tx store.Tx) error {
+		for i := range 10 {
+			srv := server(fmt.Sprintf("srv-%02d", i))
+			srv.Name = fmt.Sprintf("frontend-%02d", i)
+			srv.NICs = []ecs.NIC{{PortID: fmt.Sprintf("port-%02d", i), SubnetID: "subnet-1", IP: fmt.Sprintf("10.0.0.%d", 100+i)}}
+			if err := tx.ServerInsert(ctx, &srv); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.wdb, files, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 8); err != nil {
+		t.Fatalf("down to 8: %v", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	for _, table := range []string{"server_search", "port_search"} {
+		if _, err := s.wdb.ExecContext(ctx, `INSERT INTO `+table+`(`+table+`, rank) VALUES('integrity-check', 1)`); err != nil {
+			t.Fatalf("%s integrity-check: %v", table, err)
+		}
+	}
+	for _, c := range []struct {
+		p    store.ServerListParams
+		want int
+	}{
+		{store.ServerListParams{Name: "frontend-0"}, 10},
+		{store.ServerListParams{Name: "end-07"}, 1},
+		{store.ServerListParams{IP: "0.0.100"}, 1},
+		{store.ServerListParams{IP: "10.0.0.10"}, 10},
+		{store.ServerListParams{IPEq: "10.0.0.105"}, 1},
+	} {
+		c.p.ProjectID = "p1"
+		_, n, err := s.ServerList(ctx, c.p)
+		if err != nil || n != c.want {
+			t.Fatalf("ServerList(%+v) after down and up = %d, %v; want %d", c.p, n, err, c.want)
+		}
 	}
 }
