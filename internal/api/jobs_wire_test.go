@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -59,6 +60,25 @@ func TestWireJobTypesFollowTheReference(t *testing.T) {
 		}
 		if strings.Contains(w.JobType, " ") {
 			t.Errorf("job_type %q", w.JobType)
+		}
+	}
+}
+
+// TestWireJobVolumeEntities: an attach or detach job shows its volume
+// beside its server in entities; other jobs show no volume_id.
+func TestWireJobVolumeEntities(t *testing.T) {
+	for _, c := range []struct {
+		typ, params, want string
+	}{
+		{ecs.JobAttachVolume, `{"volume_id":"vol-1","device":"/dev/vdb","make":true,"size_gb":10}`,
+			`"entities":{"server_id":"srv-1","volume_id":"vol-1"}`},
+		{ecs.JobDetachVolume, `{"volume_id":"vol-2","delete":true}`, `"entities":{"server_id":"srv-1","volume_id":"vol-2"}`},
+		{ecs.JobReinstallOS, `{"volume_id":"vol-3"}`, `"entities":{"server_id":"srv-1"}`},
+	} {
+		j := ecs.Job{ID: "j", Type: c.typ, Status: ecs.JobSuccess, ServerID: "srv-1", Runnable: true, Params: []byte(c.params)}
+		b, err := json.Marshal(toWireJob(&j))
+		if err != nil || !strings.Contains(string(b), c.want) {
+			t.Errorf("job %s = %s, %v; want it to hold %s", c.typ, b, err, c.want)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/ecs"
+	"github.com/ecsproject/ecsd/internal/store"
 )
 
 // Wire types: the Huawei JSON shapes. Types follow the official SDK's
@@ -238,12 +239,7 @@ func serverNICs(s *ecs.Server) []ecs.NIC {
 	if len(s.NICs) > 0 || s.Addr == "" {
 		return s.NICs
 	}
-	sum := sha256.Sum256([]byte("port:" + s.ID))
-	b := sum[:16]
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return []ecs.NIC{{PortID: h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], IP: s.Addr}}
+	return []ecs.NIC{{PortID: store.LegacyPortID(s.ID), IP: s.Addr}}
 }
 
 func shortID(id string) string {
@@ -277,7 +273,9 @@ type wireJob struct {
 }
 
 type wireEntities struct {
-	ServerID     string `json:"server_id,omitempty"`
+	ServerID string `json:"server_id,omitempty"`
+	// VolumeID: the volume of an attach or detach job.
+	VolumeID     string `json:"volume_id,omitempty"`
 	SubJobsTotal *int   `json:"sub_jobs_total,omitempty"`
 	// SubJobs is present (possibly []) on every batch job: clients index
 	// sub_jobs[0] without a check; nil (absent) on a single job.
@@ -368,7 +366,7 @@ func toWireJob(j *ecs.Job) wireJob {
 		}
 	}
 	if j.Runnable {
-		w.Entities.ServerID = j.ServerID
+		w.Entities.ServerID, w.Entities.VolumeID = j.ServerID, cloud.JobVolumeID(j)
 		return w
 	}
 	n := len(j.SubJobs)

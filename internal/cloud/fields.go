@@ -430,49 +430,23 @@ func CheckTagQuery(tags []ProjectTag, field string) error {
 	return nil
 }
 
-// matchesTags reports whether a server's tags match every item of q.
-func matchesTags(tags []ecs.Tag, q []ProjectTag) bool {
-	for _, item := range q {
-		at := slices.IndexFunc(tags, func(t ecs.Tag) bool { return t.Key == item.Key })
-		if at < 0 || (len(item.Values) > 0 && !slices.Contains(item.Values, tags[at].Value)) {
-			return false
-		}
-	}
-	return true
-}
-
 // ServersByTag is ListServersByTag: the project's servers that match q
 // (newest first), the page of q.Offset and q.Limit, and how many match.
+// The store filters and pages.
 func (s *Service) ServersByTag(ctx context.Context, c Caller, q TagQuery) ([]ecs.Server, int, error) {
-	// The store narrows by key (and by value where one is given); the
-	// values' alternatives, not_tags and the name are applied here.
-	p := store.ServerListParams{ProjectID: c.ProjectID}
+	p := store.ServerListParams{ProjectID: c.ProjectID, NameContains: q.Name, Offset: q.Offset, Limit: max(q.Limit, 1)}
 	for _, t := range q.Tags {
-		f := t.Key
-		if len(t.Values) == 1 {
-			f += "=" + t.Values[0]
-		}
-		p.Tags = append(p.Tags, f)
+		p.TagMatches = append(p.TagMatches, store.TagMatch{Key: t.Key, Values: t.Values})
 	}
-	all, _, err := s.store.ServerList(ctx, p)
+	for _, t := range q.NotTags {
+		p.NotTagMatches = append(p.NotTagMatches, store.TagMatch{Key: t.Key, Values: t.Values})
+	}
+	page, total, err := s.store.ServerList(ctx, p)
 	if err != nil {
 		return nil, 0, ecs.Wrap(ecs.CodeSystem, err, "Failed to query ECSs.")
 	}
-	var match []ecs.Server
-	for _, srv := range all {
-		if !matchesTags(srv.Tags, q.Tags) || (len(q.NotTags) > 0 && matchesTags(srv.Tags, q.NotTags)) ||
-			!strings.Contains(srv.Name, q.Name) {
-			continue
-		}
-		match = append(match, srv)
+	if q.Limit == 0 {
+		page = nil // an empty page; the count stays
 	}
-	total := len(match)
-	if q.Offset >= len(match) {
-		return nil, total, nil
-	}
-	match = match[q.Offset:]
-	if len(match) > q.Limit {
-		match = match[:q.Limit]
-	}
-	return match, total, nil
+	return page, total, nil
 }

@@ -296,6 +296,37 @@ func TestResetPassword(t *testing.T) {
 	}
 }
 
+// TestResetPasswordCheckFlag: is_check_password false skips the
+// complexity rules (three classes) but keeps the limits (length, allowed
+// characters); absent or true keeps them all.
+func TestResetPasswordCheckFlag(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sim.Config{})
+	ctx := context.Background()
+	stopped := b.server(t, linuxImage, true)
+	no, yes := false, true
+	reset := func(pw string, check *bool) error {
+		return b.svc.ResetPassword(ctx, b.caller, stopped.ID, cloud.ResetPasswordInput{NewPassword: pw, CheckPassword: check})
+	}
+	for _, check := range []*bool{nil, &yes} {
+		if err := reset("simplelowercase", check); code(err) != ecs.CodePasswordComplexity {
+			t.Errorf("one class, is_check_password %v: %v, want %s", check, err, ecs.CodePasswordComplexity)
+		}
+	}
+	if err := reset("simplelowercase", &no); err != nil {
+		t.Fatalf("one class, is_check_password false: %v", err)
+	}
+	creds, _ := b.drv.ReadCredentials(ctx, stopped.SystemVolumeID)
+	if !password.Verify(creds.PasswordHash, "simplelowercase") {
+		t.Errorf("the unchecked password did not reach the disk: %+v", creds)
+	}
+	for _, pw := range []string{"short", strings.Repeat("a", 27), "has space here", "quote'inside", "ünïcodeünïcode", "semi;colon1"} {
+		if err := reset(pw, &no); code(err) != ecs.CodePasswordComplexity {
+			t.Errorf("%q with is_check_password false: %v, want %s", pw, err, ecs.CodePasswordComplexity)
+		}
+	}
+}
+
 // TestResetPasswordAgentFailureReachesTheCaller: a job that fails on the
 // host (the agent fails) is the call's error, and the server keeps its
 // state.

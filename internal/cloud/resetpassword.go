@@ -38,8 +38,10 @@ type resetPasswordParams struct {
 // ResetPasswordInput is a reset-password request.
 type ResetPasswordInput struct {
 	NewPassword string
-	// CheckPassword is is_check_password; ecsd checks the password rules
-	// whatever it says (README).
+	// CheckPassword is is_check_password: whether the complexity rules
+	// apply (absent: true). false skips them (three of four classes, the
+	// Windows user-name rules) but not the limits: 8 to 26 characters from
+	// the allowed set (password.ValidateLimits).
 	CheckPassword *bool
 }
 
@@ -63,7 +65,7 @@ func (s *Service) ResetPassword(ctx context.Context, c Caller, serverID string, 
 	if err != nil {
 		return ecs.Wrap(ecs.CodeSystem, err, "Failed to query the image.")
 	}
-	if err := password.Validate(in.NewPassword, strings.EqualFold(img.OSType, "Windows")); err != nil {
+	if err := checkNewPassword(in, strings.EqualFold(img.OSType, "Windows")); err != nil {
 		return err
 	}
 	if err := s.hostGate(s.store.HostList).check(ctx, &srv); err != nil {
@@ -112,6 +114,14 @@ func (s *Service) ResetPassword(ctx context.Context, c Caller, serverID string, 
 	}
 	s.engine.Notify()
 	return s.awaitJob(ctx, c, jobID, s.cfg.ResetPasswordWait)
+}
+
+// checkNewPassword applies the password rules is_check_password asks for.
+func checkNewPassword(in ResetPasswordInput, windows bool) error {
+	if in.CheckPassword != nil && !*in.CheckPassword {
+		return password.ValidateLimits(in.NewPassword)
+	}
+	return password.Validate(in.NewPassword, windows)
 }
 
 // resetPasswordAllowed checks the server's state for a password reset.

@@ -55,6 +55,19 @@ type volumeParams struct {
 	Delete bool `json:"delete,omitempty"`
 }
 
+// JobVolumeID is the volume an attach or detach job acts on, which ShowJob
+// shows in its entities beside the server; "" for any other job.
+func JobVolumeID(j *ecs.Job) string {
+	if j.Type != ecs.JobAttachVolume && j.Type != ecs.JobDetachVolume {
+		return ""
+	}
+	var p volumeParams
+	if json.Unmarshal(j.Params, &p) != nil {
+		return ""
+	}
+	return p.VolumeID
+}
+
 // Attach checkpoints.
 const (
 	attachDiskMade = 1

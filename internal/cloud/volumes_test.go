@@ -53,6 +53,9 @@ func TestDataVolumeLifecycle(t *testing.T) {
 
 	job, err = b.svc.AttachVolume(ctx, b.caller, srv.ID, vid, "")
 	b.okJob(t, "attach", job, err)
+	if j := b.wait(t, job); cloud.JobVolumeID(&j) != vid || j.ServerID != srv.ID {
+		t.Fatalf("attach job acts on volume %q of %s, want %s of %s", cloud.JobVolumeID(&j), j.ServerID, vid, srv.ID)
+	}
 	v := b.volume(t, vid)
 	if v.Status != ecs.VolumeInUse || v.ServerID != srv.ID || v.Device != "/dev/vdb" || v.Host != testNode {
 		t.Fatalf("attached volume = %+v", v)
@@ -88,6 +91,9 @@ func TestDataVolumeLifecycle(t *testing.T) {
 	// Hot-unplug, then delete.
 	job, err = b.svc.DetachVolume(ctx, b.caller, srv.ID, vid, false)
 	b.okJob(t, "detach", job, err)
+	if j := b.wait(t, job); cloud.JobVolumeID(&j) != vid {
+		t.Fatalf("detach job acts on volume %q, want %s", cloud.JobVolumeID(&j), vid)
+	}
 	if v := b.volume(t, vid); v.Status != ecs.VolumeAvailable || v.ServerID != "" || v.Host != testNode {
 		t.Fatalf("detached volume = %+v", v)
 	}

@@ -10,6 +10,8 @@
 //   - A rejection is an *ecs.Error of kind ecs.CodePasswordComplexity whose
 //     message is one fixed sentence per rule: no part of the password can
 //     reach a client or a log through it.
+//   - ValidateLimits accepts the passwords of 8 to 26 characters from that
+//     set, without the class and Windows rules (is_check_password false).
 //   - Hash returns a glibc-compatible "$6$salt$hash" string (16-character
 //     random salt, 5000 rounds, rounds= omitted) that crypt(3), chpasswd -e
 //     and cloud-init accept; Verify checks a password against such a hash in
@@ -53,8 +55,8 @@ const (
 // It returns nil or an *ecs.Error with Code ecs.CodePasswordComplexity ("Ecs.0011") whose Message names
 // the rule broken and NEVER contains the password or any part of it.
 func Validate(pw string, windows bool) error {
-	if n := utf8.RuneCountInString(pw); n < MinLen || n > MaxLen {
-		return reject(msgLength)
+	if err := ValidateLimits(pw); err != nil {
+		return err
 	}
 	var upper, lower, digit, special bool
 	for i := 0; i < len(pw); i++ {
@@ -67,8 +69,6 @@ func Validate(pw string, windows bool) error {
 			digit = true
 		case strings.IndexByte(Specials, c) >= 0:
 			special = true
-		default: // includes every byte of a non-ASCII character
-			return reject(msgCharset)
 		}
 	}
 	if count(upper)+count(lower)+count(digit)+count(special) < 3 {
@@ -88,6 +88,23 @@ func Validate(pw string, windows bool) error {
 			if strings.Contains(lc, windowsUser[i:i+3]) {
 				return reject(msgWinRun)
 			}
+		}
+	}
+	return nil
+}
+
+// ValidateLimits checks only the limits that hold whatever a caller asks:
+// 8 to 26 characters, each a letter, a digit or one of Specials (so that
+// nothing a shell, a config file or a log treats specially gets in). It
+// is what a password reset with is_check_password false checks; Validate
+// checks it first. Its errors are Validate's.
+func ValidateLimits(pw string) error {
+	if n := utf8.RuneCountInString(pw); n < MinLen || n > MaxLen {
+		return reject(msgLength)
+	}
+	for i := 0; i < len(pw); i++ {
+		if c := pw[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte(Specials, c) >= 0) {
+			return reject(msgCharset) // includes every byte of a non-ASCII character
 		}
 	}
 	return nil

@@ -332,3 +332,28 @@ func FuzzHashVerify(f *testing.F) {
 }
 
 var cryptSHA512Salt8 = regexp.MustCompile(`^\$6\$fuzzsalt\$[./0-9A-Za-z]{86}$`)
+
+// TestValidateLimits: the limits alone (is_check_password false) take a
+// password of one class and the Windows user name, and still refuse the
+// lengths and characters Validate refuses.
+func TestValidateLimits(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ pw, want string }{
+		{"lowercaseonly", ""},
+		{"12345678", ""},
+		{"Administrator", ""},
+		{"!@$%^-_=", ""},
+		{"", msgLength},
+		{"short", msgLength},
+		{strings.Repeat("a", 27), msgLength},
+		{"has space", msgCharset},
+		{"back\\slash", msgCharset},
+		{"dollar$(id)", msgCharset},
+		{"éééééééé", msgCharset},
+		{"new\nline1", msgCharset},
+	} {
+		if got := ruleOf(t, c.pw, ValidateLimits(c.pw)); got != c.want {
+			t.Errorf("ValidateLimits(%q) = %q, want %q", c.pw, got, c.want)
+		}
+	}
+}

@@ -491,6 +491,13 @@ type ServerListParams struct {
 	// Tags: the server has every one of these tags; NotTags: it does not
 	// have all of these. Each is "key" (any value) or "key=value".
 	Tags, NotTags []string
+	// TagMatches: the server has every key, each with one of its values
+	// (any value when none is given); NotTagMatches: it does not match
+	// all of these (ListServersByTag's tags and not_tags).
+	TagMatches, NotTagMatches []TagMatch
+	// NameContains matches names that contain it, every character for
+	// itself ("" for any).
+	NameContains string
 	// ServerIDs, when not empty, keeps the servers of these ids only.
 	ServerIDs []string
 	// ReservationID keeps the servers of one create request.
@@ -508,6 +515,13 @@ type ServerListParams struct {
 type TagFilter struct {
 	Key, Value string
 	AnyValue   bool
+}
+
+// TagMatch is one item of ServerListParams.TagMatches: a key, and the
+// values of which the server's must be one (any value when empty).
+type TagMatch struct {
+	Key    string
+	Values []string
 }
 
 // ParseTagFilter splits "key=value" (or "key") into a TagFilter.
@@ -536,6 +550,50 @@ func GlobPattern(p string) string {
 	}
 	b.WriteByte('*')
 	return b.String()
+}
+
+// GlobLiteral is the SQLite GLOB pattern of the strings that contain s,
+// every character of s standing for itself.
+func GlobLiteral(s string) string {
+	var b strings.Builder
+	b.WriteByte('*')
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[':
+			b.WriteByte('[')
+			b.WriteRune(r)
+			b.WriteByte(']')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('*')
+	return b.String()
+}
+
+// LikeLiteral is the LIKE pattern (escape character '\') of the strings
+// that contain s, every character of s standing for itself.
+func LikeLiteral(s string) string {
+	var b strings.Builder
+	b.WriteByte('%')
+	for _, r := range s {
+		if r == '%' || r == '_' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('%')
+	return b.String()
+}
+
+// PatternPieces returns the pieces of a ServerListParams name or IP
+// pattern that every matching string contains literally, in order: the
+// pattern split at "." (any one character), without empty pieces. A piece
+// holds none of GLOB's and LIKE's special characters ("*?[%_\\"): they
+// split it too, so that the pieces can be put in either kind of pattern as
+// they are.
+func PatternPieces(p string) []string {
+	return strings.FieldsFunc(p, func(r rune) bool { return strings.ContainsRune(".*?[]%_\\", r) })
 }
 
 // LikePattern turns a ServerListParams name or IP pattern into a LIKE

@@ -422,8 +422,12 @@ func (s *Store) ServerGet(ctx context.Context, projectID, id string) (ecs.Server
 }
 
 func (s *Store) ServerList(ctx context.Context, p store.ServerListParams) ([]ecs.Server, int, error) {
-	if unstorable(append([]string{p.ProjectID, p.Name, p.Status, p.FlavorID, p.IP, p.IPEq, p.ReservationID, p.Marker},
-		append(append(slices.Clone(p.ServerIDs), p.Tags...), p.NotTags...)...)...) {
+	keys := append([]string{p.ProjectID, p.Name, p.NameContains, p.Status, p.FlavorID, p.IP, p.IPEq, p.ReservationID, p.Marker},
+		append(append(slices.Clone(p.ServerIDs), p.Tags...), p.NotTags...)...)
+	for _, m := range append(slices.Clone(p.TagMatches), p.NotTagMatches...) {
+		keys = append(append(keys, m.Key), m.Values...)
+	}
+	if unstorable(keys...) {
 		if p.Marker != "" && unstorable(p.Marker) {
 			return nil, 0, notFound("marker server", p.Marker)
 		}
@@ -501,14 +505,41 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 	if p.ReservationID != "" {
 		add(`reservation_id = ` + arg(p.ReservationID))
 	}
+	// The address filters look in ports and in address_conflicts (the
+	// addresses of servers made before issue 11 that another such server
+	// holds; store/legacy.go). The pattern goes through ports_ip_trgm.
 	if p.IPEq != "" {
-		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip = ` + arg(p.IPEq) + `)`)
+		a := arg(p.IPEq)
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip = ` + a + `
+			UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = $1 AND ip = ` + a + `)`)
 	}
 	if p.IP != "" {
-		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip LIKE ` + arg(store.LikePattern(p.IP)) + ` ESCAPE '\')`)
+		a := arg(store.LikePattern(p.IP))
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = $1 AND ip LIKE ` + a + ` ESCAPE '\'
+			UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = $1 AND ip LIKE ` + a + ` ESCAPE '\')`)
+	}
+	if p.NameContains != "" {
+		add(`name LIKE ` + arg(store.LikeLiteral(p.NameContains)) + ` ESCAPE '\'`)
 	}
 	if len(p.ServerIDs) > 0 {
 		add(`id = ANY(` + arg(p.ServerIDs) + `)`)
+	}
+	matchCond := func(m store.TagMatch) string {
+		c := `id IN (SELECT server_id FROM server_tags WHERE project_id = $1 AND key = ` + arg(m.Key)
+		if len(m.Values) > 0 {
+			c += ` AND value = ANY(` + arg(m.Values) + `)`
+		}
+		return c + `)`
+	}
+	for _, m := range p.TagMatches {
+		add(matchCond(m))
+	}
+	if len(p.NotTagMatches) > 0 {
+		var conds []string
+		for _, m := range p.NotTagMatches {
+			conds = append(conds, matchCond(m))
+		}
+		add(`NOT (` + strings.Join(conds, ` AND `) + `)`)
 	}
 	tagCond := func(tag string) string {
 		f := store.ParseTagFilter(tag)
@@ -675,7 +706,7 @@ func (t *tx) ServerDelete(ctx context.Context, id string) error {
 		return nil
 	}
 	for _, q := range []string{`DELETE FROM servers WHERE id = $1`, `DELETE FROM ports WHERE server_id = $1`,
-		`DELETE FROM server_tags WHERE server_id = $1`} {
+		`DELETE FROM server_tags WHERE server_id = $1`, `DELETE FROM address_conflicts WHERE server_id = $1`} {
 		if _, err := t.q.Exec(ctx, q, id); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -289,4 +290,22 @@ func BenchmarkWriteSubmit(b *testing.B) { storetest.BenchWriteSubmit(b, openTemp
 func BenchmarkServerGet(b *testing.B)   { storetest.BenchServerGet(b, openTemp(b)) }
 func BenchmarkServerList(b *testing.B) {
 	storetest.BenchServerList(b, func() store.Store { return openTemp(b) })
+}
+
+// TestSearchIndexes checks that the migrations made the trigram indexes
+// of the name and ip list patterns (pg_trgm is part of the PostgreSQL the
+// tests run), without the pending list that every query would read.
+func TestSearchIndexes(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	for _, name := range []string{"servers_name_trgm", "ports_ip_trgm"} {
+		var def string
+		err := s.db.QueryRow(t.Context(), `SELECT indexdef FROM pg_indexes WHERE indexname = $1`, name).Scan(&def)
+		if err != nil {
+			t.Fatalf("index %s: %v", name, err)
+		}
+		if !strings.Contains(def, "gin_trgm_ops") || !strings.Contains(def, "fastupdate=off") {
+			t.Fatalf("index %s = %q; want a gin_trgm_ops index with fastupdate off", name, def)
+		}
+	}
 }

@@ -187,3 +187,51 @@ func TestOpenUnknownDatabase(t *testing.T) {
 		t.Fatal("Open of a database with user_version 7 succeeded, want an error")
 	}
 }
+
+// TestLegacyAddresses opens the issue-3 data dir, whose three servers were
+// all given 192.168.1.2 before the per-subnet allocator: migration 10 puts
+// the oldest one's address in ports (subnet "", the port id the API shows)
+// and the two others in address_conflicts, and the ip filters find all
+// three.
+func TestLegacyAddresses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openAt(t, filepath.Join(copyFixture(t), "ecsd.db"))
+	servers, err := s.ServerListAll(ctx) // oldest first
+	if err != nil || len(servers) != 3 {
+		t.Fatalf("ServerListAll = %d servers, %v", len(servers), err)
+	}
+	project, oldest := servers[0].ProjectID, servers[0].ID
+	var port, subnet, ip string
+	if err := s.r.QueryRowContext(ctx, `SELECT port_id, subnet_id, ip FROM ports WHERE server_id = ?`, oldest).
+		Scan(&port, &subnet, &ip); err != nil {
+		t.Fatalf("port of the oldest server: %v", err)
+	}
+	if port != store.LegacyPortID(oldest) || subnet != "" || ip != "192.168.1.2" {
+		t.Fatalf("port of the oldest server = %s %q %s; want %s \"\" 192.168.1.2", port, subnet, ip, store.LegacyPortID(oldest))
+	}
+	for _, srv := range servers[1:] {
+		var heldBy, cport string
+		if err := s.r.QueryRowContext(ctx, `SELECT held_by, port_id FROM address_conflicts WHERE server_id = ? AND ip = ?`,
+			srv.ID, "192.168.1.2").Scan(&heldBy, &cport); err != nil {
+			t.Fatalf("conflict of %s: %v", srv.Name, err)
+		}
+		if heldBy != oldest || cport != store.LegacyPortID(srv.ID) {
+			t.Fatalf("conflict of %s = held by %s, port %s; want %s, %s", srv.Name, heldBy, cport, oldest, store.LegacyPortID(srv.ID))
+		}
+	}
+	for _, p := range []store.ServerListParams{{IPEq: "192.168.1.2"}, {IP: "168.1.2"}, {IP: "192.168"}} {
+		p.ProjectID = project
+		list, n, err := s.ServerList(ctx, p)
+		if err != nil || n != 3 || len(list) != 3 {
+			t.Fatalf("ServerList(%+v) = %d, %d rows, %v; want all 3 servers", p, n, len(list), err)
+		}
+	}
+	// Deleting a server takes its conflict record with it.
+	if err := s.Write(ctx, func(tx store.Tx) error { return tx.ServerDelete(ctx, servers[2].ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, n, err := s.ServerList(ctx, store.ServerListParams{ProjectID: project, IPEq: "192.168.1.2"}); err != nil || n != 2 {
+		t.Fatalf("ServerList(ip_eq) after a delete = %d, %v; want 2", n, err)
+	}
+}

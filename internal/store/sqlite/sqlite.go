@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/store"
@@ -344,11 +345,14 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 		where += ` AND ` + cond
 		args = append(args, a...)
 	}
-	if strings.IndexByte(p.Name, 0) >= 0 || strings.IndexByte(p.IP, 0) >= 0 {
+	if strings.IndexByte(p.Name, 0) >= 0 || strings.IndexByte(p.IP, 0) >= 0 || strings.IndexByte(p.NameContains, 0) >= 0 {
 		// GLOB stops at a NUL; no name or address holds one.
 		add(`0`)
 	}
 	if p.Name != "" {
+		if g, ok := searchGlob(p.Name); ok {
+			add(`seq IN (SELECT rowid FROM server_search WHERE name GLOB ?)`, g)
+		}
 		add(`name GLOB ?`, store.GlobPattern(p.Name))
 	}
 	if p.Status != "" {
@@ -360,14 +364,59 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 	if p.ReservationID != "" {
 		add(`reservation_id = ?`, p.ReservationID)
 	}
+	// The address filters look in ports and in address_conflicts (the
+	// addresses of servers made before issue 11 that another such server
+	// holds; store/legacy.go).
 	if p.IPEq != "" {
-		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip = ?)`, p.ProjectID, p.IPEq)
+		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip = ?
+			UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = ? AND ip = ?)`,
+			p.ProjectID, p.IPEq, p.ProjectID, p.IPEq)
 	}
 	if p.IP != "" {
-		add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip GLOB ?)`, p.ProjectID, store.GlobPattern(p.IP))
+		pattern := store.GlobPattern(p.IP)
+		if g, ok := searchGlob(p.IP); ok {
+			add(`id IN (SELECT server_id FROM ports WHERE seq IN (SELECT rowid FROM port_search WHERE ip GLOB ?)
+				AND project_id = ? AND ip GLOB ?
+				UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = ? AND ip GLOB ?)`,
+				g, p.ProjectID, pattern, p.ProjectID, pattern)
+		} else {
+			add(`id IN (SELECT server_id FROM ports WHERE project_id = ? AND ip GLOB ?
+				UNION ALL SELECT server_id FROM address_conflicts WHERE project_id = ? AND ip GLOB ?)`,
+				p.ProjectID, pattern, p.ProjectID, pattern)
+		}
+	}
+	if p.NameContains != "" {
+		// The pieces of the name are literal too: they narrow it the same.
+		if g, ok := searchGlob(p.NameContains); ok {
+			add(`seq IN (SELECT rowid FROM server_search WHERE name GLOB ?)`, g)
+		}
+		add(`name GLOB ?`, store.GlobLiteral(p.NameContains))
 	}
 	if len(p.ServerIDs) > 0 {
 		add(`id IN (?`+strings.Repeat(`,?`, len(p.ServerIDs)-1)+`)`, anys(p.ServerIDs)...)
+	}
+	matchCond := func(m store.TagMatch) (string, []any) {
+		c := `id IN (SELECT server_id FROM server_tags WHERE project_id = ? AND key = ?`
+		a := []any{p.ProjectID, m.Key}
+		if len(m.Values) > 0 {
+			c += ` AND value IN (?` + strings.Repeat(`,?`, len(m.Values)-1) + `)`
+			a = append(a, anys(m.Values)...)
+		}
+		return c + `)`, a
+	}
+	for _, m := range p.TagMatches {
+		c, a := matchCond(m)
+		add(c, a...)
+	}
+	if len(p.NotTagMatches) > 0 {
+		var conds []string
+		var a []any
+		for _, m := range p.NotTagMatches {
+			c, ca := matchCond(m)
+			conds = append(conds, c)
+			a = append(a, ca...)
+		}
+		add(`NOT (`+strings.Join(conds, ` AND `)+`)`, a...)
 	}
 	tagCond := func(tag string) (string, []any) {
 		f := store.ParseTagFilter(tag)
@@ -392,6 +441,24 @@ func serverFilter(p store.ServerListParams) (string, []any) {
 		add(`NOT (`+strings.Join(conds, ` AND `)+`)`, a...)
 	}
 	return where, args
+}
+
+// searchGlob is the GLOB pattern that finds, through a trigram index
+// (server_search, port_search), the candidates of a name or IP pattern: the
+// pattern's literal pieces in order, "*" between. Every string that matches
+// the pattern contains them, so the candidates are never fewer than the
+// matches; the pattern itself then decides. ok is false when no piece is
+// three characters long: a trigram index cannot narrow such a pattern, and
+// the filter scans the project's rows instead.
+func searchGlob(p string) (string, bool) {
+	pieces := store.PatternPieces(p)
+	ok := false
+	for _, pc := range pieces {
+		if utf8.RuneCountInString(pc) >= 3 {
+			ok = true
+		}
+	}
+	return "*" + strings.Join(pieces, "*") + "*", ok
 }
 
 func anys(ss []string) []any {
@@ -455,7 +522,7 @@ func (t *tx) ServerGetByID(ctx context.Context, id string) (ecs.Server, error) {
 func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
 	nics, tags := store.EncodeServerJSON(s)
 	args := append(append([]any{s.ID}, serverArgs(s)...), s.ReservationID, nics, tags)
-	_, err := t.q.ExecContext(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
+	res, err := t.q.ExecContext(ctx, `INSERT INTO servers(id, project_id, user_id, name, status, vm_state, task_state, power_state,
 		locked, image_id, flavor_id, key_name, system_volume_id, reinstall_failed, task_job_id, fault, metadata, az, vpc_id, addr,
 		access_port, launch_index, created, updated, launched_at, host, details, reservation_id, nics, tags, task_owner)
 		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'')`, args...)
@@ -465,13 +532,19 @@ func (t *tx) ServerInsert(ctx context.Context, s *ecs.Server) error {
 	if err != nil {
 		return err
 	}
+	if err := t.searchAdd(ctx, "server_search", lastID(res), s.Name); err != nil {
+		return err
+	}
 	for _, n := range s.NICs {
-		_, err := t.q.ExecContext(ctx, `INSERT INTO ports(port_id, server_id, project_id, subnet_id, ip) VALUES(?,?,?,?,?)`,
+		res, err := t.q.ExecContext(ctx, `INSERT INTO ports(port_id, server_id, project_id, subnet_id, ip) VALUES(?,?,?,?,?)`,
 			n.PortID, s.ID, s.ProjectID, n.SubnetID, n.IP)
 		if isUnique(err) {
 			return &store.AddressTakenError{SubnetID: n.SubnetID, IP: n.IP}
 		}
 		if err != nil {
+			return err
+		}
+		if err := t.searchAdd(ctx, "port_search", lastID(res), n.IP); err != nil {
 			return err
 		}
 	}
@@ -535,6 +608,9 @@ func (t *tx) SubnetAddresses(ctx context.Context, projectID, subnetID string) ([
 // ServerUpdate writes every column but the task owner, which only
 // ServerSetOwner changes (and clears when the task ends).
 func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
+	if err := t.searchRename(ctx, s.ID, s.ProjectID, s.Name); err != nil {
+		return err
+	}
 	args := append(serverArgs(s)[1:], s.TaskJobID, s.ID, s.ProjectID)
 	res, err := t.q.ExecContext(ctx, `UPDATE servers SET user_id=?, name=?, status=?, vm_state=?, task_state=?, power_state=?,
 		locked=?, image_id=?, flavor_id=?, key_name=?, system_volume_id=?, reinstall_failed=?, task_job_id=?, fault=?, metadata=?,
@@ -551,8 +627,11 @@ func (t *tx) ServerUpdate(ctx context.Context, s *ecs.Server) error {
 }
 
 func (t *tx) ServerDelete(ctx context.Context, id string) error {
+	if err := t.searchDropServer(ctx, id); err != nil {
+		return err
+	}
 	for _, q := range []string{`DELETE FROM servers WHERE id = ?`, `DELETE FROM ports WHERE server_id = ?`,
-		`DELETE FROM server_tags WHERE server_id = ?`} {
+		`DELETE FROM server_tags WHERE server_id = ?`, `DELETE FROM address_conflicts WHERE server_id = ?`} {
 		if _, err := t.q.ExecContext(ctx, q, id); err != nil {
 			return err
 		}
@@ -727,8 +806,36 @@ func (t *tx) KeypairDelete(ctx context.Context, projectID, userID, name string) 
 	return nil
 }
 
-// Analyze refreshes the query planner's statistics (after a bulk load).
+// Analyze refreshes the query planner's statistics (after a bulk load),
+// of every table but the search tables' own (FTS5's shadow tables,
+// server_search_* and port_search_*). FTS5 looks up each segment with a
+// statement whose plan, once this build of SQLite (STAT4) has statistics
+// of its table, is made again at every binding: a list by name or address
+// would spend most of its time in the SQL parser.
 func (s *Store) Analyze(ctx context.Context) error {
-	_, err := s.w.ExecContext(ctx, `ANALYZE`)
-	return err
+	rows, err := s.w.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'
+		AND name NOT LIKE 'server\_search\_%' ESCAPE '\' AND name NOT LIKE 'port\_search\_%' ESCAPE '\'
+		AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'`)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if _, err := s.w.ExecContext(ctx, `ANALYZE "`+t+`"`); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -133,8 +133,11 @@ func BenchServerGet(b *testing.B, s store.Store) {
 // most 25 and the count of every match) on a project of 1,000 and of
 // 100,000 servers, each filter matching the same 10 servers at both sizes,
 // spread through the table. open returns a new, empty Store. Indexed
-// filters should cost about the same at both sizes; the name pattern is a
-// scan of the project's rows and grows with them.
+// filters should cost about the same at both sizes. The name and ip
+// patterns go through trigram indexes: their cost grows with the servers
+// whose name or address holds the pattern's pieces (the ip pattern's
+// longest piece is one octet); a pattern without a piece of three
+// characters ("ra.e-") scans the project's rows.
 func BenchServerList(b *testing.B, open func() store.Store) {
 	ctx := context.Background()
 	for _, n := range []int{1000, 100_000} {
@@ -150,7 +153,9 @@ func BenchServerList(b *testing.B, open func() store.Store) {
 			{"reservation_id", store.ServerListParams{ReservationID: "r-rare"}},
 			{"server_id", store.ServerListParams{ServerIDs: rareIDs(n)}},
 			{"marker+flavor", store.ServerListParams{FlavorID: "c7.rare", Marker: rareID(n, 4)}},
-			{"name (scan)", store.ServerListParams{Name: "rare-"}},
+			{"name", store.ServerListParams{Name: "rare-"}},
+			{"ip", store.ServerListParams{IP: rareIP(n, 3)}},
+			{"name (short pieces)", store.ServerListParams{Name: "ra.e-"}},
 		}
 		for _, f := range filters {
 			b.Run(fmt.Sprintf("servers=%d/%s", n, f.name), func(b *testing.B) {

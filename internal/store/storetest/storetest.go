@@ -71,6 +71,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Server", testServer},
 		{"ServerList", testServerList},
 		{"ServerListFilters", testServerListFilters},
+		{"ServerSearch", testServerSearch},
+		{"ServerListTagMatches", testServerListTagMatches},
 		{"ServerDetails", testServerDetails},
 		{"Addresses", testAddresses},
 		{"ServerOwner", testServerOwner},
