@@ -12,7 +12,7 @@ import (
 	"github.com/ecsproject/ecsd/internal/store"
 )
 
-// TestLegacyAddresses runs migration 9 over servers made as before issue
+// TestLegacyAddresses runs migration 10 over servers made as before issue
 // 11 (one address, no NICs; three of them share 192.168.1.2): the oldest
 // one's address goes in ports with subnet "" and store.LegacyPortID's
 // port id (computed in SQL), the other two in address_conflicts, and the
@@ -52,11 +52,11 @@ func TestLegacyAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.DownTo(ctx, 8); err != nil {
-		t.Fatalf("down to 8: %v", err)
+	if _, err := p.DownTo(ctx, 9); err != nil {
+		t.Fatalf("down to 9: %v", err)
 	}
-	if _, err := p.UpTo(ctx, 9); err != nil {
-		t.Fatalf("up to 9: %v", err)
+	if _, err := p.UpTo(ctx, 10); err != nil {
+		t.Fatalf("up to 10: %v", err)
 	}
 
 	for _, c := range []struct{ id, subnet, ip string }{{"srv-old-1", "", "192.168.1.2"}, {"srv-ünï-4", "", "192.168.1.3"}} {

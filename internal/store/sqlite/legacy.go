@@ -11,7 +11,7 @@ import (
 
 // ecsd_legacy_port_id(server_id) is store.LegacyPortID in SQL, for the
 // migration that puts the addresses of servers made before issue 11 in
-// the address table (00010_legacy_addresses.sql).
+// the address table (00011_legacy_addresses.sql).
 func init() {
 	sqlite.MustRegisterDeterministicScalarFunction("ecsd_legacy_port_id", 1,
 		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {

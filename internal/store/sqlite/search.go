@@ -7,7 +7,7 @@ import (
 )
 
 // The trigram indexes of the name and ip list filters (server_search,
-// port_search; migration 00009) hold one entry per server name and per
+// port_search; migration 00010) hold one entry per server name and per
 // port address. The store writes them beside the rows, in the same
 // transaction: an entry is added with its row, and removed, with the
 // value it was made from, before the row changes or goes.

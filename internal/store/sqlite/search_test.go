@@ -164,8 +164,8 @@ func TestSearchMigrationDownUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.DownTo(ctx, 8); err != nil {
-		t.Fatalf("down to 8: %v", err)
+	if _, err := p.DownTo(ctx, 9); err != nil {
+		t.Fatalf("down to 9: %v", err)
 	}
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("up: %v", err)

@@ -1,7 +1,7 @@
 -- +goose Up
 -- The addresses of servers made before issue 11 (no NICs, one address, no
 -- subnet) join the address table, so that the ip and ip_eq filters find
--- them (the same as SQLite's 00010_legacy_addresses.sql; store/legacy.go
+-- them (the same as SQLite's 00011_legacy_addresses.sql; store/legacy.go
 -- says why and how). Subnet '' keeps them out of every subnet's pool; the
 -- port id is store.LegacyPortID, computed here in SQL. A server whose
 -- address an older server of its project already holds goes to
