@@ -135,7 +135,7 @@ func TestAnalyzeLeavesSearchTables(t *testing.T) {
 }
 
 // TestSearchMigrationDownUp takes a database with servers down below the
-// search tables (migration 9: ports loses its seq column) and up again:
+// search tables (migration 10: ports loses its seq column) and up again:
 // the rows survive, the search tables are rebuilt from them and agree
 // with them, and the filters find the servers.
 func TestSearchMigrationDownUp(t *testing.T) {
