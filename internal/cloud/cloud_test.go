@@ -127,7 +127,7 @@ func (b *bundle) start(t *testing.T) {
 
 func (b *bundle) wait(t *testing.T, jobID string) ecs.Job {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // bounds a hang, not a speed requirement
 	for time.Now().Before(deadline) {
 		j, err := b.svc.GetJob(context.Background(), b.caller, jobID)
 		if err != nil {

@@ -61,7 +61,8 @@ type Config struct {
 	UseEnv bool
 	// TLS serves HTTPS with a self-signed certificate made in WorkDir.
 	TLS bool
-	// StartTimeout bounds the wait for /healthz; 0 means 30 s.
+	// StartTimeout bounds the wait for /healthz; 0 means 60 s (a bound on
+	// a hang, generous for a loaded machine, not a speed requirement).
 	StartTimeout time.Duration
 
 	// Store is the --store URL (a PostgreSQL database shared by several
@@ -107,7 +108,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.Driver = "sim"
 	}
 	if cfg.StartTimeout == 0 {
-		cfg.StartTimeout = 30 * time.Second
+		cfg.StartTimeout = 60 * time.Second
 	}
 	if cfg.Bin == "" {
 		bin, err := Binary()
@@ -320,8 +321,13 @@ func (d *Daemon) Kill() error {
 	return nil
 }
 
-// Stop sends SIGTERM and expects a clean exit within 15 s; after that it
-// kills the process and says so. It is an error if ecsd had already exited.
+// stopTimeout bounds a clean exit after SIGTERM: a bound on a hang,
+// generous for a loaded machine.
+const stopTimeout = time.Minute
+
+// Stop sends SIGTERM and expects a clean exit within stopTimeout; after that
+// it kills the process and says so. It is an error if ecsd had already
+// exited.
 func (d *Daemon) Stop() error {
 	if d.proc == nil {
 		return errors.New("testd: ecsd was never started")
@@ -341,9 +347,9 @@ func (d *Daemon) Stop() error {
 			return fmt.Errorf("ecsd did not exit cleanly on SIGTERM: %v", p.waitErr)
 		}
 		return nil
-	case <-time.After(15 * time.Second):
+	case <-time.After(stopTimeout):
 		p.kill()
-		return errors.New("ecsd did not exit within 15s of SIGTERM")
+		return fmt.Errorf("ecsd did not exit within %v of SIGTERM", stopTimeout)
 	}
 }
 
@@ -475,7 +481,7 @@ func (d *Daemon) waitKey(ctx context.Context, cfg client.Config) error {
 	cfg.Endpoint = d.Endpoint()
 	cfg.HTTPClient = d.HTTPClient()
 	c := client.New(cfg)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // bounds a hang
 	for {
 		_, err := c.ListFlavors(ctx)
 		if err == nil {
