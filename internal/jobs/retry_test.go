@@ -219,7 +219,10 @@ func TestLostLeaseStopsRun(t *testing.T) {
 			}
 			started := make(chan struct{})
 			var once sync.Once
-			lease := 200 * time.Millisecond
+			// Node a stops at Lease/2, node b claims at Lease: the half
+			// lease between them must outlast a loaded machine's
+			// scheduling delays (-race, two cores shared).
+			lease := time.Second
 			a := jobs.New(jobs.Config{Store: fs, Owner: "node-a", Logger: quiet, Lease: lease, Poll: time.Hour,
 				Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
 					once.Do(func() { close(started) })
