@@ -148,7 +148,8 @@ func Start(cfg Config, extra ...string) (*Daemon, error) {
 // Start launches ecsd with Config.Args then extra, waits until /healthz
 // answers 200 and reads credentials.json. The first Start picks a free
 // loopback port (another one if the port was taken meanwhile); later ones
-// reuse it. On failure the error carries the tail of the process's log.
+// reuse it (waiting up to 10 s for it if it was taken meanwhile). On
+// failure the error carries the tail of the process's log.
 func (d *Daemon) Start(extra ...string) error {
 	if d.Running() {
 		return errors.New("testd: ecsd is already running")
@@ -168,8 +169,17 @@ func (d *Daemon) Start(extra ...string) error {
 		}
 		// Another process may have taken the port between FreeAddr and
 		// the daemon's listen: pick another, but only on the first start.
-		if first && attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+		inUse := strings.Contains(err.Error(), "address already in use")
+		if first && attempt < 3 && inUse {
 			d.addr = ""
+			continue
+		}
+		// A restart keeps its port (clients hold the endpoint), which
+		// another process may have taken while no daemon listened (a
+		// listener, or a connection's ephemeral port): wait for it to be
+		// let go, for a while.
+		if !first && attempt < 50 && inUse {
+			time.Sleep(200 * time.Millisecond)
 			continue
 		}
 		if first {
