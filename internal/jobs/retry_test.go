@@ -174,10 +174,16 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 			t.Fatalf("claim %d: %v %v", i, got, err)
 		}
 	}
+	// The handler runs on the engine's goroutine; the test reads reasons
+	// after the job's row says FAIL, which orders nothing in Go's memory
+	// model: a mutex does.
+	var mu sync.Mutex
 	var reasons []string
 	e := jobs.New(jobs.Config{Store: st, Logger: quiet, MaxAttempts: 3, Handlers: map[string]jobs.Handler{
 		"t": func(ctx context.Context, r jobs.Run) error {
+			mu.Lock()
 			reasons = append(reasons, r.GiveUp)
+			mu.Unlock()
 			j := r.Job
 			j.Status, j.FailReason, j.End = ecs.JobFail, r.GiveUp, time.Now()
 			return st.Write(ctx, func(tx store.Tx) error { return tx.JobUpdate(ctx, &j, r.Lease) })
@@ -185,6 +191,8 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 	run(t, e)
 	e.Notify()
 	waitStatus(t, st, id, ecs.JobFail)
+	mu.Lock()
+	defer mu.Unlock()
 	if !slices.Equal(reasons, []string{jobs.ReasonTooManyInterrupts}) {
 		t.Fatalf("runs = %q, want one give-up run", reasons)
 	}
