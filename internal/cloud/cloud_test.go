@@ -89,7 +89,7 @@ func setupWith(t *testing.T, simCfg sim.Config, mod func(*cloud.Config), faults 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second, NodeID: testNode, Host: testNode,
+	cfg := cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: time.Minute, NodeID: testNode, Host: testNode,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mod != nil {
 		mod(&cfg)
