@@ -66,7 +66,7 @@ func TestSignatureRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	tamper := New(Config{Endpoint: srv.URL, AccessKey: testAK, SecretKey: testSK, ProjectID: testPID,
-		HTTPClient: &http.Client{Transport: addHeader{"X-Tamper", "1"}}})
+		HTTPClient: &http.Client{Transport: addHeader{"X-Tamper", "1", srv.Client().Transport}}})
 	if _, err := tamper.StartServers(ctx, "s1"); err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +84,16 @@ func TestSignatureRejected(t *testing.T) {
 	}
 }
 
-// addHeader adds an unsigned header on the way out.
-type addHeader struct{ k, v string }
+// addHeader adds an unsigned header on the way out, through next (not
+// http.DefaultTransport, whose idle connections another test's srv.Close
+// closes, which can break a call in flight).
+type addHeader struct {
+	k, v string
+	next http.RoundTripper
+}
 
 func (h addHeader) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set(h.k, h.v)
-	return http.DefaultTransport.RoundTrip(r)
+	return h.next.RoundTrip(r)
 }

@@ -4,8 +4,30 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
+
+// refusingAddr is a loopback address that refuses connections until the
+// test ends: a socket bound there that does not listen holds the port, so
+// that no other test's listener (or connection) can take it meanwhile, as
+// it could a port merely closed.
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
+}
 
 // Without a credentials file ecsctl says how to get one, not "open ...: no
 // such file or directory".
@@ -41,13 +63,7 @@ func TestNoCredentialsSaysWhatToDo(t *testing.T) {
 // start ecsd, not "dial tcp ...: connect: connection refused".
 func TestDaemonDownSaysWhatToDo(t *testing.T) {
 	t.Parallel()
-	// A port nothing listens on any more.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := "http://" + l.Addr().String()
-	l.Close()
+	endpoint := "http://" + refusingAddr(t)
 	creds := writeCredentials(t, endpoint, "")
 	for _, args := range [][]string{
 		{"server", "list"},

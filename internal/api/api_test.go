@@ -96,7 +96,9 @@ type reply struct {
 }
 
 // do sends a request signed with the env's credential (unless sign is
-// false) and decodes the JSON reply.
+// false) and decodes the JSON reply. Requests go through the server's own
+// client: another test's srv.Close closes http.DefaultTransport's idle
+// connections, which can break a request in flight on it.
 func (e *env) do(t *testing.T, method, path, body string, sign bool) reply {
 	t.Helper()
 	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
@@ -106,7 +108,7 @@ func (e *env) do(t *testing.T, method, path, body string, sign bool) reply {
 	if sign {
 		aksk.Sign(req, []byte(body), e.cred.AccessKey, e.cred.SecretKey, time.Now())
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,7 @@ func TestTamperedSignature(t *testing.T) {
 	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
 	req.Header.Set("User-Agent", "test")
 	aksk.Sign(req, nil, e.cred.AccessKey, e.cred.SecretKey+"x", time.Now())
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +202,7 @@ func TestTamperedSignature(t *testing.T) {
 	req, _ = http.NewRequest("GET", e.srv.URL+path, nil)
 	req.Header.Set("User-Agent", "test")
 	aksk.Sign(req, nil, e.cred.AccessKey, e.cred.SecretKey, time.Now().Add(-20*time.Minute))
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +254,7 @@ func TestBodyTooLarge(t *testing.T) {
 	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/"+e.cred.ProjectID+"/cloudservers/s/reinstallos",
 		io.MultiReader(strings.NewReader(big)))
 	req.ContentLength = -1
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +402,7 @@ func TestMethodNotServed(t *testing.T) {
 		{"DELETE", "/v1/" + e.cred.ProjectID + "/cloudservers/detail", 404, ""},
 	} {
 		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := e.srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -96,7 +96,7 @@ func (e *env) send(t *testing.T, path, query, ak, sk string) reply {
 	req.URL.RawQuery = query
 	req.Header.Set("User-Agent", "test")
 	aksk.Sign(req, nil, ak, sk, time.Now())
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

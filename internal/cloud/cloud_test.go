@@ -89,7 +89,7 @@ func setupWith(t *testing.T, simCfg sim.Config, mod func(*cloud.Config), faults 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: 5 * time.Second, NodeID: testNode, Host: testNode,
+	cfg := cloud.Config{Store: st, Driver: fdrv, Box: box, StepTimeout: time.Minute, NodeID: testNode, Host: testNode,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mod != nil {
 		mod(&cfg)
@@ -127,7 +127,7 @@ func (b *bundle) start(t *testing.T) {
 
 func (b *bundle) wait(t *testing.T, jobID string) ecs.Job {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // bounds a hang, not a speed requirement
 	for time.Now().Before(deadline) {
 		j, err := b.svc.GetJob(context.Background(), b.caller, jobID)
 		if err != nil {

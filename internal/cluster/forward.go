@@ -99,7 +99,9 @@ func NewForwarder(cfg ForwardConfig) (*Forwarder, error) {
 		return nil, errors.New("cluster: forwarding needs this node's host name")
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: time.Minute}
+		// A transport of its own: another user of http.DefaultTransport
+		// closing its idle connections must not break a forwarded call.
+		cfg.Client = &http.Client{Timeout: time.Minute, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if cfg.MaxSkew <= 0 {
 		cfg.MaxSkew = 30 * time.Second

@@ -75,9 +75,14 @@ func nodeHandler(f *Forwarder) http.Handler {
 	})
 }
 
+// testClient sends the tests' own calls on a transport of its own: another
+// test's httptest.Server.Close closes http.DefaultTransport's idle
+// connections, which can break a call in flight on it.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 func call(t *testing.T, url string, body string) (int, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	resp, err := testClient.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +135,7 @@ func send(t *testing.T, url string, r *http.Request, body []byte, edit func(h ht
 		t.Fatal(err)
 	}
 	req.Header = h
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

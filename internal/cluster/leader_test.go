@@ -96,8 +96,12 @@ func TestLeadOneAtATime(t *testing.T) {
 	a := &cuttable{LeaderStore: ss[0], lost: make(chan struct{}, 1)}
 	b := &cuttable{LeaderStore: ss[1], lost: make(chan struct{}, 1)}
 	rec := &leaderRecorder{t: t, led: make(chan string, 4)}
+	// A term ends TTL/2 after its last renewal: the TTL leaves a loaded
+	// machine (-race, two SQLite connections contending) well over a
+	// second to renew, so that node-a never steps down and is elected
+	// again by itself, which would add a term.
 	cfg := func(st LeaderStore, owner string) LeaderConfig {
-		return LeaderConfig{Store: st, Name: "upkeep", Owner: owner, TTL: 900 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+		return LeaderConfig{Store: st, Name: "upkeep", Owner: owner, TTL: 3 * time.Second, Logger: slog.New(slog.DiscardHandler)}
 	}
 	ctxA, stopA := context.WithCancel(t.Context())
 	doneA := make(chan struct{})

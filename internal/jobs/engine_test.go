@@ -57,7 +57,7 @@ func finish(st store.Store) jobs.Handler {
 
 func waitStatus(t *testing.T, st store.Store, id, status string) ecs.Job {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // bounds a hang, not a speed requirement
 	for {
 		j, err := st.JobGet(context.Background(), "p", id)
 		if err != nil {
@@ -134,9 +134,11 @@ func TestLeaseRenewedWhileRunning(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
 	h := finish(st)
-	// The lease leaves a loaded machine (-race, a VM test beside) a second
-	// to renew it (Lease/2) before the run is cancelled as lost.
-	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: 2 * time.Second, Poll: 20 * time.Millisecond,
+	// The lease leaves a loaded machine (-race, other test processes
+	// beside) two seconds to renew it (Lease/2) before the run is cancelled
+	// as lost.
+	const lease = 4 * time.Second
+	e := jobs.New(jobs.Config{Store: st, Logger: quiet, Lease: lease, Poll: 20 * time.Millisecond,
 		Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
 			calls.Add(1)
 			<-release // runs for more than a lease period
@@ -148,7 +150,7 @@ func TestLeaseRenewedWhileRunning(t *testing.T) {
 	waitStatus(t, st, ids[0], ecs.JobRunning)
 	// Another engine polling meanwhile (for longer than the lease) finds
 	// nothing to claim: the lease is renewed, not expired.
-	for range 30 {
+	for end := time.Now().Add(lease + time.Second); time.Now().Before(end); {
 		time.Sleep(100 * time.Millisecond)
 		got, err := st.JobClaim(context.Background(), store.JobClaimParams{Owner: "other", Now: time.Now(), Lease: time.Minute, Limit: 10})
 		if err != nil {

@@ -174,10 +174,16 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 			t.Fatalf("claim %d: %v %v", i, got, err)
 		}
 	}
+	// The handler runs on the engine's goroutine; the test reads reasons
+	// after the job's row says FAIL, which orders nothing in Go's memory
+	// model: a mutex does.
+	var mu sync.Mutex
 	var reasons []string
 	e := jobs.New(jobs.Config{Store: st, Logger: quiet, MaxAttempts: 3, Handlers: map[string]jobs.Handler{
 		"t": func(ctx context.Context, r jobs.Run) error {
+			mu.Lock()
 			reasons = append(reasons, r.GiveUp)
+			mu.Unlock()
 			j := r.Job
 			j.Status, j.FailReason, j.End = ecs.JobFail, r.GiveUp, time.Now()
 			return st.Write(ctx, func(tx store.Tx) error { return tx.JobUpdate(ctx, &j, r.Lease) })
@@ -185,6 +191,8 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 	run(t, e)
 	e.Notify()
 	waitStatus(t, st, id, ecs.JobFail)
+	mu.Lock()
+	defer mu.Unlock()
 	if !slices.Equal(reasons, []string{jobs.ReasonTooManyInterrupts}) {
 		t.Fatalf("runs = %q, want one give-up run", reasons)
 	}
@@ -219,7 +227,10 @@ func TestLostLeaseStopsRun(t *testing.T) {
 			}
 			started := make(chan struct{})
 			var once sync.Once
-			lease := 200 * time.Millisecond
+			// Node a stops at Lease/2, node b claims at Lease: the half
+			// lease between them must outlast a loaded machine's
+			// scheduling delays (-race, two cores shared).
+			lease := time.Second
 			a := jobs.New(jobs.Config{Store: fs, Owner: "node-a", Logger: quiet, Lease: lease, Poll: time.Hour,
 				Handlers: map[string]jobs.Handler{"t": func(ctx context.Context, r jobs.Run) error {
 					once.Do(func() { close(started) })
@@ -310,7 +321,7 @@ func TestRenewOnlyRunningJobs(t *testing.T) {
 	}
 	// Another node rescues the idle job once its lease expires, while the
 	// engine's own run keeps its lease.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // bounds a hang: the lease ends in 3 s
 	for {
 		now := time.Now()
 		got, err := st.JobClaim(ctx, store.JobClaimParams{Owner: "node-b", Now: now, Lease: time.Hour, Limit: 10})

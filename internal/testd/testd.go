@@ -61,7 +61,8 @@ type Config struct {
 	UseEnv bool
 	// TLS serves HTTPS with a self-signed certificate made in WorkDir.
 	TLS bool
-	// StartTimeout bounds the wait for /healthz; 0 means 30 s.
+	// StartTimeout bounds the wait for /healthz; 0 means 60 s (a bound on
+	// a hang, generous for a loaded machine, not a speed requirement).
 	StartTimeout time.Duration
 
 	// Store is the --store URL (a PostgreSQL database shared by several
@@ -107,7 +108,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.Driver = "sim"
 	}
 	if cfg.StartTimeout == 0 {
-		cfg.StartTimeout = 30 * time.Second
+		cfg.StartTimeout = 60 * time.Second
 	}
 	if cfg.Bin == "" {
 		bin, err := Binary()
@@ -147,7 +148,8 @@ func Start(cfg Config, extra ...string) (*Daemon, error) {
 // Start launches ecsd with Config.Args then extra, waits until /healthz
 // answers 200 and reads credentials.json. The first Start picks a free
 // loopback port (another one if the port was taken meanwhile); later ones
-// reuse it. On failure the error carries the tail of the process's log.
+// reuse it (waiting up to 10 s for it if it was taken meanwhile). On
+// failure the error carries the tail of the process's log.
 func (d *Daemon) Start(extra ...string) error {
 	if d.Running() {
 		return errors.New("testd: ecsd is already running")
@@ -167,8 +169,17 @@ func (d *Daemon) Start(extra ...string) error {
 		}
 		// Another process may have taken the port between FreeAddr and
 		// the daemon's listen: pick another, but only on the first start.
-		if first && attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+		inUse := strings.Contains(err.Error(), "address already in use")
+		if first && attempt < 3 && inUse {
 			d.addr = ""
+			continue
+		}
+		// A restart keeps its port (clients hold the endpoint), which
+		// another process may have taken while no daemon listened (a
+		// listener, or a connection's ephemeral port): wait for it to be
+		// let go, for a while.
+		if !first && attempt < 50 && inUse {
+			time.Sleep(200 * time.Millisecond)
 			continue
 		}
 		if first {
@@ -320,8 +331,13 @@ func (d *Daemon) Kill() error {
 	return nil
 }
 
-// Stop sends SIGTERM and expects a clean exit within 15 s; after that it
-// kills the process and says so. It is an error if ecsd had already exited.
+// stopTimeout bounds a clean exit after SIGTERM: a bound on a hang,
+// generous for a loaded machine.
+const stopTimeout = time.Minute
+
+// Stop sends SIGTERM and expects a clean exit within stopTimeout; after that
+// it kills the process and says so. It is an error if ecsd had already
+// exited.
 func (d *Daemon) Stop() error {
 	if d.proc == nil {
 		return errors.New("testd: ecsd was never started")
@@ -341,9 +357,9 @@ func (d *Daemon) Stop() error {
 			return fmt.Errorf("ecsd did not exit cleanly on SIGTERM: %v", p.waitErr)
 		}
 		return nil
-	case <-time.After(15 * time.Second):
+	case <-time.After(stopTimeout):
 		p.kill()
-		return errors.New("ecsd did not exit within 15s of SIGTERM")
+		return fmt.Errorf("ecsd did not exit within %v of SIGTERM", stopTimeout)
 	}
 }
 
@@ -475,7 +491,7 @@ func (d *Daemon) waitKey(ctx context.Context, cfg client.Config) error {
 	cfg.Endpoint = d.Endpoint()
 	cfg.HTTPClient = d.HTTPClient()
 	c := client.New(cfg)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // bounds a hang
 	for {
 		_, err := c.ListFlavors(ctx)
 		if err == nil {

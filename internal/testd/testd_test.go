@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -91,6 +92,57 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 	if !strings.Contains(d.LogTail(5), "ecsd stopped") {
 		t.Errorf("log tail lacks the graceful stop:\n%s", d.LogTail(5))
+	}
+}
+
+// A restart keeps its port even when another process held it meanwhile:
+// it waits for the port to be let go instead of failing at once.
+func TestRestartWaitsForItsPort(t *testing.T) {
+	t.Parallel()
+	work := t.TempDir()
+	d, err := Start(Config{DataDir: filepath.Join(t.TempDir(), "data"), WorkDir: work})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if d.Running() {
+			d.Kill()
+		}
+		if t.Failed() {
+			t.Log(d.LogReport(30))
+		}
+	})
+	addr := d.Addr()
+	if err := d.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	squatter, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The squatter lets the port go once a launch has been refused it.
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		defer squatter.Close()
+		deadline := time.Now().Add(time.Minute) // bounds a hang
+		for time.Now().Before(deadline) {
+			if b, _ := os.ReadFile(filepath.Join(work, "ecsd-02.log")); strings.Contains(string(b), "address already in use") {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	err = d.Start()
+	<-released
+	if err != nil {
+		t.Fatalf("restart on a port held meanwhile: %v", err)
+	}
+	if d.Addr() != addr {
+		t.Fatalf("restart on %s, want %s", d.Addr(), addr)
+	}
+	if _, err := d.Client().ListFlavors(t.Context()); err != nil {
+		t.Fatalf("ListFlavors after the restart: %v", err)
 	}
 }
 

@@ -208,8 +208,11 @@ func (g *guest) ssh(ctx context.Context, auth ssh.AuthMethod, cmd string) (strin
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(g.port))
 	var conn *ssh.Client
 	var err error
-	for range 20 { // the port forward may accept before sshd answers
-		if conn, err = ssh.Dial("tcp", addr, cfg); err == nil || strings.Contains(err.Error(), "unable to authenticate") {
+	// The port forward may accept before sshd answers, for longer on a
+	// loaded machine (TCG): retry until a login answers or, to bound a
+	// hang, two minutes have passed.
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if conn, err = ssh.Dial("tcp", addr, cfg); err == nil || strings.Contains(err.Error(), "unable to authenticate") || time.Now().After(deadline) {
 			break
 		}
 		select {

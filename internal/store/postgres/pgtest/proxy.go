@@ -20,8 +20,9 @@ type Proxy struct {
 }
 
 // NewProxy starts a proxy to the server of dsn (a postgres:// URL) until
-// the test ends, and returns it with dsn through it (connect_timeout 2s,
-// so that a cut connection attempt fails fast).
+// the test ends, and returns it with dsn through it (connect_timeout 10s:
+// once cut, the proxy closes what it accepts, so an attempt fails at once;
+// the timeout only bounds a hang, generous for a loaded machine).
 func NewProxy(t testing.TB, dsn string) (*Proxy, string) {
 	t.Helper()
 	u, err := url.Parse(dsn)
@@ -37,7 +38,7 @@ func NewProxy(t testing.TB, dsn string) (*Proxy, string) {
 	go p.serve()
 	u.Host = ln.Addr().String()
 	q := u.Query()
-	q.Set("connect_timeout", "2")
+	q.Set("connect_timeout", "10")
 	u.RawQuery = q.Encode()
 	return p, u.String()
 }
