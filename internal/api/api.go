@@ -14,8 +14,10 @@
 //     (os-resetpwd-flag: the guest agent answers there) is forwarded to
 //     that host's node when the server is elsewhere; a forwarded call is
 //     never forwarded again.
-//   - A query that repeats a key is refused (400 Ecs.0005) before any
-//     handler, so the first value a handler reads is the one that was meant.
+//   - A query that repeats a key, or that net/url cannot split into pairs
+//     (a raw ";"), is refused (400 Ecs.0005) before any handler, so the
+//     first value a handler reads is the one that was meant and no pair is
+//     dropped unseen.
 //   - A refused request's log line names the access key it claimed and the
 //     reason, never the signature, a secret or the canonical request.
 //   - Errors are mapped from their kind in one table (errors.go); a cause is
@@ -329,7 +331,8 @@ func (h *Handler) elsewhere(req *request, host string) bool {
 	return host != "" && h.fwd != nil && host != h.fwd.Host() && !cluster.Forwarded(req.r)
 }
 
-// singleValuedQuery refuses a query that repeats a key. The signature
+// singleValuedQuery refuses a query that repeats a key, or that holds a
+// pair net/url cannot parse (a raw ";"; Verify refused bad escapes). The signature
 // covers the query sorted by key and value, so "?limit=1&limit=1000"
 // signed as is still verifies after its pairs are reordered, while a
 // handler reads only the first value: a repeated key would let whoever
@@ -341,7 +344,12 @@ func singleValuedQuery(raw string) error {
 	if raw == "" {
 		return nil
 	}
-	q, _ := url.ParseQuery(raw) // what handlers see; Verify refused undecodable pairs
+	q, err := url.ParseQuery(raw) // what handlers see; Verify refused undecodable pairs
+	if err != nil {
+		// net/url drops a pair holding a raw ";" (and Query() hides the
+		// error): the handler would run as if the parameter were absent.
+		return ecs.Errorf(ecs.CodeInvalidParam, "The query string is malformed: separate parameters with \"&\" and escape a \";\" in a value as %%3B.")
+	}
 	var repeated []string
 	for k, vs := range q {
 		if len(vs) > 1 {
