@@ -104,6 +104,7 @@ var createRefused = map[string]refusal{
 
 	"server.data_volumes[].delete_on_termination": {why: "a deleted server's data disks stay, available (what false asks)", neutral: "false"},
 	"server.data_volumes[].multiattach":           {why: "a data disk attaches to one server", neutral: "false"},
+	"server.data_volumes[].shareable":             {why: "a data disk attaches to one server", neutral: "false"},
 	"server.data_volumes[].hw:passthrough":        {why: "SCSI passthrough is not implemented", neutral: "false"},
 	"server.data_volumes[].extendparam":           {why: "data disks from snapshots are not implemented"},
 	"server.data_volumes[].cluster_type":          {why: "there is no dedicated storage"},
