@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -309,6 +310,11 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 		AdminPass: s.AdminPass, AZ: s.AZ, Metadata: s.Metadata}
 	if err := createFields(req.body, &in); err != nil {
 		return err
+	}
+	if in.AZ != "" && !slices.Contains(flavorAZs, in.AZ) {
+		// A zone that does not exist would be stored and shown as given.
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.availability_zone must be one of %s (ListFlavors shows them).",
+			strings.Join(flavorAZs, ", "))
 	}
 	for _, n := range s.Nics {
 		in.SubnetIDs = append(in.SubnetIDs, n.SubnetID)
