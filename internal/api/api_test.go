@@ -312,6 +312,23 @@ func TestCreateUnknownAZRefused(t *testing.T) {
 	}
 }
 
+// Key pairs named "." or ".." are refused: URL normalization removes
+// such a path segment, so no client could show or delete them.
+func TestDotKeypairNamesRefused(t *testing.T) {
+	t.Parallel()
+	e := authSetup(t)
+	p := "/v2.1/" + e.cred.ProjectID + "/os-keypairs"
+	for _, name := range []string{".", ".."} {
+		r := e.do(t, "POST", p, `{"keypair":{"name":"`+name+`"}}`, true)
+		if r.status != 400 || r.code() != "Ecs.0005" || !strings.Contains(r.message(), "keypair.name") {
+			t.Errorf("name %q: %d %s %q, want 400 Ecs.0005 naming keypair.name", name, r.status, r.code(), r.message())
+		}
+	}
+	if r := e.do(t, "POST", p, `{"keypair":{"name":"..."}}`, true); r.status != 200 {
+		t.Errorf(`name "...": %d %v, want 200`, r.status, r.body)
+	}
+}
+
 func TestServerJSONTypes(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

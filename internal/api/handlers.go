@@ -487,6 +487,11 @@ func (h *Handler) createKeypair(w http.ResponseWriter, req *request) error {
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: keypair is required.")
 	}
 	k := b.Keypair
+	if k.Name == "." || k.Name == ".." {
+		// A path segment "." or ".." is removed by URL normalization
+		// (curl, proxies): ShowKeypair and DeleteKeypair could not name it.
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: keypair.name cannot be \".\" or \"..\" (it could not be named in a URL).")
+	}
 	kp, private, err := h.svc.CreateKeypair(req.r.Context(), req.caller,
 		cloud.KeypairInput{Name: k.Name, PublicKey: k.PublicKey, Type: k.Type, UserID: k.UserID})
 	if err != nil {
