@@ -134,6 +134,23 @@ func (h *Handler) routes() []route {
 
 func split(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") }
 
+// pathSegments splits the path as the client escaped it, then unescapes
+// each segment: an escaped "/" ("%2F") stays inside its segment, as the
+// signature's canonical form (aksk) keeps it, instead of becoming a
+// separator that routes "{id}%2Fos-interface" to another API than the one
+// signed. ok is false for a path that does not unescape.
+func pathSegments(u *url.URL) (segs []string, ok bool) {
+	segs = split(u.EscapedPath())
+	for i, s := range segs {
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, false
+		}
+		segs[i] = d
+	}
+	return segs, true
+}
+
 // match finds the route for a path. It returns the route (nil when none
 // matches the path), whether the path matched another method only, and the
 // path parameters.
@@ -220,7 +237,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rid string) erro
 		}
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
-	rt, _, pid, params := match(h.table, r.Method, split(r.URL.Path))
+	segs, ok := pathSegments(r.URL)
+	if !ok {
+		return ecs.Errorf(ecs.CodeResourceNotFound, "The API does not exist or has not been published in the environment.")
+	}
+	rt, _, pid, params := match(h.table, r.Method, segs)
 	if rt == nil {
 		// The API gateway knows an API by its method and path together: a
 		// path served for other methods only is an API that does not

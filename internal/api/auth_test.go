@@ -164,6 +164,31 @@ func TestSemicolonQueryRefused(t *testing.T) {
 	}
 }
 
+// An escaped "/" in the path stays inside its segment, as the signature's
+// canonical form keeps it: "{id}%2Fos-interface" is no spelling of the
+// interfaces API, and "%2F" between the fixed segments matches no API.
+// Other escaped characters are unescaped as usual.
+func TestEscapedSlashStaysInSegment(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.cred
+	p := "/v1/" + c.ProjectID
+	r := e.do(t, "POST", p+"/cloudservers", `{"server":{"name":"a","imageRef":"6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01",
+		"flavorRef":"s6.small.1","vpcid":"v","nics":[{"subnet_id":"s"}],"root_volume":{"volumetype":"SSD"}}}`, true)
+	id := r.body["serverIds"].([]any)[0].(string)
+	if r := e.send(t, p+"/cloudservers/"+id+"/os-interface", "", c.AccessKey, c.SecretKey); r.status != 200 {
+		t.Fatalf("os-interface: %d %v", r.status, r.body)
+	}
+	for _, path := range []string{p + "/cloudservers/" + id + "%2Fos-interface", p + "%2Fcloudservers%2Fdetail", p + "/cloudservers%2fdetail"} {
+		if r := e.send(t, path, "", c.AccessKey, c.SecretKey); r.status != 404 {
+			t.Errorf("%s: %d %v, want 404", path, r.status, r.body)
+		}
+	}
+	if r := e.send(t, p+"/cloudservers/%64etail", "", c.AccessKey, c.SecretKey); r.status != 200 {
+		t.Errorf("%%64etail: %d %v, want 200 (an escaped letter is the letter)", r.status, r.body)
+	}
+}
+
 // An unknown access key gets exactly the answer a wrong signature with a
 // known key gets.
 func TestUnknownKeyAnswersLikeBadSignature(t *testing.T) {
