@@ -74,6 +74,9 @@ type Handler struct {
 	verifier *aksk.Verifier
 	fwd      *cluster.Forwarder
 	table    []route
+	// readsQuery are the routes of table whose handler reads (and checks)
+	// its own query parameters; every other route takes none.
+	readsQuery map[*route]bool
 }
 
 // New returns the API handler.
@@ -84,8 +87,33 @@ func New(cfg Config) *Handler {
 	h := &Handler{svc: cfg.Service, log: cfg.Logger, fwd: cfg.Forwarder}
 	h.verifier = &aksk.Verifier{Lookup: cfg.Service.LookupSecret, Now: cfg.Now}
 	h.table = append(h.routes(), h.novaRoutes()...)
+	h.readsQuery = map[*route]bool{}
+	for i := range h.table {
+		if queryRoutes[routeKey(&h.table[i])] {
+			h.readsQuery[&h.table[i]] = true
+		}
+	}
 	return h
 }
+
+// queryRoutes are the routes (routeKey) whose calls document query
+// parameters; their handlers read them and refuse the others. Every
+// other route's call documents none, so the dispatcher refuses any query
+// parameter it is given rather than let the handler run without it.
+var queryRoutes = map[string]bool{
+	"GET /v1/{p}/cloudservers/detail":                 true, // ListServersDetails
+	"GET /v1/{p}/cloudservers/flavors":                true, // ListFlavors
+	"GET /v2/cloudimages":                             true, // IMS ListImages
+	"GET /v2.1/{p}/os-keypairs":                       true, // NovaListKeypairs: limit, marker
+	"GET /v2/{p}/cloudvolumes":                        true, // EVS ListVolumes
+	"GET /v2/{p}/cloudvolumes/detail":                 true, // EVS ListVolumes
+	"DELETE /v1/{p}/cloudservers/{}/detachvolume/{}":  true, // DetachServerVolume: delete_flag
+	"GET /v2.1/{p}/servers/{}/os-instance-actions":    true, // Nova's action log
+	"GET /v2.1/{p}/servers/{}/os-instance-actions/{}": true,
+}
+
+// routeKey names a route as queryRoutes does: "METHOD /path/{}/...".
+func routeKey(rt *route) string { return rt.method + " /" + strings.Join(rt.pattern, "/") }
 
 // request is one API call after routing and authentication.
 type request struct {
@@ -267,6 +295,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rid string) erro
 	}
 	if err := singleValuedQuery(r.URL.RawQuery); err != nil {
 		return err
+	}
+	if r.URL.RawQuery != "" && !h.readsQuery[rt] {
+		if err := checkQuery(r.URL.Query()); err != nil {
+			return err
+		}
 	}
 	return rt.handle(w, &request{r: r, body: body, caller: caller, params: params})
 }
