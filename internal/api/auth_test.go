@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/aksk"
+	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/keyring"
 	"github.com/ecsproject/ecsd/internal/store"
 )
@@ -25,6 +26,8 @@ type countingStore struct {
 	store.Store
 	queries     atomic.Int64
 	hostQueries atomic.Int64
+	// keypairOrder, when set, reorders KeypairList's answer (query_test.go).
+	keypairOrder func([]ecs.Keypair)
 }
 
 func (c *countingStore) HostList(ctx context.Context) ([]store.Host, error) {

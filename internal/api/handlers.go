@@ -512,11 +512,19 @@ func (h *Handler) listKeypairs(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	q := req.r.URL.Query()
+	if err := checkQuery(q, "limit", "marker"); err != nil {
+		return err
+	}
 	limit, err := queryInt(q.Get("limit"), "limit", 0, 1, 1<<30)
 	if err != nil {
 		return err
 	}
+	// Pages follow the names' byte order, whatever the store's collation.
+	slices.SortFunc(kps, func(a, b ecs.Keypair) int { return strings.Compare(a.Name, b.Name) })
 	marker := q.Get("marker")
+	if marker != "" && !slices.ContainsFunc(kps, func(kp ecs.Keypair) bool { return kp.Name == marker }) {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: marker %s is not a key pair of the caller.", safeField(marker))
+	}
 	out := make([]keypairListEntry, 0, len(kps))
 	for _, kp := range kps {
 		if marker != "" && kp.Name <= marker {
