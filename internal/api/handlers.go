@@ -492,6 +492,11 @@ func (h *Handler) createKeypair(w http.ResponseWriter, req *request) error {
 		// (curl, proxies): ShowKeypair and DeleteKeypair could not name it.
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: keypair.name cannot be \".\" or \"..\" (it could not be named in a URL).")
 	}
+	if k.Type == "x509" {
+		// Nova's x509 pair is a certificate; ecsd makes and takes SSH keys
+		// only, and would label an SSH key "x509".
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: keypair.type x509 is not supported: ecsd makes and imports SSH key pairs only (type ssh).")
+	}
 	kp, private, err := h.svc.CreateKeypair(req.r.Context(), req.caller,
 		cloud.KeypairInput{Name: k.Name, PublicKey: k.PublicKey, Type: k.Type, UserID: k.UserID})
 	if err != nil {

@@ -61,3 +61,20 @@ func (c *countingStore) KeypairList(ctx context.Context, projectID, userID strin
 	}
 	return kps, err
 }
+
+// An x509 key pair (a certificate, in Nova) is refused naming the type,
+// rather than made as an SSH key labelled x509; ssh and no type work.
+func TestKeypairTypeX509Refused(t *testing.T) {
+	t.Parallel()
+	e := authSetup(t)
+	p := "/v2.1/" + e.cred.ProjectID + "/os-keypairs"
+	r := e.do(t, "POST", p, `{"keypair":{"name":"x","type":"x509"}}`, true)
+	if r.status != 400 || r.code() != "Ecs.0005" || !strings.Contains(r.message(), "keypair.type") {
+		t.Errorf("type x509: %d %s %q, want 400 Ecs.0005 naming keypair.type", r.status, r.code(), r.message())
+	}
+	for _, body := range []string{`{"keypair":{"name":"s","type":"ssh"}}`, `{"keypair":{"name":"n"}}`} {
+		if r := e.do(t, "POST", p, body, true); r.status != 200 || r.body["keypair"].(map[string]any)["type"] != "ssh" {
+			t.Errorf("%s: %d %v, want 200 type ssh", body, r.status, r.body)
+		}
+	}
+}
