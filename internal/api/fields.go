@@ -640,3 +640,62 @@ func bodyInt(v *string, name string, def, lo, hi int) (int, error) {
 	}
 	return n, nil
 }
+
+// bodyFields refuses, naming it, a field of body that its call does not
+// take. shape maps a path ("" for the body, "a" or "a.b" for an object,
+// "a[]" for the items of a list) to the fields the object there takes;
+// the fields of a field whose path is in shape are checked in turn. The
+// body is known to decode (types are decode's business).
+func bodyFields(body []byte, shape map[string][]string) error {
+	return walkFields("", body, shape)
+}
+
+func walkFields(path string, v json.RawMessage, shape map[string][]string) error {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(v, &obj) != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		child := k
+		if path != "" {
+			child = path + "." + k
+		}
+		if !slices.Contains(shape[path], k) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s is not a parameter of this call.", safeField(child))
+		}
+		if _, ok := shape[child]; ok {
+			if err := walkFields(child, obj[k], shape); err != nil {
+				return err
+			}
+		}
+		if _, ok := shape[child+"[]"]; ok {
+			var items []json.RawMessage
+			if json.Unmarshal(obj[k], &items) == nil {
+				for _, it := range items {
+					if err := walkFields(child+"[]", it, shape); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// The bodies of the key pair create, server delete and start/stop/reboot
+// calls (the SDK's NovaCreateKeypairRequestBody, DeleteServersRequestBody
+// and Batch{Start,Stop,Reboot}ServersRequestBody).
+var (
+	keypairShape = map[string][]string{"": {"keypair"}, "keypair": {"name", "public_key", "type", "user_id"}}
+	deleteShape  = map[string][]string{"": {"servers", "delete_publicip", "delete_volume"}, "servers[]": {"id"}}
+	actionShape  = map[string][]string{
+		"":         {"os-start", "os-stop", "reboot"},
+		"os-start": {"servers"}, "os-stop": {"servers", "type"}, "reboot": {"servers", "type"},
+		"os-start.servers[]": {"id"}, "os-stop.servers[]": {"id"}, "reboot.servers[]": {"id"},
+	}
+)

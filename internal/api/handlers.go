@@ -406,6 +406,9 @@ func (h *Handler) serverAction(w http.ResponseWriter, req *request) error {
 	if err := decode(req.body, &b); err != nil {
 		return err
 	}
+	if err := bodyFields(req.body, actionShape); err != nil {
+		return err
+	}
 	var action cloud.Action
 	var opt *actionOption
 	n := 0
@@ -458,6 +461,13 @@ func (h *Handler) deleteServers(w http.ResponseWriter, req *request) error {
 	if err := decode(req.body, &b); err != nil {
 		return err
 	}
+	if err := bodyFields(req.body, deleteShape); err != nil {
+		return err
+	}
+	if b.DeleteVolume != nil && *b.DeleteVolume {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: delete_volume true is not supported: a deleted server's data volumes "+
+			"are detached and kept (available); delete them with DeleteVolume.")
+	}
 	job, err := h.svc.DeleteServers(req.r.Context(), req.caller, refIDs(b.Servers))
 	if err != nil {
 		return err
@@ -481,6 +491,9 @@ type keypairOption struct {
 func (h *Handler) createKeypair(w http.ResponseWriter, req *request) error {
 	var b keypairBody
 	if err := decode(req.body, &b); err != nil {
+		return err
+	}
+	if err := bodyFields(req.body, keypairShape); err != nil {
 		return err
 	}
 	if b.Keypair == nil {
