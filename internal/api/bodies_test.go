@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,47 @@ func TestDeleteVolumeTrueRefused(t *testing.T) {
 	r = e.do(t, "POST", p+"/cloudservers/delete", `{"servers":[{"id":"`+id+`"}],"delete_volume":false,"delete_publicip":true}`, true)
 	if r.status != 200 {
 		t.Fatalf("delete_volume false: %d %v", r.status, r.body)
+	}
+}
+
+// The create's metadata follows its documented rules (at most 10 pairs,
+// keys of letters, digits, '-', '_', ':', '.'); a key ecsd sets itself
+// (which it would replace) or a reserved key asking for a service ecsd
+// lacks is refused naming it. Nothing is made.
+func TestCreateMetadataRules(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := "/v1/" + e.cred.ProjectID
+	create := func(md string) reply {
+		return e.do(t, "POST", p+"/cloudservers", `{"server":{"name":"a","imageRef":"6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01","metadata":`+md+`,
+		"flavorRef":"s6.small.1","vpcid":"v","nics":[{"subnet_id":"s"}],"root_volume":{"volumetype":"SSD"}}}`, true)
+	}
+	var eleven []string
+	for i := range 11 {
+		eleven = append(eleven, fmt.Sprintf(`"k%d":"v"`, i))
+	}
+	for _, c := range []struct{ md, want string }{
+		{"{" + strings.Join(eleven, ",") + "}", "at most 10"},
+		{`{"bad key":"v"}`, `"bad key"`},
+		{`{"":"v"}`, `key ""`},
+		{`{"os_type":"Windows"}`, "server.metadata.os_type is set by ecsd"},
+		{`{"metering.image_id":"x"}`, "server.metadata.metering.image_id is set by ecsd"},
+		{`{"agency_name":"a"}`, "server.metadata.agency_name is not supported"},
+		{`{"__support_agent_list":"hss,ces"}`, "server.metadata.__support_agent_list is not supported"},
+		{`{"op_svc_userid":"u"}`, "server.metadata.op_svc_userid is not supported"},
+	} {
+		r := create(c.md)
+		if r.status != 400 || r.code() != "Ecs.0005" || !strings.Contains(r.message(), c.want) {
+			t.Errorf("metadata %s: %d %s %q, want 400 Ecs.0005 with %q", c.md, r.status, r.code(), r.message(), c.want)
+		}
+	}
+	if n := e.do(t, "GET", p+"/cloudservers/detail", "", true).body["count"]; n != float64(0) {
+		t.Errorf("servers after refused creates: %v, want 0", n)
+	}
+	ten := "{" + strings.Join(eleven[:10], ",") + `}`
+	for _, md := range []string{ten, `{"Team-1:app.tier_x":"web"}`} {
+		if r := create(md); r.status != 200 {
+			t.Errorf("metadata %s: %d %v, want 200", md, r.status, r.body)
+		}
 	}
 }

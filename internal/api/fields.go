@@ -699,3 +699,46 @@ var (
 		"os-start.servers[]": {"id"}, "os-stop.servers[]": {"id"}, "reboot.servers[]": {"id"},
 	}
 )
+
+// systemMetadata are the metadata keys ecsd sets on every server itself
+// (cloud.serverMetadata): a create that gives one would see it replaced.
+var systemMetadata = []string{"os_type", "image_name", "metering.image_id", "metering.imagetype", "charging_mode", "vpc_id"}
+
+// reservedMetadata are the create's documented system keys, each asking
+// for a service ecsd does not have.
+var reservedMetadata = map[string]string{
+	"op_svc_userid":        "there are no operation-service users",
+	"agency_name":          "there are no IAM agencies",
+	"__support_agent_list": "there are no host security or monitoring agents",
+}
+
+// checkCreateMetadata applies the create's documented metadata rules: at
+// most 10 pairs, keys of 1-255 letters, digits, '-', '_', ':' and '.', and
+// refuses a key ecsd sets itself or a reserved one it cannot honour.
+// (Values, at most 255 characters, are checked by cloud.)
+func checkCreateMetadata(md map[string]string) error {
+	if len(md) > 10 {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.metadata has %d pairs, at most 10.", len(md))
+	}
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if why, ok := reservedMetadata[k]; ok {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.metadata.%s is not supported: %s.", k, why)
+		}
+		if slices.Contains(systemMetadata, k) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.metadata.%s is set by ecsd (from the image, the VPC and the billing mode); leave it out.", k)
+		}
+		if len(k) == 0 || len(k) > 255 || strings.IndexFunc(k, func(r rune) bool { return !isMetadataKeyRune(r) }) >= 0 {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.metadata key %q must be 1-255 letters, digits, '-', '_', ':' and '.'.", safeField(k))
+		}
+	}
+	return nil
+}
+
+func isMetadataKeyRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == ':' || r == '.'
+}

@@ -311,6 +311,9 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 	if err := createFields(req.body, &in); err != nil {
 		return err
 	}
+	if err := checkCreateMetadata(in.Metadata); err != nil {
+		return err
+	}
 	if in.AZ != "" && !slices.Contains(flavorAZs, in.AZ) {
 		// A zone that does not exist would be stored and shown as given.
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.availability_zone must be one of %s (ListFlavors shows them).",
