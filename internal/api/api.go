@@ -14,8 +14,10 @@
 //     (os-resetpwd-flag: the guest agent answers there) is forwarded to
 //     that host's node when the server is elsewhere; a forwarded call is
 //     never forwarded again.
-//   - A query that repeats a key is refused (400 Ecs.0005) before any
-//     handler, so the first value a handler reads is the one that was meant.
+//   - A query that repeats a key, or that net/url cannot split into pairs
+//     (a raw ";"), is refused (400 Ecs.0005) before any handler, so the
+//     first value a handler reads is the one that was meant and no pair is
+//     dropped unseen.
 //   - A refused request's log line names the access key it claimed and the
 //     reason, never the signature, a secret or the canonical request.
 //   - Errors are mapped from their kind in one table (errors.go); a cause is
@@ -72,6 +74,9 @@ type Handler struct {
 	verifier *aksk.Verifier
 	fwd      *cluster.Forwarder
 	table    []route
+	// readsQuery are the routes of table whose handler reads (and checks)
+	// its own query parameters; every other route takes none.
+	readsQuery map[*route]bool
 }
 
 // New returns the API handler.
@@ -82,8 +87,33 @@ func New(cfg Config) *Handler {
 	h := &Handler{svc: cfg.Service, log: cfg.Logger, fwd: cfg.Forwarder}
 	h.verifier = &aksk.Verifier{Lookup: cfg.Service.LookupSecret, Now: cfg.Now}
 	h.table = append(h.routes(), h.novaRoutes()...)
+	h.readsQuery = map[*route]bool{}
+	for i := range h.table {
+		if queryRoutes[routeKey(&h.table[i])] {
+			h.readsQuery[&h.table[i]] = true
+		}
+	}
 	return h
 }
+
+// queryRoutes are the routes (routeKey) whose calls document query
+// parameters; their handlers read them and refuse the others. Every
+// other route's call documents none, so the dispatcher refuses any query
+// parameter it is given rather than let the handler run without it.
+var queryRoutes = map[string]bool{
+	"GET /v1/{p}/cloudservers/detail":                 true, // ListServersDetails
+	"GET /v1/{p}/cloudservers/flavors":                true, // ListFlavors
+	"GET /v2/cloudimages":                             true, // IMS ListImages
+	"GET /v2.1/{p}/os-keypairs":                       true, // NovaListKeypairs: limit, marker
+	"GET /v2/{p}/cloudvolumes":                        true, // EVS ListVolumes
+	"GET /v2/{p}/cloudvolumes/detail":                 true, // EVS ListVolumes
+	"DELETE /v1/{p}/cloudservers/{}/detachvolume/{}":  true, // DetachServerVolume: delete_flag
+	"GET /v2.1/{p}/servers/{}/os-instance-actions":    true, // Nova's action log
+	"GET /v2.1/{p}/servers/{}/os-instance-actions/{}": true,
+}
+
+// routeKey names a route as queryRoutes does: "METHOD /path/{}/...".
+func routeKey(rt *route) string { return rt.method + " /" + strings.Join(rt.pattern, "/") }
 
 // request is one API call after routing and authentication.
 type request struct {
@@ -131,6 +161,23 @@ func (h *Handler) routes() []route {
 }
 
 func split(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") }
+
+// pathSegments splits the path as the client escaped it, then unescapes
+// each segment: an escaped "/" ("%2F") stays inside its segment, as the
+// signature's canonical form (aksk) keeps it, instead of becoming a
+// separator that routes "{id}%2Fos-interface" to another API than the one
+// signed. ok is false for a path that does not unescape.
+func pathSegments(u *url.URL) (segs []string, ok bool) {
+	segs = split(u.EscapedPath())
+	for i, s := range segs {
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, false
+		}
+		segs[i] = d
+	}
+	return segs, true
+}
 
 // match finds the route for a path. It returns the route (nil when none
 // matches the path), whether the path matched another method only, and the
@@ -218,7 +265,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rid string) erro
 		}
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
-	rt, _, pid, params := match(h.table, r.Method, split(r.URL.Path))
+	segs, ok := pathSegments(r.URL)
+	if !ok {
+		return ecs.Errorf(ecs.CodeResourceNotFound, "The API does not exist or has not been published in the environment.")
+	}
+	rt, _, pid, params := match(h.table, r.Method, segs)
 	if rt == nil {
 		// The API gateway knows an API by its method and path together: a
 		// path served for other methods only is an API that does not
@@ -244,6 +295,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rid string) erro
 	}
 	if err := singleValuedQuery(r.URL.RawQuery); err != nil {
 		return err
+	}
+	if r.URL.RawQuery != "" && !h.readsQuery[rt] {
+		if err := checkQuery(r.URL.Query()); err != nil {
+			return err
+		}
 	}
 	return rt.handle(w, &request{r: r, body: body, caller: caller, params: params})
 }
@@ -329,7 +385,8 @@ func (h *Handler) elsewhere(req *request, host string) bool {
 	return host != "" && h.fwd != nil && host != h.fwd.Host() && !cluster.Forwarded(req.r)
 }
 
-// singleValuedQuery refuses a query that repeats a key. The signature
+// singleValuedQuery refuses a query that repeats a key, or that holds a
+// pair net/url cannot parse (a raw ";"; Verify refused bad escapes). The signature
 // covers the query sorted by key and value, so "?limit=1&limit=1000"
 // signed as is still verifies after its pairs are reordered, while a
 // handler reads only the first value: a repeated key would let whoever
@@ -341,7 +398,12 @@ func singleValuedQuery(raw string) error {
 	if raw == "" {
 		return nil
 	}
-	q, _ := url.ParseQuery(raw) // what handlers see; Verify refused undecodable pairs
+	q, err := url.ParseQuery(raw) // what handlers see; Verify refused undecodable pairs
+	if err != nil {
+		// net/url drops a pair holding a raw ";" (and Query() hides the
+		// error): the handler would run as if the parameter were absent.
+		return ecs.Errorf(ecs.CodeInvalidParam, "The query string is malformed: separate parameters with \"&\" and escape a \";\" in a value as %%3B.")
+	}
 	var repeated []string
 	for k, vs := range q {
 		if len(vs) > 1 {

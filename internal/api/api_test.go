@@ -284,6 +284,53 @@ func TestPasswordNeverEchoed(t *testing.T) {
 	}
 }
 
+// A create naming an availability zone that does not exist is refused
+// naming the field; the one zone (ListFlavors' az1) is accepted and shown.
+func TestCreateUnknownAZRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := "/v1/" + e.cred.ProjectID
+	body := func(az string) string {
+		return `{"server":{"name":"a","imageRef":"6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01","availability_zone":"` + az + `",
+		"flavorRef":"s6.small.1","vpcid":"v","nics":[{"subnet_id":"s"}],"root_volume":{"volumetype":"SSD"}}}`
+	}
+	for _, az := range []string{"nope", "AZ1", "az2"} {
+		r := e.do(t, "POST", p+"/cloudservers", body(az), true)
+		if r.status != 400 || r.code() != "Ecs.0005" || !strings.Contains(r.message(), "server.availability_zone") {
+			t.Errorf("availability_zone %q: %d %s %q, want 400 Ecs.0005 naming it", az, r.status, r.code(), r.message())
+		}
+	}
+	if got := e.do(t, "GET", p+"/cloudservers/detail", "", true).body["count"]; got != float64(0) {
+		t.Errorf("servers after refused creates: %v, want 0", got)
+	}
+	r := e.do(t, "POST", p+"/cloudservers", body("az1"), true)
+	if r.status != 200 {
+		t.Fatalf("az1: %d %v", r.status, r.body)
+	}
+	id := r.body["serverIds"].([]any)[0].(string)
+	s := e.do(t, "GET", p+"/cloudservers/"+id, "", true).body["server"].(map[string]any)
+	if s["OS-EXT-AZ:availability_zone"] != "az1" {
+		t.Errorf("zone shown %v, want az1", s["OS-EXT-AZ:availability_zone"])
+	}
+}
+
+// Key pairs named "." or ".." are refused: URL normalization removes
+// such a path segment, so no client could show or delete them.
+func TestDotKeypairNamesRefused(t *testing.T) {
+	t.Parallel()
+	e := authSetup(t)
+	p := "/v2.1/" + e.cred.ProjectID + "/os-keypairs"
+	for _, name := range []string{".", ".."} {
+		r := e.do(t, "POST", p, `{"keypair":{"name":"`+name+`"}}`, true)
+		if r.status != 400 || r.code() != "Ecs.0005" || !strings.Contains(r.message(), "keypair.name") {
+			t.Errorf("name %q: %d %s %q, want 400 Ecs.0005 naming keypair.name", name, r.status, r.code(), r.message())
+		}
+	}
+	if r := e.do(t, "POST", p, `{"keypair":{"name":"..."}}`, true); r.status != 200 {
+		t.Errorf(`name "...": %d %v, want 200`, r.status, r.body)
+	}
+}
+
 func TestServerJSONTypes(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

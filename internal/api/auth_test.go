@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ecsproject/ecsd/internal/aksk"
+	"github.com/ecsproject/ecsd/internal/ecs"
 	"github.com/ecsproject/ecsd/internal/keyring"
 	"github.com/ecsproject/ecsd/internal/store"
 )
@@ -25,6 +26,8 @@ type countingStore struct {
 	store.Store
 	queries     atomic.Int64
 	hostQueries atomic.Int64
+	// keypairOrder, when set, reorders KeypairList's answer (query_test.go).
+	keypairOrder func([]ecs.Keypair)
 }
 
 func (c *countingStore) HostList(ctx context.Context) ([]store.Host, error) {
@@ -142,6 +145,50 @@ func TestRepeatedQueryKeyRefused(t *testing.T) {
 	// Signature failures still come first.
 	if r := e.send(t, e.list(), "limit=1&limit=2", c.AccessKey, "wrong"); r.status != 401 {
 		t.Errorf("badly signed repeated query: %d, want 401", r.status)
+	}
+}
+
+// A correctly signed query holding a raw ";" is refused: net/url drops
+// such a pair, so "?status=ACTIVE;" would list every server as if no
+// filter had been given.
+func TestSemicolonQueryRefused(t *testing.T) {
+	t.Parallel()
+	e := authSetup(t)
+	c := e.cred
+	for _, q := range []string{"status=ACTIVE;", "limit=1;offset=2", ";", "name=a;b&limit=1"} {
+		r := e.send(t, e.list(), q, c.AccessKey, c.SecretKey)
+		if r.status != 400 || r.code() != "Ecs.0005" || !strings.Contains(r.message(), "%3B") {
+			t.Errorf("?%s: %d %s %q, want 400 Ecs.0005 saying how to escape it", q, r.status, r.code(), r.message())
+		}
+	}
+	// An escaped ";" is a value like any other.
+	if r := e.send(t, e.list(), "name=a%3Bb", c.AccessKey, c.SecretKey); r.status != 200 {
+		t.Errorf("?name=a%%3Bb: %d %v, want 200", r.status, r.body)
+	}
+}
+
+// An escaped "/" in the path stays inside its segment, as the signature's
+// canonical form keeps it: "{id}%2Fos-interface" is no spelling of the
+// interfaces API, and "%2F" between the fixed segments matches no API.
+// Other escaped characters are unescaped as usual.
+func TestEscapedSlashStaysInSegment(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.cred
+	p := "/v1/" + c.ProjectID
+	r := e.do(t, "POST", p+"/cloudservers", `{"server":{"name":"a","imageRef":"6f1d0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e01",
+		"flavorRef":"s6.small.1","vpcid":"v","nics":[{"subnet_id":"s"}],"root_volume":{"volumetype":"SSD"}}}`, true)
+	id := r.body["serverIds"].([]any)[0].(string)
+	if r := e.send(t, p+"/cloudservers/"+id+"/os-interface", "", c.AccessKey, c.SecretKey); r.status != 200 {
+		t.Fatalf("os-interface: %d %v", r.status, r.body)
+	}
+	for _, path := range []string{p + "/cloudservers/" + id + "%2Fos-interface", p + "%2Fcloudservers%2Fdetail", p + "/cloudservers%2fdetail"} {
+		if r := e.send(t, path, "", c.AccessKey, c.SecretKey); r.status != 404 {
+			t.Errorf("%s: %d %v, want 404", path, r.status, r.body)
+		}
+	}
+	if r := e.send(t, p+"/cloudservers/%64etail", "", c.AccessKey, c.SecretKey); r.status != 200 {
+		t.Errorf("%%64etail: %d %v, want 200 (an escaped letter is the letter)", r.status, r.body)
 	}
 }
 

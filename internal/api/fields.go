@@ -104,6 +104,7 @@ var createRefused = map[string]refusal{
 
 	"server.data_volumes[].delete_on_termination": {why: "a deleted server's data disks stay, available (what false asks)", neutral: "false"},
 	"server.data_volumes[].multiattach":           {why: "a data disk attaches to one server", neutral: "false"},
+	"server.data_volumes[].shareable":             {why: "a data disk attaches to one server", neutral: "false"},
 	"server.data_volumes[].hw:passthrough":        {why: "SCSI passthrough is not implemented", neutral: "false"},
 	"server.data_volumes[].extendparam":           {why: "data disks from snapshots are not implemented"},
 	"server.data_volumes[].cluster_type":          {why: "there is no dedicated storage"},
@@ -638,4 +639,106 @@ func bodyInt(v *string, name string, def, lo, hi int) (int, error) {
 		return 0, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s must be a number from %d to %d.", name, lo, hi)
 	}
 	return n, nil
+}
+
+// bodyFields refuses, naming it, a field of body that its call does not
+// take. shape maps a path ("" for the body, "a" or "a.b" for an object,
+// "a[]" for the items of a list) to the fields the object there takes;
+// the fields of a field whose path is in shape are checked in turn. The
+// body is known to decode (types are decode's business).
+func bodyFields(body []byte, shape map[string][]string) error {
+	return walkFields("", body, shape)
+}
+
+func walkFields(path string, v json.RawMessage, shape map[string][]string) error {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(v, &obj) != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		child := k
+		if path != "" {
+			child = path + "." + k
+		}
+		if !slices.Contains(shape[path], k) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s is not a parameter of this call.", safeField(child))
+		}
+		if _, ok := shape[child]; ok {
+			if err := walkFields(child, obj[k], shape); err != nil {
+				return err
+			}
+		}
+		if _, ok := shape[child+"[]"]; ok {
+			var items []json.RawMessage
+			if json.Unmarshal(obj[k], &items) == nil {
+				for _, it := range items {
+					if err := walkFields(child+"[]", it, shape); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// The bodies of the key pair create, server delete and start/stop/reboot
+// calls (the SDK's NovaCreateKeypairRequestBody, DeleteServersRequestBody
+// and Batch{Start,Stop,Reboot}ServersRequestBody).
+var (
+	keypairShape = map[string][]string{"": {"keypair"}, "keypair": {"name", "public_key", "type", "user_id"}}
+	deleteShape  = map[string][]string{"": {"servers", "delete_publicip", "delete_volume"}, "servers[]": {"id"}}
+	actionShape  = map[string][]string{
+		"":         {"os-start", "os-stop", "reboot"},
+		"os-start": {"servers"}, "os-stop": {"servers", "type"}, "reboot": {"servers", "type"},
+		"os-start.servers[]": {"id"}, "os-stop.servers[]": {"id"}, "reboot.servers[]": {"id"},
+	}
+)
+
+// systemMetadata are the metadata keys ecsd sets on every server itself
+// (cloud.serverMetadata): a create that gives one would see it replaced.
+var systemMetadata = []string{"os_type", "image_name", "metering.image_id", "metering.imagetype", "charging_mode", "vpc_id"}
+
+// reservedMetadata are the create's documented system keys, each asking
+// for a service ecsd does not have.
+var reservedMetadata = map[string]string{
+	"op_svc_userid":        "there are no operation-service users",
+	"agency_name":          "there are no IAM agencies",
+	"__support_agent_list": "there are no host security or monitoring agents",
+}
+
+// checkCreateMetadata applies the create's documented metadata rules: at
+// most 10 pairs, keys of 1-255 letters, digits, '-', '_', ':' and '.', and
+// refuses a key ecsd sets itself or a reserved one it cannot honour.
+// (Values, at most 255 characters, are checked by cloud.)
+func checkCreateMetadata(md map[string]string) error {
+	if len(md) > 10 {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.metadata has %d pairs, at most 10.", len(md))
+	}
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if why, ok := reservedMetadata[k]; ok {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.metadata.%s is not supported: %s.", k, why)
+		}
+		if slices.Contains(systemMetadata, k) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.metadata.%s is set by ecsd (from the image, the VPC and the billing mode); leave it out.", k)
+		}
+		if len(k) == 0 || len(k) > 255 || strings.IndexFunc(k, func(r rune) bool { return !isMetadataKeyRune(r) }) >= 0 {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.metadata key %q must be 1-255 letters, digits, '-', '_', ':' and '.'.", safeField(k))
+		}
+	}
+	return nil
+}
+
+func isMetadataKeyRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == ':' || r == '.'
 }

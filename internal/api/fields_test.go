@@ -22,6 +22,7 @@ func TestCheckCreateFields(t *testing.T) {
 		`{"server":{` + base + `,"isAutoRename":true,"batch_create_in_multi_az":false,"publicip":null}}`,
 		`{"server":{"nics":[{"subnet_id":"s","ipv6_enable":false,"efi_enable":false}],"root_volume":{"volumetype":"SSD","hw:passthrough":false}}}`,
 		`{"server":{"extendparam":{"support_auto_recovery":false}}}`,
+		`{"server":{"data_volumes":[{"volumetype":"SSD","size":10,"shareable":false}]}}`,
 		`{"server":{"extendparam":null,"root_volume":null,"nics":null}}`,
 		`[]`, // not an object: decode answers it
 	}
@@ -38,6 +39,7 @@ func TestCheckCreateFields(t *testing.T) {
 		{`{"server":{"os:scheduler_hints":{}}}`, "server.os:scheduler_hints"},
 		{`{"server":{"data_volumes":[{"volumetype":"SSD","size":10,"multiattach":true}]}}`, "server.data_volumes[].multiattach"},
 		{`{"server":{"data_volumes":[{"volumetype":"SSD","size":10,"delete_on_termination":true}]}}`, "server.data_volumes[].delete_on_termination"},
+		{`{"server":{"data_volumes":[{"volumetype":"SSD","size":10,"shareable":true}]}}`, "server.data_volumes[].shareable is not supported"},
 		{`{"server":{"data_volumes":[{"size":10,"nope":1}]}}`, "server.data_volumes[].nope"},
 		{`{"server":{"extendparam":{"regionID":"r"}}}`, "server.extendparam.regionID"},
 		{`{"server":{"extendparam":{"support_auto_recovery":true}}}`, "server.extendparam.support_auto_recovery"},

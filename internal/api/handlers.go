@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -310,6 +311,14 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 	if err := createFields(req.body, &in); err != nil {
 		return err
 	}
+	if err := checkCreateMetadata(in.Metadata); err != nil {
+		return err
+	}
+	if in.AZ != "" && !slices.Contains(flavorAZs, in.AZ) {
+		// A zone that does not exist would be stored and shown as given.
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: server.availability_zone must be one of %s (ListFlavors shows them).",
+			strings.Join(flavorAZs, ", "))
+	}
 	for _, n := range s.Nics {
 		in.SubnetIDs = append(in.SubnetIDs, n.SubnetID)
 		in.IPAddresses = append(in.IPAddresses, n.IPAddress)
@@ -400,6 +409,9 @@ func (h *Handler) serverAction(w http.ResponseWriter, req *request) error {
 	if err := decode(req.body, &b); err != nil {
 		return err
 	}
+	if err := bodyFields(req.body, actionShape); err != nil {
+		return err
+	}
 	var action cloud.Action
 	var opt *actionOption
 	n := 0
@@ -452,6 +464,13 @@ func (h *Handler) deleteServers(w http.ResponseWriter, req *request) error {
 	if err := decode(req.body, &b); err != nil {
 		return err
 	}
+	if err := bodyFields(req.body, deleteShape); err != nil {
+		return err
+	}
+	if b.DeleteVolume != nil && *b.DeleteVolume {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: delete_volume true is not supported: a deleted server's data volumes "+
+			"are detached and kept (available); delete them with DeleteVolume.")
+	}
 	job, err := h.svc.DeleteServers(req.r.Context(), req.caller, refIDs(b.Servers))
 	if err != nil {
 		return err
@@ -477,10 +496,23 @@ func (h *Handler) createKeypair(w http.ResponseWriter, req *request) error {
 	if err := decode(req.body, &b); err != nil {
 		return err
 	}
+	if err := bodyFields(req.body, keypairShape); err != nil {
+		return err
+	}
 	if b.Keypair == nil {
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: keypair is required.")
 	}
 	k := b.Keypair
+	if k.Name == "." || k.Name == ".." {
+		// A path segment "." or ".." is removed by URL normalization
+		// (curl, proxies): ShowKeypair and DeleteKeypair could not name it.
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: keypair.name cannot be \".\" or \"..\" (it could not be named in a URL).")
+	}
+	if k.Type == "x509" {
+		// Nova's x509 pair is a certificate; ecsd makes and takes SSH keys
+		// only, and would label an SSH key "x509".
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: keypair.type x509 is not supported: ecsd makes and imports SSH key pairs only (type ssh).")
+	}
 	kp, private, err := h.svc.CreateKeypair(req.r.Context(), req.caller,
 		cloud.KeypairInput{Name: k.Name, PublicKey: k.PublicKey, Type: k.Type, UserID: k.UserID})
 	if err != nil {
@@ -501,11 +533,19 @@ func (h *Handler) listKeypairs(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	q := req.r.URL.Query()
+	if err := checkQuery(q, "limit", "marker"); err != nil {
+		return err
+	}
 	limit, err := queryInt(q.Get("limit"), "limit", 0, 1, 1<<30)
 	if err != nil {
 		return err
 	}
+	// Pages follow the names' byte order, whatever the store's collation.
+	slices.SortFunc(kps, func(a, b ecs.Keypair) int { return strings.Compare(a.Name, b.Name) })
 	marker := q.Get("marker")
+	if marker != "" && !slices.ContainsFunc(kps, func(kp ecs.Keypair) bool { return kp.Name == marker }) {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: marker %s is not a key pair of the caller.", safeField(marker))
+	}
 	out := make([]keypairListEntry, 0, len(kps))
 	for _, kp := range kps {
 		if marker != "" && kp.Name <= marker {
