@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/ecsproject/ecsd/internal/cloud"
@@ -34,8 +37,74 @@ type createVolumeBody struct {
 		VolumeType       *string `json:"volume_type"`
 		AvailabilityZone *string `json:"availability_zone"`
 		Count            *int    `json:"count"`
-		Description      *string `json:"description"`
+		// The documented fields ecsd does not implement: refused by
+		// name unless absent or empty (false for multiattach, "0" for
+		// enterprise_project_id), never silently dropped.
+		Description         json.RawMessage `json:"description"`
+		BackupID            json.RawMessage `json:"backup_id"`
+		SnapshotID          json.RawMessage `json:"snapshot_id"`
+		ImageRef            json.RawMessage `json:"imageRef"`
+		Metadata            json.RawMessage `json:"metadata"`
+		Multiattach         json.RawMessage `json:"multiattach"`
+		Tags                json.RawMessage `json:"tags"`
+		IOPS                json.RawMessage `json:"iops"`
+		Throughput          json.RawMessage `json:"throughput"`
+		EnterpriseProjectID json.RawMessage `json:"enterprise_project_id"`
 	} `json:"volume"`
+	BssParam       *createVolumeBss `json:"bssParam"`
+	ServerID       json.RawMessage  `json:"server_id"`
+	SchedulerHints json.RawMessage  `json:"OS-SCH-HNT:scheduler_hints"`
+}
+
+// createVolumeBss is the EVS create's bssParam: pay-per-use only, as for
+// servers.
+type createVolumeBss struct {
+	ChargingMode *string `json:"chargingMode"`
+}
+
+// unsetJSON reports whether a raw JSON value is absent or empty: null,
+// "", false, 0, {} or [] (or one of the JSON texts also lists).
+func unsetJSON(raw json.RawMessage, also ...string) bool {
+	s := string(bytes.TrimSpace(raw))
+	switch s {
+	case "", "null", `""`, "false", "0", "{}", "[]":
+		return true
+	}
+	return slices.Contains(also, s)
+}
+
+// unsupported refuses, by name, a documented EVS create field
+// that ecsd does not implement and that the request sets.
+func (b *createVolumeBody) unsupported() error {
+	v := b.Volume
+	fields := []struct {
+		name string
+		raw  json.RawMessage
+		also []string
+	}{
+		{"volume.description", v.Description, nil},
+		{"volume.backup_id", v.BackupID, nil},
+		{"volume.snapshot_id", v.SnapshotID, nil},
+		{"volume.imageRef", v.ImageRef, nil},
+		{"volume.metadata", v.Metadata, nil},
+		{"volume.multiattach", v.Multiattach, nil},
+		{"volume.tags", v.Tags, nil},
+		{"volume.iops", v.IOPS, nil},
+		{"volume.throughput", v.Throughput, nil},
+		{"volume.enterprise_project_id", v.EnterpriseProjectID, []string{`"0"`}},
+		{"server_id", b.ServerID, nil},
+		{"OS-SCH-HNT:scheduler_hints", b.SchedulerHints, nil},
+	}
+	for _, f := range fields {
+		if !unsetJSON(f.raw, f.also...) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s is not supported by ecsd's EVS create; leave it out.", f.name)
+		}
+	}
+	if b.BssParam != nil && b.BssParam.ChargingMode != nil && *b.BssParam.ChargingMode != "postPaid" {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: bssParam.chargingMode must be postPaid: ecsd has no "+
+			"yearly/monthly billing.")
+	}
+	return nil
 }
 
 type createVolumeResult struct {
@@ -53,6 +122,9 @@ func (h *Handler) createVolume(w http.ResponseWriter, req *request) error {
 	}
 	if b.Volume.Size == nil {
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volume.size is required.")
+	}
+	if err := b.unsupported(); err != nil {
+		return err
 	}
 	in := cloud.VolumeInput{SizeGB: *b.Volume.Size}
 	if b.Volume.Name != nil {
