@@ -2,10 +2,13 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/ecsproject/ecsd/internal/cloud"
 	"github.com/ecsproject/ecsd/internal/compute"
@@ -188,7 +191,7 @@ const evsTime = "2006-01-02T15:04:05.000000"
 
 func toWireVolume(v *ecs.Volume) wireVolume {
 	w := wireVolume{ID: v.ID, Links: []wireEVSLink{}, Name: v.Name, Status: v.Status, Attachments: []wireEVSAttachment{},
-		AvailabilityZone: "az1", Host: v.Host, TenantID: v.ProjectID, VolumeType: v.VolumeType, Size: v.SizeGB,
+		AvailabilityZone: volumeAZ, Host: v.Host, TenantID: v.ProjectID, VolumeType: v.VolumeType, Size: v.SizeGB,
 		Bootable: strconv.FormatBool(v.ImageID != ""), Shareable: "false", CreatedAt: fmtTime(v.Created, evsTime),
 		UpdatedAt: fmtTime(v.Created, evsTime), Metadata: map[string]any{}, Tags: map[string]string{}}
 	if v.ServerID != "" {
@@ -198,20 +201,174 @@ func toWireVolume(v *ecs.Volume) wireVolume {
 	return w
 }
 
+// volumeListParams are the EVS ListVolumes query parameters ecsd honours;
+// the other documented ones (metadata, not_metadata, service_type,
+// volume_type_id, dedicated storage, enterprise_project_id) are refused by
+// name.
+var volumeListParams = []string{"limit", "offset", "marker", "name", "status", "availability_zone", "multiattach", "id",
+	"ids", "server_id", "sort_key", "sort_dir"}
+
+// volumeStatuses are the statuses a volume shows.
+var volumeStatuses = []string{ecs.VolumeAvailable, ecs.VolumeInUse, ecs.VolumeAttaching, ecs.VolumeDetaching,
+	ecs.VolumeDeleting, "creating"}
+
+// volumeFilter is a checked EVS ListVolumes query.
+type volumeFilter struct {
+	limit, offset          int
+	marker                 string
+	name, status, serverID string
+	az                     string
+	multiattach            *bool
+	ids                    []string // nil: any
+	sortKey                string
+	desc                   bool
+}
+
+func parseVolumeFilter(q url.Values) (volumeFilter, error) {
+	f := volumeFilter{sortKey: "created_at"}
+	if err := checkQuery(q, volumeListParams...); err != nil {
+		return f, err
+	}
+	var err error
+	if f.limit, err = queryInt(q.Get("limit"), "limit", 1000, 1, 1000); err != nil {
+		return f, err
+	}
+	if f.offset, err = queryInt(q.Get("offset"), "offset", 0, 0, 1<<30); err != nil {
+		return f, err
+	}
+	if q.Has("offset") && q.Has("marker") {
+		return f, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: give offset or marker, not both.")
+	}
+	f.marker, f.name, f.serverID, f.az = q.Get("marker"), q.Get("name"), q.Get("server_id"), q.Get("availability_zone")
+	if f.status = q.Get("status"); f.status != "" && !slices.Contains(volumeStatuses, f.status) {
+		return f, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: status must be one of %s.", strings.Join(volumeStatuses, ", "))
+	}
+	if v := q.Get("multiattach"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: multiattach must be true or false.")
+		}
+		f.multiattach = &b
+	}
+	if q.Has("id") {
+		f.ids = []string{q.Get("id")}
+	}
+	if v := q.Get("ids"); v != "" {
+		// EVS writes the list as ['id1','id2']; a plain comma list is
+		// taken too.
+		v = strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+		items, err := commaList(v, "ids")
+		if err != nil {
+			return f, err
+		}
+		if len(items) > 60 {
+			return f, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: ids takes at most 60 ids.")
+		}
+		var ids []string
+		for _, it := range items {
+			it = strings.Trim(strings.TrimSpace(it), `'"`)
+			if f.ids == nil || slices.Contains(f.ids, it) {
+				ids = append(ids, it)
+			}
+		}
+		f.ids = append([]string{}, ids...)
+	}
+	switch k := q.Get("sort_key"); k {
+	case "", "created_at", "id", "status", "size", "name":
+		if k != "" {
+			f.sortKey = k
+		}
+	default:
+		return f, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: sort_key must be one of id, status, size, name and created_at.")
+	}
+	switch d := q.Get("sort_dir"); d {
+	case "", "desc":
+		f.desc = true
+	case "asc":
+	default:
+		return f, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: sort_dir must be asc or desc.")
+	}
+	return f, nil
+}
+
+func (f *volumeFilter) match(v *ecs.Volume) bool {
+	switch {
+	case f.name != "" && v.Name != f.name,
+		f.status != "" && v.Status != f.status,
+		f.serverID != "" && v.ServerID != f.serverID,
+		f.az != "" && f.az != volumeAZ,
+		f.multiattach != nil && *f.multiattach,
+		f.ids != nil && !slices.Contains(f.ids, v.ID):
+		return false
+	}
+	return true
+}
+
+// sort orders vols as the query asks (default: the newest first, as EVS
+// does), ties broken by id.
+func (f *volumeFilter) sort(vols []ecs.Volume) {
+	slices.SortStableFunc(vols, func(a, b ecs.Volume) int {
+		var c int
+		switch f.sortKey {
+		case "id":
+		case "status":
+			c = strings.Compare(a.Status, b.Status)
+		case "size":
+			c = cmp.Compare(a.SizeGB, b.SizeGB)
+		case "name":
+			c = strings.Compare(a.Name, b.Name)
+		default:
+			c = a.Created.Compare(b.Created)
+		}
+		if c == 0 {
+			c = strings.Compare(a.ID, b.ID)
+		}
+		if f.desc {
+			c = -c
+		}
+		return c
+	})
+}
+
+// volumeAZ is the one availability zone volumes show.
+const volumeAZ = "az1"
+
+// listVolumes serves EVS ListVolumes (/cloudvolumes and /cloudvolumes/detail):
+// the project's volumes that match the filters, sorted, then one page
+// (offset, or the volumes after marker; limit); count is the number of
+// volumes that match.
 func (h *Handler) listVolumes(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
+	f, err := parseVolumeFilter(req.r.URL.Query())
+	if err != nil {
 		return err
 	}
 	vols, err := h.svc.ListVolumes(req.r.Context(), req.caller)
 	if err != nil {
 		return err
 	}
+	matched := vols[:0]
+	for _, v := range vols {
+		if f.match(&v) {
+			matched = append(matched, v)
+		}
+	}
+	f.sort(matched)
+	page := matched
+	if f.marker != "" {
+		i := slices.IndexFunc(page, func(v ecs.Volume) bool { return v.ID == f.marker })
+		if i < 0 {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: marker %s is not a volume of the list.", safeField(f.marker))
+		}
+		page = page[i+1:]
+	}
+	page = page[min(f.offset, len(page)):]
+	page = page[:min(f.limit, len(page))]
 	out := struct {
 		Count   int          `json:"count"`
 		Volumes []wireVolume `json:"volumes"`
-	}{Count: len(vols), Volumes: make([]wireVolume, 0, len(vols))}
-	for i := range vols {
-		out.Volumes = append(out.Volumes, toWireVolume(&vols[i]))
+	}{Count: len(matched), Volumes: make([]wireVolume, 0, len(page))}
+	for i := range page {
+		out.Volumes = append(out.Volumes, toWireVolume(&page[i]))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

@@ -235,3 +235,72 @@ func TestCreateWithDataVolumes(t *testing.T) {
 		t.Errorf("server is %s, want ACTIVE", s.Status)
 	}
 }
+
+// TestListVolumesFilters: EVS ListVolumes as the SDK sends it honours
+// limit, offset, marker, name, status, server_id, id/ids, availability_zone
+// and the sort, with count the number of matches; a bad value is 400
+// Ecs.0005 and an undocumented parameter is refused by name.
+func TestListVolumesFilters(t *testing.T) {
+	t.Parallel()
+	d := sharedDaemon(t)
+	tn := d.newTenant(t)
+	ec := tn.evsClient(t)
+	srv := tn.newServer(t, serverSpec{})
+	sys := systemVolume(t, tn.show(t, srv))
+	a, b, c := tn.newVolume(t, ec, "fa", 30), tn.newVolume(t, ec, "fb", 10), tn.newVolume(t, ec, "fc", 20)
+	list := func(r evsmodel.ListVolumesRequest) (int32, []string) {
+		t.Helper()
+		resp, err := ec.ListVolumes(&r)
+		if err != nil {
+			t.Fatalf("ListVolumes %+v: %v", r, err)
+		}
+		var ids []string
+		for _, v := range *resp.Volumes {
+			ids = append(ids, v.Id)
+		}
+		return *resp.Count, ids
+	}
+	want := func(what string, gotCount int32, got []string, count int32, ids ...string) {
+		t.Helper()
+		if gotCount != count || !slices.Equal(got, ids) {
+			t.Errorf("%s: count %d ids %v, want count %d ids %v", what, gotCount, got, count, ids)
+		}
+	}
+	bySize := evsmodel.ListVolumesRequest{SortKey: ptr("size"), SortDir: ptr("asc")}
+	n, ids := list(bySize)
+	want("sort_key=size asc", n, ids, 4, b, sys, c, a)
+	r := bySize
+	r.Limit = ptr(int32(2))
+	n, ids = list(r)
+	want("limit=2", n, ids, 4, b, sys)
+	r.Marker = ptr(sys)
+	n, ids = list(r)
+	want("marker after the first page", n, ids, 4, c, a)
+	r = bySize
+	r.Offset, r.Limit = ptr(int32(3)), ptr(int32(2))
+	n, ids = list(r)
+	want("offset=3", n, ids, 4, a)
+	n, ids = list(evsmodel.ListVolumesRequest{Name: ptr("fb")})
+	want("name=fb", n, ids, 1, b)
+	r = bySize
+	r.Status = ptr("available")
+	n, ids = list(r)
+	want("status=available", n, ids, 3, b, c, a)
+	n, ids = list(evsmodel.ListVolumesRequest{ServerId: ptr(srv)})
+	want("server_id", n, ids, 1, sys)
+	n, ids = list(evsmodel.ListVolumesRequest{Id: ptr(c)})
+	want("id", n, ids, 1, c)
+	r = bySize
+	r.Ids = ptr("['" + a + "','" + b + "']")
+	n, ids = list(r)
+	want("ids", n, ids, 2, b, a)
+	n, ids = list(evsmodel.ListVolumesRequest{AvailabilityZone: ptr("az9")})
+	want("availability_zone=az9", n, ids, 0)
+	for _, bad := range []evsmodel.ListVolumesRequest{
+		{Limit: ptr(int32(0))}, {Status: ptr("lost")}, {SortKey: ptr("colour")}, {SortDir: ptr("up")},
+		{Marker: ptr("00000000-0000-0000-0000-000000000000")}, {ServiceType: ptr("EVS")},
+	} {
+		_, err := ec.ListVolumes(&bad)
+		wantErr(t, err, 400, "Ecs.0005")
+	}
+}
