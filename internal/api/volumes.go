@@ -185,6 +185,20 @@ type wireVolume struct {
 	UpdatedAt        string              `json:"updated_at"`
 	Metadata         map[string]any      `json:"metadata"`
 	Tags             map[string]string   `json:"tags"`
+	// The rest of EVS's VolumeDetail, which the SDK's model declares:
+	// what ecsd's volumes are (no snapshot, replication, migration or
+	// encryption; the EVS service; the default enterprise project).
+	SnapshotID          string         `json:"snapshot_id"`
+	Description         string         `json:"description"`
+	ImageMetadata       map[string]any `json:"volume_image_metadata"`
+	ReplicationStatus   string         `json:"replication_status"`
+	ReplicationExtended string         `json:"os-volume-replication:extended_status"`
+	MigrationStatus     string         `json:"os-vol-mig-status-attr:migstat"`
+	MigrationNameID     string         `json:"os-vol-mig-status-attr:name_id"`
+	UserID              string         `json:"user_id"`
+	ServiceType         string         `json:"service_type"`
+	Encrypted           bool           `json:"encrypted"`
+	EnterpriseProjectID string         `json:"enterprise_project_id"`
 }
 
 const evsTime = "2006-01-02T15:04:05.000000"
@@ -193,7 +207,11 @@ func toWireVolume(v *ecs.Volume) wireVolume {
 	w := wireVolume{ID: v.ID, Links: []wireEVSLink{}, Name: v.Name, Status: v.Status, Attachments: []wireEVSAttachment{},
 		AvailabilityZone: volumeAZ, Host: v.Host, TenantID: v.ProjectID, VolumeType: v.VolumeType, Size: v.SizeGB,
 		Bootable: strconv.FormatBool(v.ImageID != ""), Shareable: "false", CreatedAt: fmtTime(v.Created, evsTime),
-		UpdatedAt: fmtTime(v.Created, evsTime), Metadata: map[string]any{}, Tags: map[string]string{}}
+		UpdatedAt: fmtTime(v.Created, evsTime), Metadata: map[string]any{}, Tags: map[string]string{},
+		ImageMetadata: map[string]any{}, ReplicationStatus: "disabled", ServiceType: "EVS", EnterpriseProjectID: "0"}
+	if v.ImageID != "" {
+		w.ImageMetadata["image_id"] = v.ImageID
+	}
 	if v.ServerID != "" {
 		w.Attachments = append(w.Attachments, wireEVSAttachment{ServerID: v.ServerID, AttachmentID: v.ID, HostName: v.Host,
 			VolumeID: v.ID, Device: v.Device, ID: v.ID, AttachedAt: fmtTime(v.Created, evsTime)})

@@ -6,7 +6,9 @@ package sdk
 // disk is detached refusing a reinstall with Ecs.0105.
 
 import (
+	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -247,7 +249,7 @@ func TestListVolumesFilters(t *testing.T) {
 	ec := tn.evsClient(t)
 	srv := tn.newServer(t, serverSpec{})
 	sys := systemVolume(t, tn.show(t, srv))
-	a, b, c := tn.newVolume(t, ec, "fa", 30), tn.newVolume(t, ec, "fb", 10), tn.newVolume(t, ec, "fc", 20)
+	a, b, c := tn.newVolume(t, ec, "fa", 30), tn.newVolume(t, ec, "fb", 5), tn.newVolume(t, ec, "fc", 20)
 	list := func(r evsmodel.ListVolumesRequest) (int32, []string) {
 		t.Helper()
 		resp, err := ec.ListVolumes(&r)
@@ -302,5 +304,36 @@ func TestListVolumesFilters(t *testing.T) {
 	} {
 		_, err := ec.ListVolumes(&bad)
 		wantErr(t, err, 400, "Ecs.0005")
+	}
+}
+
+// TestVolumeDetailFields: ShowVolume's JSON carries every field the EVS
+// SDK's VolumeDetail declares without omitempty, typed as it declares
+// them (a missing one reads as a silent zero in a client).
+func TestVolumeDetailFields(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	srv := tn.newServer(t, serverSpec{})
+	sys := systemVolume(t, tn.show(t, srv))
+	r := tn.raw(t, rawReq{method: "GET", path: "/v2/{project_id}/cloudvolumes/" + sys})
+	var body struct {
+		Volume map[string]any `json:"volume"`
+	}
+	if r.status != 200 || json.Unmarshal(r.body, &body) != nil {
+		t.Fatalf("show volume: %d %s", r.status, r.body)
+	}
+	typ := reflect.TypeOf(evsmodel.VolumeDetail{})
+	for i := range typ.NumField() {
+		tag := typ.Field(i).Tag.Get("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if opts == "omitempty" || name == "-" {
+			continue
+		}
+		if _, ok := body.Volume[name]; !ok {
+			t.Errorf("volume has no %q (VolumeDetail.%s)", name, typ.Field(i).Name)
+		}
+	}
+	if md, _ := body.Volume["volume_image_metadata"].(map[string]any); md["image_id"] != tn.show(t, srv).Image.Id {
+		t.Errorf("system disk volume_image_metadata = %v, want its image_id", body.Volume["volume_image_metadata"])
 	}
 }
