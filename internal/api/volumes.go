@@ -419,8 +419,30 @@ type attachVolumeBody struct {
 	VolumeAttachment *struct {
 		VolumeID *string `json:"volumeId"`
 		Device   *string `json:"device"`
+		// Dedicated-storage and SCSI attach fields: refused unless absent
+		// or empty ("false" for hw:passthrough), never dropped.
+		VolumeType  json.RawMessage `json:"volume_type"`
+		Count       json.RawMessage `json:"count"`
+		Passthrough json.RawMessage `json:"hw:passthrough"`
 	} `json:"volumeAttachment"`
 	DryRun *bool `json:"dry_run"`
+}
+
+// unsupported refuses, by name, the documented attach fields ecsd does not
+// implement: a dedicated storage's volume_type and count, and SCSI
+// passthrough (ecsd attaches virtio disks).
+func (b *attachVolumeBody) unsupported() error {
+	a := b.VolumeAttachment
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"volume_type", a.VolumeType}, {"count", a.Count}, {"hw:passthrough", a.Passthrough}} {
+		if !unsetJSON(f.raw, `"false"`) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volumeAttachment.%s is not supported: ecsd attaches "+
+				"EVS volumes as virtio disks, without dedicated storage or SCSI passthrough.", f.name)
+		}
+	}
+	return nil
 }
 
 func (h *Handler) attachVolume(w http.ResponseWriter, req *request) error {
@@ -436,6 +458,9 @@ func (h *Handler) attachVolume(w http.ResponseWriter, req *request) error {
 	}
 	if b.DryRun != nil && *b.DryRun {
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: dry_run is not supported by this API.")
+	}
+	if err := b.unsupported(); err != nil {
+		return err
 	}
 	device := ""
 	if b.VolumeAttachment.Device != nil {
