@@ -30,6 +30,10 @@ func decode(body []byte, v any) error {
 		if errors.As(err, &te) && te.Field != "" {
 			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s has the wrong type.", safeField(te.Field))
 		}
+		if errors.As(err, &te) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: the request body must be a JSON object (it is a JSON %s).",
+				safeField(te.Value))
+		}
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: the request body is not valid JSON.")
 	}
 	if _, err := dec.Token(); err != io.EOF {
