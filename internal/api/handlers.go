@@ -223,6 +223,9 @@ func (h *Handler) showJob(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
+	if e, ok := cloud.EVSJobOf(&j); ok {
+		return writeJSON(w, http.StatusOK, toWireEVSJob(&j, e))
+	}
 	return writeJSON(w, http.StatusOK, toWireJob(&j))
 }
 

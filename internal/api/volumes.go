@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -626,4 +628,58 @@ func derefInt(p *int) int {
 		return 0
 	}
 	return *p
+}
+
+// EVS jobs (createVolume, deleteVolume) on the wire: EVS's ShowJob shape,
+// entities.volume_id (with the name, size and type of a create) for one
+// volume, entities.sub_jobs (one per volume, each with its volume_id) for
+// a batch create.
+
+type wireEVSEntities struct {
+	VolumeID   string `json:"volume_id,omitempty"`
+	VolumeType string `json:"volume_type,omitempty"`
+	Size       int    `json:"size,omitempty"`
+	Name       string `json:"name,omitempty"`
+}
+
+type wireEVSSubJob struct {
+	wireJobHead
+	Entities wireEVSEntities `json:"entities"`
+}
+
+type wireEVSJob struct {
+	wireJobHead
+	Entities struct {
+		wireEVSEntities
+		SubJobs []wireEVSSubJob `json:"sub_jobs,omitempty"`
+	} `json:"entities"`
+}
+
+func toWireEVSJob(j *ecs.Job, e cloud.EVSJob) wireEVSJob {
+	w := wireEVSJob{wireJobHead: jobHead(j)}
+	entities := func(i int) wireEVSEntities {
+		en := wireEVSEntities{VolumeID: e.VolumeIDs[i], VolumeType: e.VolumeType, Size: e.SizeGB}
+		if i < len(e.Names) {
+			en.Name = e.Names[i]
+		}
+		return en
+	}
+	if len(e.VolumeIDs) == 1 {
+		w.Entities.wireEVSEntities = entities(0)
+		return w
+	}
+	w.Entities.wireEVSEntities = wireEVSEntities{VolumeType: e.VolumeType, Size: e.SizeGB}
+	for i, id := range e.VolumeIDs {
+		sub := wireEVSSubJob{wireJobHead: jobHead(j), Entities: entities(i)}
+		sub.JobID = evsSubJobID(j.ID, id)
+		w.Entities.SubJobs = append(w.Entities.SubJobs, sub)
+	}
+	return w
+}
+
+// evsSubJobID is the stable id of a batch create's sub-job for one volume
+// (the sub-jobs are not stored: the create is finished when it answers).
+func evsSubJobID(jobID, volumeID string) string {
+	sum := sha256.Sum256([]byte(jobID + "/" + volumeID))
+	return hex.EncodeToString(sum[:16])
 }

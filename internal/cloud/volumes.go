@@ -99,20 +99,26 @@ func (s *Service) CreateVolumes(ctx context.Context, c Caller, in VolumeInput) (
 	jobID := newJobID()
 	now := time.Now().UTC()
 	ids := newUUIDs(in.Count)
+	names := make([]string, len(ids))
 	err := s.store.Write(ctx, func(tx store.Tx) error {
 		for i, id := range ids {
 			name := in.Name
 			if in.Count > 1 && name != "" {
 				name = fmt.Sprintf("%s-%04d", name, i+1)
 			}
+			names[i] = name
 			v := ecs.Volume{ID: id, ProjectID: c.ProjectID, Name: name, SizeGB: in.SizeGB, VolumeType: in.VolumeType,
 				Status: ecs.VolumeAvailable, Created: now}
 			if err := tx.VolumeUpsert(ctx, &v); err != nil {
 				return err
 			}
 		}
+		params, err := json.Marshal(evsJobParams{VolumeIDs: ids, Names: names, SizeGB: in.SizeGB, VolumeType: in.VolumeType})
+		if err != nil {
+			return err
+		}
 		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobCreateVolume, Status: ecs.JobSuccess,
-			Created: now, Begin: now, End: now})
+			Created: now, Begin: now, End: now, Params: params})
 	})
 	if err != nil {
 		return "", nil, submitError(err)
@@ -180,6 +186,7 @@ func (s *Service) DeleteVolume(ctx context.Context, c Caller, id string) (string
 		job := ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobDeleteVolume, Created: now}
 		if v.Host == "" {
 			job.Status, job.Begin, job.End = ecs.JobSuccess, now, now
+			job.Params, _ = json.Marshal(volumeParams{VolumeID: v.ID})
 			if err := tx.VolumeDelete(ctx, v.ID); err != nil {
 				return err
 			}
@@ -695,4 +702,44 @@ func (s *Service) createDataDisks(ctx context.Context, jr *jobRun, step int, ids
 		}
 		return nil
 	})
+}
+
+// evsJobParams is the record a createVolume job keeps of what it made
+// (the job is finished when it is inserted), for ShowJob.
+type evsJobParams struct {
+	VolumeIDs  []string `json:"volume_ids"`
+	Names      []string `json:"names"` // each volume's name, "" for none
+	SizeGB     int      `json:"size_gb"`
+	VolumeType string   `json:"volume_type"`
+}
+
+// EVSJob is what ShowJob shows of an EVS job (createVolume, deleteVolume)
+// in its entities, as EVS does: the volumes it made or deletes, and for a
+// create their name, size and type. (EVS clients, Terraform's among them,
+// read entities.volume_id of a create's job.)
+type EVSJob struct {
+	VolumeIDs  []string
+	Names      []string // of a create, one per volume ("" for none)
+	SizeGB     int
+	VolumeType string
+}
+
+// EVSJobOf returns the EVS entities of job j; ok is false for a job that is
+// no EVS job or that recorded none.
+func EVSJobOf(j *ecs.Job) (e EVSJob, ok bool) {
+	switch j.Type {
+	case ecs.JobCreateVolume:
+		var p evsJobParams
+		if json.Unmarshal(j.Params, &p) != nil || len(p.VolumeIDs) == 0 || len(p.Names) != len(p.VolumeIDs) {
+			return e, false
+		}
+		return EVSJob{VolumeIDs: p.VolumeIDs, Names: p.Names, SizeGB: p.SizeGB, VolumeType: p.VolumeType}, true
+	case ecs.JobDeleteVolume:
+		var p volumeParams
+		if json.Unmarshal(j.Params, &p) != nil || p.VolumeID == "" {
+			return e, false
+		}
+		return EVSJob{VolumeIDs: []string{p.VolumeID}}, true
+	}
+	return e, false
 }

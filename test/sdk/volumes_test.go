@@ -337,3 +337,56 @@ func TestVolumeDetailFields(t *testing.T) {
 		t.Errorf("system disk volume_image_metadata = %v, want its image_id", body.Volume["volume_image_metadata"])
 	}
 }
+
+// TestEVSJobEntities: EVS's ShowJob of a create shows the volume it made
+// in entities.volume_id (Terraform's EVS volume reads it there), of a
+// batch create one sub-job per volume, and of a delete the volume.
+func TestEVSJobEntities(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	ec := tn.evsClient(t)
+	show := func(id string) *evsmodel.ShowJobResponse {
+		t.Helper()
+		j, err := ec.ShowJob(&evsmodel.ShowJobRequest{JobId: id})
+		if err != nil {
+			t.Fatalf("EVS ShowJob %s: %v", id, err)
+		}
+		if j.Status == nil || j.Status.Value() != "SUCCESS" || j.Entities == nil {
+			t.Fatalf("EVS ShowJob %s = %+v, want SUCCESS with entities", id, j)
+		}
+		return j
+	}
+	create := func(count int32) *evsmodel.CreateVolumeResponse {
+		t.Helper()
+		resp, err := ec.CreateVolume(&evsmodel.CreateVolumeRequest{Body: &evsmodel.CreateVolumeRequestBody{
+			Volume: &evsmodel.CreateVolumeOption{Name: ptr("job"), Size: 10, AvailabilityZone: "az1", Count: ptr(count),
+				VolumeType: evsmodel.GetCreateVolumeOptionVolumeTypeEnum().SSD}}})
+		if err != nil {
+			t.Fatalf("CreateVolume: %v", err)
+		}
+		return resp
+	}
+	one := create(1)
+	vid := (*one.VolumeIds)[0]
+	e := show(*one.JobId).Entities
+	if str(e.VolumeId) != vid || str(e.Name) != "job" || e.Size == nil || *e.Size != 10 || str(e.VolumeType) != "SSD" {
+		t.Errorf("create job entities %+v, want volume_id %s, name job, size 10, type SSD", e, vid)
+	}
+	two := create(2)
+	e = show(*two.JobId).Entities
+	if e.SubJobs == nil || len(*e.SubJobs) != 2 {
+		t.Fatalf("batch create job entities %+v, want 2 sub_jobs", e)
+	}
+	for i, sj := range *e.SubJobs {
+		if sj.Entities == nil || str(sj.Entities.VolumeId) != (*two.VolumeIds)[i] || sj.JobId == "" || sj.JobId == *two.JobId {
+			t.Errorf("sub_jobs[%d] = %+v, want volume_id %s and an id of its own", i, sj, (*two.VolumeIds)[i])
+		}
+	}
+	del, err := ec.DeleteVolume(&evsmodel.DeleteVolumeRequest{VolumeId: vid})
+	if err != nil {
+		t.Fatalf("DeleteVolume: %v", err)
+	}
+	if e := show(*del.JobId).Entities; str(e.VolumeId) != vid {
+		t.Errorf("delete job entities %+v, want volume_id %s", e, vid)
+	}
+}
