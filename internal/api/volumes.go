@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -78,6 +79,32 @@ func unsetJSON(raw json.RawMessage, also ...string) bool {
 	return slices.Contains(also, s)
 }
 
+// volumeMetadataDefaults are the EVS create metadata keys ecsd honours
+// with the one value that says what its volumes are: not SCSI, not
+// encrypted.
+var volumeMetadataDefaults = map[string]string{"hw:passthrough": "false", "__system__encrypted": "0"}
+
+// checkVolumeMetadata refuses EVS create metadata other than the defaults
+// ecsd's volumes have, naming the key.
+func checkVolumeMetadata(raw json.RawMessage) error {
+	if unsetJSON(raw) {
+		return nil
+	}
+	var md map[string]string
+	if err := json.Unmarshal(raw, &md); err != nil {
+		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volume.metadata must be an object of strings.")
+	}
+	keys := slices.Sorted(maps.Keys(md))
+	for _, k := range keys {
+		if want, ok := volumeMetadataDefaults[k]; !ok || md[k] != want {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: volume.metadata %q=%q is not supported: ecsd's volumes are "+
+				"virtio (hw:passthrough \"false\") and not encrypted (__system__encrypted \"0\"); leave it out.",
+				safeField(k), safeField(md[k]))
+		}
+	}
+	return nil
+}
+
 // unsupported refuses, by name, a documented EVS create field
 // that ecsd does not implement and that the request sets.
 func (b *createVolumeBody) unsupported() error {
@@ -91,7 +118,6 @@ func (b *createVolumeBody) unsupported() error {
 		{"volume.backup_id", v.BackupID, nil},
 		{"volume.snapshot_id", v.SnapshotID, nil},
 		{"volume.imageRef", v.ImageRef, nil},
-		{"volume.metadata", v.Metadata, nil},
 		{"volume.multiattach", v.Multiattach, nil},
 		{"volume.tags", v.Tags, nil},
 		{"volume.iops", v.IOPS, nil},
@@ -99,6 +125,9 @@ func (b *createVolumeBody) unsupported() error {
 		{"volume.enterprise_project_id", v.EnterpriseProjectID, []string{`"0"`}},
 		{"server_id", b.ServerID, nil},
 		{"OS-SCH-HNT:scheduler_hints", b.SchedulerHints, nil},
+	}
+	if err := checkVolumeMetadata(v.Metadata); err != nil {
+		return err
 	}
 	for _, f := range fields {
 		if !unsetJSON(f.raw, f.also...) {
@@ -223,10 +252,9 @@ func toWireVolume(v *ecs.Volume) wireVolume {
 
 // volumeListParams are the EVS ListVolumes query parameters ecsd honours;
 // the other documented ones (metadata, not_metadata, service_type,
-// volume_type_id, dedicated storage, enterprise_project_id) are refused by
-// name.
+// volume_type_id, dedicated storage) are refused by name.
 var volumeListParams = []string{"limit", "offset", "marker", "name", "status", "availability_zone", "multiattach", "id",
-	"ids", "server_id", "sort_key", "sort_dir"}
+	"ids", "server_id", "sort_key", "sort_dir", "enterprise_project_id"}
 
 // volumeStatuses are the statuses a volume shows.
 var volumeStatuses = []string{ecs.VolumeAvailable, ecs.VolumeInUse, ecs.VolumeAttaching, ecs.VolumeDetaching,
@@ -239,9 +267,12 @@ type volumeFilter struct {
 	name, status, serverID string
 	az                     string
 	multiattach            *bool
-	ids                    []string // nil: any
-	sortKey                string
-	desc                   bool
+	// noEnterpriseProject: an enterprise project other than 0 was asked
+	// for: no volume matches.
+	noEnterpriseProject bool
+	ids                 []string // nil: any
+	sortKey             string
+	desc                bool
 }
 
 func parseVolumeFilter(q url.Values) (volumeFilter, error) {
@@ -260,6 +291,11 @@ func parseVolumeFilter(q url.Values) (volumeFilter, error) {
 		return f, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: give offset or marker, not both.")
 	}
 	f.marker, f.name, f.serverID, f.az = q.Get("marker"), q.Get("name"), q.Get("server_id"), q.Get("availability_zone")
+	// One enterprise project, 0, as for servers: 0 and all_granted_eps
+	// match every volume, another one none.
+	if ep := q.Get("enterprise_project_id"); ep != "" && ep != "0" && ep != "all_granted_eps" {
+		f.noEnterpriseProject = true
+	}
 	if f.status = q.Get("status"); f.status != "" && !slices.Contains(volumeStatuses, f.status) {
 		return f, ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: status must be one of %s.", strings.Join(volumeStatuses, ", "))
 	}
@@ -318,6 +354,7 @@ func (f *volumeFilter) match(v *ecs.Volume) bool {
 		f.serverID != "" && v.ServerID != f.serverID,
 		f.az != "" && f.az != volumeAZ,
 		f.multiattach != nil && *f.multiattach,
+		f.noEnterpriseProject,
 		f.ids != nil && !slices.Contains(f.ids, v.ID):
 		return false
 	}

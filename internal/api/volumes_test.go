@@ -38,7 +38,12 @@ func TestVolumeBodies(t *testing.T) {
 		{"create server_id", "POST", v2 + "/cloudvolumes", `{"volume":{"size":10},"server_id":"s"}`, 400, "Ecs.0005"},
 		{"create prePaid", "POST", v2 + "/cloudvolumes", `{"volume":{"size":10},"bssParam":{"chargingMode":"prePaid"}}`, 400, "Ecs.0005"},
 		{"create defaults spelled out", "POST", v2 + "/cloudvolumes",
-			`{"volume":{"size":10,"multiattach":false,"enterprise_project_id":"0","metadata":{}},"bssParam":{"chargingMode":"postPaid"}}`, 200, ""},
+			`{"volume":{"size":10,"multiattach":false,"enterprise_project_id":"0","metadata":{"hw:passthrough":"false","__system__encrypted":"0"}},` +
+				`"bssParam":{"chargingMode":"postPaid"}}`, 200, ""},
+		{"create SCSI", "POST", v2 + "/cloudvolumes", `{"volume":{"size":10,"metadata":{"hw:passthrough":"true"}}}`, 400, "Ecs.0005"},
+		{"create encrypted", "POST", v2 + "/cloudvolumes", `{"volume":{"size":10,"metadata":{"__system__encrypted":"1"}}}`, 400, "Ecs.0005"},
+		{"create metadata not strings", "POST", v2 + "/cloudvolumes", `{"volume":{"size":10,"metadata":{"a":1}}}`, 400, "Ecs.0005"},
+		{"list other enterprise project", "GET", v2 + "/cloudvolumes?enterprise_project_id=ep1", "", 200, ""},
 		{"show unknown", "GET", v2 + "/cloudvolumes/nope", "", 404, "Ecs.0103"},
 		{"show bad id", "GET", v2 + "/cloudvolumes/%2e%2e", "", 404, "Ecs.0103"},
 		{"delete unknown", "DELETE", v2 + "/cloudvolumes/nope", "", 404, "Ecs.0103"},

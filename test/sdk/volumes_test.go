@@ -298,6 +298,12 @@ func TestListVolumesFilters(t *testing.T) {
 	want("ids", n, ids, 2, b, a)
 	n, ids = list(evsmodel.ListVolumesRequest{AvailabilityZone: ptr("az9")})
 	want("availability_zone=az9", n, ids, 0)
+	r = bySize
+	r.EnterpriseProjectId = ptr("0")
+	n, ids = list(r)
+	want("enterprise_project_id=0", n, ids, 4, b, sys, c, a)
+	n, ids = list(evsmodel.ListVolumesRequest{EnterpriseProjectId: ptr("ep-other")})
+	want("enterprise_project_id=ep-other", n, ids, 0)
 	for _, bad := range []evsmodel.ListVolumesRequest{
 		{Limit: ptr(int32(0))}, {Status: ptr("lost")}, {SortKey: ptr("colour")}, {SortDir: ptr("up")},
 		{Marker: ptr("00000000-0000-0000-0000-000000000000")}, {ServiceType: ptr("EVS")},
