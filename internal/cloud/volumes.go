@@ -733,7 +733,7 @@ func EVSJobOf(j *ecs.Job) (e EVSJob, ok bool) {
 		if json.Unmarshal(j.Params, &p) != nil || len(p.VolumeIDs) == 0 || len(p.Names) != len(p.VolumeIDs) {
 			return e, false
 		}
-		return EVSJob{VolumeIDs: p.VolumeIDs, Names: p.Names, SizeGB: p.SizeGB, VolumeType: p.VolumeType}, true
+		return EVSJob(p), true
 	case ecs.JobDeleteVolume:
 		var p volumeParams
 		if json.Unmarshal(j.Params, &p) != nil || p.VolumeID == "" {
