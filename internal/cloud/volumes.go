@@ -531,39 +531,55 @@ func (s *Service) DetachVolume(ctx context.Context, c Caller, serverID, volumeID
 	return jobID, nil
 }
 
-// runDetach detaches the volume (and deletes it when asked).
+// detachDone is the detach checkpoint: the disk is off the server and
+// the volume available (a delete_flag=1 detach deletes it next).
+const detachDone = 1
+
+// runDetach detaches the volume (and deletes it when asked). The detach is
+// committed before the delete, so that a delete that fails leaves the
+// volume available (it is detached) rather than shown attached.
 func (s *Service) runDetach(ctx context.Context, r jobs.Run) error {
 	var p volumeParams
 	return s.runJob(ctx, r, &p, func(ctx context.Context, jr *jobRun) error {
 		id := jr.job.ServerID
-		err := s.diskCall(ctx, "Failed to detach the disk.", func(sctx context.Context) error {
-			var err error
-			if p.System {
-				err = s.drv.DetachDisk(sctx, id, p.VolumeID)
-			} else {
-				err = s.drv.DetachDataDisk(sctx, id, p.VolumeID)
-			}
-			if err == nil && p.Delete {
-				err = s.drv.DeleteDisk(sctx, p.VolumeID)
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
+		err := jr.step(ctx, detachDone, func(ctx context.Context) error {
+			return s.diskCall(ctx, "Failed to detach the disk.", func(sctx context.Context) error {
+				if p.System {
+					return s.drv.DetachDisk(sctx, id, p.VolumeID)
+				}
+				return s.drv.DetachDataDisk(sctx, id, p.VolumeID)
+			})
+		}, func(tx store.Tx, srv *ecs.Server) error {
 			if p.System && srv.SystemVolumeID == p.VolumeID {
 				srv.SystemVolumeID = ""
-			}
-			if p.Delete {
-				return tx.VolumeDelete(ctx, p.VolumeID)
 			}
 			return updateVolume(ctx, tx, p.VolumeID, false, func(v *ecs.Volume) {
 				v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
 			})
 		})
+		if err != nil {
+			return err
+		}
+		if p.Delete {
+			err := s.diskCall(ctx, "The disk was detached but could not be deleted: it is available; delete it with "+
+				"EVS DeleteVolume.", func(sctx context.Context) error {
+				return s.drv.DeleteDisk(sctx, p.VolumeID)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
+			if p.Delete {
+				return tx.VolumeDelete(ctx, p.VolumeID)
+			}
+			return nil
+		})
 	}, func(ctx context.Context, jr *jobRun, cause error) error {
 		return jr.fail(ctx, cause, func(tx store.Tx, srv *ecs.Server) error {
+			if jr.job.Step >= detachDone {
+				return nil // detached: the volume is available already
+			}
 			return updateVolume(ctx, tx, p.VolumeID, true, func(v *ecs.Volume) { v.Status = ecs.VolumeInUse })
 		})
 	})

@@ -396,3 +396,44 @@ func TestEVSJobEntities(t *testing.T) {
 		t.Errorf("delete job entities %+v, want volume_id %s", e, vid)
 	}
 }
+
+// TestDetachDeleteFailsAfterDetach: a detach with delete_flag=1 whose
+// delete fails (the simulator's first delete_disk fails) fails its job
+// saying the disk was detached, and leaves the volume available, off the
+// server's block devices, rather than shown attached; EVS then deletes it.
+func TestDetachDeleteFailsAfterDetach(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "--faults", "delete_disk=fail:1")
+	tn := d.main
+	ec := tn.evsClient(t)
+	srv := tn.newServer(t, serverSpec{})
+	vol := tn.newVolume(t, ec, "dd", 10)
+	tn.attach(t, srv, vol, "")
+	resp, err := tn.detach(srv, vol, true)
+	if err != nil {
+		t.Fatalf("DetachServerVolume: %v", err)
+	}
+	j := tn.waitJob(t, jobID(t, resp.JobId))
+	if jobStatus(j) != "FAIL" || !strings.Contains(str(j.FailReason), "detached but could not be deleted") {
+		t.Errorf("detach+delete job: %s %s %q, want FAIL saying the disk was detached", jobStatus(j), str(j.ErrorCode),
+			str(j.FailReason))
+	}
+	if v := tn.showVolume(t, ec, vol); v.Status != "available" || len(v.Attachments) != 0 {
+		t.Errorf("volume after the failed delete: %s attachments %+v, want available and detached", v.Status, v.Attachments)
+	}
+	bd, err := tn.ecs.ListServerBlockDevices(&model.ListServerBlockDevicesRequest{ServerId: srv})
+	if err != nil {
+		t.Fatalf("ListServerBlockDevices: %v", err)
+	}
+	for _, a := range *bd.VolumeAttachments {
+		if str(a.VolumeId) == vol {
+			t.Errorf("block_device still lists %s after it was detached", vol)
+		}
+	}
+	tn.wantActive(t, srv)
+	del, err := ec.DeleteVolume(&evsmodel.DeleteVolumeRequest{VolumeId: vol})
+	if err != nil {
+		t.Fatalf("DeleteVolume after the failed delete: %v", err)
+	}
+	tn.waitJobSuccess(t, jobID(t, del.JobId))
+}
