@@ -525,3 +525,16 @@ func TestHostStatus(t *testing.T) {
 	}
 	until("UP")
 }
+
+// TestBodyNotAnObject: a body that is valid JSON but no object (an array,
+// a string, a number) is refused as such, not as invalid JSON.
+func TestBodyNotAnObject(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for _, body := range []string{`[]`, `"lock"`, `42`, `true`} {
+		r := e.do(t, "POST", "/v2.1/"+e.cred.ProjectID+"/servers/s/action", body, true)
+		if r.status != 400 || r.code() != "Ecs.0005" || !strings.Contains(r.message(), "must be a JSON object") {
+			t.Errorf("body %s: %d %q %q, want 400 Ecs.0005 saying the body must be a JSON object", body, r.status, r.code(), r.message())
+		}
+	}
+}

@@ -31,6 +31,10 @@ func decode(body []byte, v any) error {
 		if errors.As(err, &te) && te.Field != "" {
 			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s has the wrong type.", safeField(te.Field))
 		}
+		if errors.As(err, &te) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: the request body must be a JSON object (it is a JSON %s).",
+				safeField(te.Value))
+		}
 		return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: the request body is not valid JSON.")
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -219,6 +223,9 @@ func (h *Handler) showJob(w http.ResponseWriter, req *request) error {
 	j, err := h.svc.GetJob(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
+	}
+	if e, ok := cloud.EVSJobOf(&j); ok {
+		return writeJSON(w, http.StatusOK, toWireEVSJob(&j, e))
 	}
 	return writeJSON(w, http.StatusOK, toWireJob(&j))
 }

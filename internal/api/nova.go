@@ -163,21 +163,34 @@ func (h *Handler) showInstanceAction(w http.ResponseWriter, req *request) error 
 const HeaderClientToken = "X-Client-Token"
 
 // clientToken returns the X-Client-Token of a create and the hash of the
-// request that a retry must match: its path and its body, compacted (a
-// retry may be re-serialised with other white space).
+// request that a retry must match: its path and its parameters. The body
+// is hashed in a canonical form (keys sorted, no white space, numbers as
+// written), so that a retry re-serialised with its keys in another order
+// or with other white space is the same request.
 func clientToken(req *request) (token, hash string) {
 	token = req.r.Header.Get(HeaderClientToken)
 	if token == "" {
 		return "", ""
 	}
-	var body bytes.Buffer
-	if err := json.Compact(&body, req.body); err != nil {
-		body.Reset()
-		body.Write(req.body)
-	}
 	sum := sha256.New()
 	sum.Write([]byte(req.r.URL.Path))
 	sum.Write([]byte{0})
-	sum.Write(body.Bytes())
+	sum.Write(canonicalJSON(req.body))
 	return token, hex.EncodeToString(sum.Sum(nil))
+}
+
+// canonicalJSON re-encodes one JSON value with its object keys sorted; a
+// body that is not JSON is returned as it is.
+func canonicalJSON(body []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	return out
 }

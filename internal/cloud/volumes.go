@@ -112,20 +112,26 @@ func (s *Service) CreateVolumes(ctx context.Context, c Caller, in VolumeInput) (
 	jobID := newJobID()
 	now := time.Now().UTC()
 	ids := newUUIDs(in.Count)
+	names := make([]string, len(ids))
 	err := s.store.Write(ctx, func(tx store.Tx) error {
 		for i, id := range ids {
 			name := in.Name
 			if in.Count > 1 && name != "" {
 				name = fmt.Sprintf("%s-%04d", name, i+1)
 			}
+			names[i] = name
 			v := ecs.Volume{ID: id, ProjectID: c.ProjectID, Name: name, SizeGB: in.SizeGB, VolumeType: in.VolumeType,
 				Status: ecs.VolumeAvailable, Created: now}
 			if err := tx.VolumeUpsert(ctx, &v); err != nil {
 				return err
 			}
 		}
+		params, err := json.Marshal(evsJobParams{VolumeIDs: ids, Names: names, SizeGB: in.SizeGB, VolumeType: in.VolumeType})
+		if err != nil {
+			return err
+		}
 		return tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobCreateVolume, Status: ecs.JobSuccess,
-			Created: now, Begin: now, End: now})
+			Created: now, Begin: now, End: now, Params: params})
 	})
 	if err != nil {
 		return "", nil, submitError(err)
@@ -193,6 +199,7 @@ func (s *Service) DeleteVolume(ctx context.Context, c Caller, id string) (string
 		job := ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobDeleteVolume, Created: now}
 		if v.Host == "" {
 			job.Status, job.Begin, job.End = ecs.JobSuccess, now, now
+			job.Params, _ = json.Marshal(volumeParams{VolumeID: v.ID})
 			if err := tx.VolumeDelete(ctx, v.ID); err != nil {
 				return err
 			}
@@ -537,39 +544,55 @@ func (s *Service) DetachVolume(ctx context.Context, c Caller, serverID, volumeID
 	return jobID, nil
 }
 
-// runDetach detaches the volume (and deletes it when asked).
+// detachDone is the detach checkpoint: the disk is off the server and
+// the volume available (a delete_flag=1 detach deletes it next).
+const detachDone = 1
+
+// runDetach detaches the volume (and deletes it when asked). The detach is
+// committed before the delete, so that a delete that fails leaves the
+// volume available (it is detached) rather than shown attached.
 func (s *Service) runDetach(ctx context.Context, r jobs.Run) error {
 	var p volumeParams
 	return s.runJob(ctx, r, &p, func(ctx context.Context, jr *jobRun) error {
 		id := jr.job.ServerID
-		err := s.diskCall(ctx, "Failed to detach the disk.", func(sctx context.Context) error {
-			var err error
-			if p.System {
-				err = s.drv.DetachDisk(sctx, id, p.VolumeID)
-			} else {
-				err = s.drv.DetachDataDisk(sctx, id, p.VolumeID)
-			}
-			if err == nil && p.Delete {
-				err = s.drv.DeleteDisk(sctx, p.VolumeID)
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
+		err := jr.step(ctx, detachDone, func(ctx context.Context) error {
+			return s.diskCall(ctx, "Failed to detach the disk.", func(sctx context.Context) error {
+				if p.System {
+					return s.drv.DetachDisk(sctx, id, p.VolumeID)
+				}
+				return s.drv.DetachDataDisk(sctx, id, p.VolumeID)
+			})
+		}, func(tx store.Tx, srv *ecs.Server) error {
 			if p.System && srv.SystemVolumeID == p.VolumeID {
 				srv.SystemVolumeID = ""
-			}
-			if p.Delete {
-				return tx.VolumeDelete(ctx, p.VolumeID)
 			}
 			return updateVolume(ctx, tx, p.VolumeID, false, func(v *ecs.Volume) {
 				v.Status, v.ServerID, v.Device = ecs.VolumeAvailable, "", ""
 			})
 		})
+		if err != nil {
+			return err
+		}
+		if p.Delete {
+			err := s.diskCall(ctx, "The disk was detached but could not be deleted: it is available; delete it with "+
+				"EVS DeleteVolume.", func(sctx context.Context) error {
+				return s.drv.DeleteDisk(sctx, p.VolumeID)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return jr.finish(ctx, func(tx store.Tx, srv *ecs.Server) error {
+			if p.Delete {
+				return tx.VolumeDelete(ctx, p.VolumeID)
+			}
+			return nil
+		})
 	}, func(ctx context.Context, jr *jobRun, cause error) error {
 		return jr.fail(ctx, cause, func(tx store.Tx, srv *ecs.Server) error {
+			if jr.job.Step >= detachDone {
+				return nil // detached: the volume is available already
+			}
 			return updateVolume(ctx, tx, p.VolumeID, true, func(v *ecs.Volume) { v.Status = ecs.VolumeInUse })
 		})
 	})
@@ -708,4 +731,44 @@ func (s *Service) createDataDisks(ctx context.Context, jr *jobRun, step int, ids
 		}
 		return nil
 	})
+}
+
+// evsJobParams is the record a createVolume job keeps of what it made
+// (the job is finished when it is inserted), for ShowJob.
+type evsJobParams struct {
+	VolumeIDs  []string `json:"volume_ids"`
+	Names      []string `json:"names"` // each volume's name, "" for none
+	SizeGB     int      `json:"size_gb"`
+	VolumeType string   `json:"volume_type"`
+}
+
+// EVSJob is what ShowJob shows of an EVS job (createVolume, deleteVolume)
+// in its entities, as EVS does: the volumes it made or deletes, and for a
+// create their name, size and type. (EVS clients, Terraform's among them,
+// read entities.volume_id of a create's job.)
+type EVSJob struct {
+	VolumeIDs  []string
+	Names      []string // of a create, one per volume ("" for none)
+	SizeGB     int
+	VolumeType string
+}
+
+// EVSJobOf returns the EVS entities of job j; ok is false for a job that is
+// no EVS job or that recorded none.
+func EVSJobOf(j *ecs.Job) (e EVSJob, ok bool) {
+	switch j.Type {
+	case ecs.JobCreateVolume:
+		var p evsJobParams
+		if json.Unmarshal(j.Params, &p) != nil || len(p.VolumeIDs) == 0 || len(p.Names) != len(p.VolumeIDs) {
+			return e, false
+		}
+		return EVSJob(p), true
+	case ecs.JobDeleteVolume:
+		var p volumeParams
+		if json.Unmarshal(j.Params, &p) != nil || p.VolumeID == "" {
+			return e, false
+		}
+		return EVSJob{VolumeIDs: []string{p.VolumeID}}, true
+	}
+	return e, false
 }

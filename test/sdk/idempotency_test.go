@@ -9,7 +9,9 @@ package sdk
 import (
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -170,4 +172,34 @@ func TestCreateClientToken(t *testing.T) {
 			t.Fatalf("%d servers named %s after 50 concurrent duplicates, want 1", got, spec.name)
 		}
 	})
+}
+
+// TestClientTokenSameParametersOtherOrder: a retry that carries the same
+// parameters re-serialised (keys in another order, other white space, as
+// a client that builds its body from a map does) is the same request: it
+// gets the first request's job and servers, not Ecs.0122; a changed value
+// still is Ecs.0122.
+func TestClientTokenSameParametersOtherOrder(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	name := uniq("tko")
+	first := `{"server":{"name":"` + name + `","imageRef":"` + imgDebian + `","flavorRef":"` + flavorSmall +
+		`","vpcid":"vpc-1","nics":[{"subnet_id":"subnet-1"}],"root_volume":{"volumetype":"SSD","size":10}}}`
+	again := "{ \"server\": {\"root_volume\": {\"size\": 10, \"volumetype\": \"SSD\"}, \"nics\": [{\"subnet_id\": \"subnet-1\"}],\n" +
+		"  \"vpcid\": \"vpc-1\", \"flavorRef\": \"" + flavorSmall + "\", \"imageRef\": \"" + imgDebian + "\", \"name\": \"" + name + "\"}}"
+	other := strings.Replace(again, `"size": 10`, `"size": 11`, 1)
+	tok := newClientToken()
+	send := func(body string) rawResp {
+		return tn.raw(t, rawReq{method: "POST", path: "/v1/{project_id}/cloudservers", body: []byte(body),
+			after: func(r *http.Request) { r.Header.Set("X-Client-Token", tok) }})
+	}
+	r1, r2 := send(first), send(again)
+	if r1.status != 200 || r2.status != 200 || string(r1.body) != string(r2.body) {
+		t.Fatalf("same parameters in another order: %d %s then %d %s; want the same 200 answer", r1.status, r1.body,
+			r2.status, r2.body)
+	}
+	wantRawErr(t, send(other), 400, "Ecs.0122")
+	if n := tn.serversNamed(t, name); n != 1 {
+		t.Errorf("%d servers named %s, want 1", n, name)
+	}
 }

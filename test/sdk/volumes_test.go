@@ -6,7 +6,9 @@ package sdk
 // disk is detached refusing a reinstall with Ecs.0105.
 
 import (
+	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,4 +236,204 @@ func TestCreateWithDataVolumes(t *testing.T) {
 	if s := tn.show(t, id); s.Status != "ACTIVE" {
 		t.Errorf("server is %s, want ACTIVE", s.Status)
 	}
+}
+
+// TestListVolumesFilters: EVS ListVolumes as the SDK sends it honours
+// limit, offset, marker, name, status, server_id, id/ids, availability_zone
+// and the sort, with count the number of matches; a bad value is 400
+// Ecs.0005 and an undocumented parameter is refused by name.
+func TestListVolumesFilters(t *testing.T) {
+	t.Parallel()
+	d := sharedDaemon(t)
+	tn := d.newTenant(t)
+	ec := tn.evsClient(t)
+	srv := tn.newServer(t, serverSpec{})
+	sys := systemVolume(t, tn.show(t, srv))
+	a, b, c := tn.newVolume(t, ec, "fa", 30), tn.newVolume(t, ec, "fb", 5), tn.newVolume(t, ec, "fc", 20)
+	list := func(r evsmodel.ListVolumesRequest) (int32, []string) {
+		t.Helper()
+		resp, err := ec.ListVolumes(&r)
+		if err != nil {
+			t.Fatalf("ListVolumes %+v: %v", r, err)
+		}
+		var ids []string
+		for _, v := range *resp.Volumes {
+			ids = append(ids, v.Id)
+		}
+		return *resp.Count, ids
+	}
+	want := func(what string, gotCount int32, got []string, count int32, ids ...string) {
+		t.Helper()
+		if gotCount != count || !slices.Equal(got, ids) {
+			t.Errorf("%s: count %d ids %v, want count %d ids %v", what, gotCount, got, count, ids)
+		}
+	}
+	bySize := evsmodel.ListVolumesRequest{SortKey: ptr("size"), SortDir: ptr("asc")}
+	n, ids := list(bySize)
+	want("sort_key=size asc", n, ids, 4, b, sys, c, a)
+	r := bySize
+	r.Limit = ptr(int32(2))
+	n, ids = list(r)
+	want("limit=2", n, ids, 4, b, sys)
+	r.Marker = ptr(sys)
+	n, ids = list(r)
+	want("marker after the first page", n, ids, 4, c, a)
+	r = bySize
+	r.Offset, r.Limit = ptr(int32(3)), ptr(int32(2))
+	n, ids = list(r)
+	want("offset=3", n, ids, 4, a)
+	n, ids = list(evsmodel.ListVolumesRequest{Name: ptr("fb")})
+	want("name=fb", n, ids, 1, b)
+	r = bySize
+	r.Status = ptr("available")
+	n, ids = list(r)
+	want("status=available", n, ids, 3, b, c, a)
+	n, ids = list(evsmodel.ListVolumesRequest{ServerId: ptr(srv)})
+	want("server_id", n, ids, 1, sys)
+	n, ids = list(evsmodel.ListVolumesRequest{Id: ptr(c)})
+	want("id", n, ids, 1, c)
+	r = bySize
+	r.Ids = ptr("['" + a + "','" + b + "']")
+	n, ids = list(r)
+	want("ids", n, ids, 2, b, a)
+	n, ids = list(evsmodel.ListVolumesRequest{AvailabilityZone: ptr("az9")})
+	want("availability_zone=az9", n, ids, 0)
+	r = bySize
+	r.EnterpriseProjectId = ptr("0")
+	n, ids = list(r)
+	want("enterprise_project_id=0", n, ids, 4, b, sys, c, a)
+	n, ids = list(evsmodel.ListVolumesRequest{EnterpriseProjectId: ptr("ep-other")})
+	want("enterprise_project_id=ep-other", n, ids, 0)
+	for _, bad := range []evsmodel.ListVolumesRequest{
+		{Limit: ptr(int32(0))}, {Status: ptr("lost")}, {SortKey: ptr("colour")}, {SortDir: ptr("up")},
+		{Marker: ptr("00000000-0000-0000-0000-000000000000")}, {ServiceType: ptr("EVS")},
+	} {
+		_, err := ec.ListVolumes(&bad)
+		wantErr(t, err, 400, "Ecs.0005")
+	}
+}
+
+// TestVolumeDetailFields: ShowVolume's JSON carries every field the EVS
+// SDK's VolumeDetail declares without omitempty, typed as it declares
+// them (a missing one reads as a silent zero in a client).
+func TestVolumeDetailFields(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	srv := tn.newServer(t, serverSpec{})
+	sys := systemVolume(t, tn.show(t, srv))
+	r := tn.raw(t, rawReq{method: "GET", path: "/v2/{project_id}/cloudvolumes/" + sys})
+	var body struct {
+		Volume map[string]any `json:"volume"`
+	}
+	if r.status != 200 || json.Unmarshal(r.body, &body) != nil {
+		t.Fatalf("show volume: %d %s", r.status, r.body)
+	}
+	typ := reflect.TypeOf(evsmodel.VolumeDetail{})
+	for i := range typ.NumField() {
+		tag := typ.Field(i).Tag.Get("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if opts == "omitempty" || name == "-" {
+			continue
+		}
+		if _, ok := body.Volume[name]; !ok {
+			t.Errorf("volume has no %q (VolumeDetail.%s)", name, typ.Field(i).Name)
+		}
+	}
+	if md, _ := body.Volume["volume_image_metadata"].(map[string]any); md["image_id"] != tn.show(t, srv).Image.Id {
+		t.Errorf("system disk volume_image_metadata = %v, want its image_id", body.Volume["volume_image_metadata"])
+	}
+}
+
+// TestEVSJobEntities: EVS's ShowJob of a create shows the volume it made
+// in entities.volume_id (Terraform's EVS volume reads it there), of a
+// batch create one sub-job per volume, and of a delete the volume.
+func TestEVSJobEntities(t *testing.T) {
+	t.Parallel()
+	tn := sharedDaemon(t).main
+	ec := tn.evsClient(t)
+	show := func(id string) *evsmodel.ShowJobResponse {
+		t.Helper()
+		j, err := ec.ShowJob(&evsmodel.ShowJobRequest{JobId: id})
+		if err != nil {
+			t.Fatalf("EVS ShowJob %s: %v", id, err)
+		}
+		if j.Status == nil || j.Status.Value() != "SUCCESS" || j.Entities == nil {
+			t.Fatalf("EVS ShowJob %s = %+v, want SUCCESS with entities", id, j)
+		}
+		return j
+	}
+	create := func(count int32) *evsmodel.CreateVolumeResponse {
+		t.Helper()
+		resp, err := ec.CreateVolume(&evsmodel.CreateVolumeRequest{Body: &evsmodel.CreateVolumeRequestBody{
+			Volume: &evsmodel.CreateVolumeOption{Name: ptr("job"), Size: 10, AvailabilityZone: "az1", Count: ptr(count),
+				VolumeType: evsmodel.GetCreateVolumeOptionVolumeTypeEnum().SSD}}})
+		if err != nil {
+			t.Fatalf("CreateVolume: %v", err)
+		}
+		return resp
+	}
+	one := create(1)
+	vid := (*one.VolumeIds)[0]
+	e := show(*one.JobId).Entities
+	if str(e.VolumeId) != vid || str(e.Name) != "job" || e.Size == nil || *e.Size != 10 || str(e.VolumeType) != "SSD" {
+		t.Errorf("create job entities %+v, want volume_id %s, name job, size 10, type SSD", e, vid)
+	}
+	two := create(2)
+	e = show(*two.JobId).Entities
+	if e.SubJobs == nil || len(*e.SubJobs) != 2 {
+		t.Fatalf("batch create job entities %+v, want 2 sub_jobs", e)
+	}
+	for i, sj := range *e.SubJobs {
+		if sj.Entities == nil || str(sj.Entities.VolumeId) != (*two.VolumeIds)[i] || sj.JobId == "" || sj.JobId == *two.JobId {
+			t.Errorf("sub_jobs[%d] = %+v, want volume_id %s and an id of its own", i, sj, (*two.VolumeIds)[i])
+		}
+	}
+	del, err := ec.DeleteVolume(&evsmodel.DeleteVolumeRequest{VolumeId: vid})
+	if err != nil {
+		t.Fatalf("DeleteVolume: %v", err)
+	}
+	if e := show(*del.JobId).Entities; str(e.VolumeId) != vid {
+		t.Errorf("delete job entities %+v, want volume_id %s", e, vid)
+	}
+}
+
+// TestDetachDeleteFailsAfterDetach: a detach with delete_flag=1 whose
+// delete fails (the simulator's first delete_disk fails) fails its job
+// saying the disk was detached, and leaves the volume available, off the
+// server's block devices, rather than shown attached; EVS then deletes it.
+func TestDetachDeleteFailsAfterDetach(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "--faults", "delete_disk=fail:1")
+	tn := d.main
+	ec := tn.evsClient(t)
+	srv := tn.newServer(t, serverSpec{})
+	vol := tn.newVolume(t, ec, "dd", 10)
+	tn.attach(t, srv, vol, "")
+	resp, err := tn.detach(srv, vol, true)
+	if err != nil {
+		t.Fatalf("DetachServerVolume: %v", err)
+	}
+	j := tn.waitJob(t, jobID(t, resp.JobId))
+	if jobStatus(j) != "FAIL" || !strings.Contains(str(j.FailReason), "detached but could not be deleted") {
+		t.Errorf("detach+delete job: %s %s %q, want FAIL saying the disk was detached", jobStatus(j), str(j.ErrorCode),
+			str(j.FailReason))
+	}
+	if v := tn.showVolume(t, ec, vol); v.Status != "available" || len(v.Attachments) != 0 {
+		t.Errorf("volume after the failed delete: %s attachments %+v, want available and detached", v.Status, v.Attachments)
+	}
+	bd, err := tn.ecs.ListServerBlockDevices(&model.ListServerBlockDevicesRequest{ServerId: srv})
+	if err != nil {
+		t.Fatalf("ListServerBlockDevices: %v", err)
+	}
+	for _, a := range *bd.VolumeAttachments {
+		if str(a.VolumeId) == vol {
+			t.Errorf("block_device still lists %s after it was detached", vol)
+		}
+	}
+	tn.wantActive(t, srv)
+	del, err := ec.DeleteVolume(&evsmodel.DeleteVolumeRequest{VolumeId: vol})
+	if err != nil {
+		t.Fatalf("DeleteVolume after the failed delete: %v", err)
+	}
+	tn.waitJobSuccess(t, jobID(t, del.JobId))
 }
