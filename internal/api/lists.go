@@ -289,6 +289,24 @@ var imageFilters = map[string]func(w *wireImage) string{
 	"architecture":     func(w *wireImage) string { return "x86" },
 }
 
+// imageFilterValues are the values the SDK's ListImages request model
+// enumerates for a filter: another value is refused by name rather than
+// answered with an empty list.
+var imageFilterValues = map[string][]string{
+	"__imagetype":      {"gold", "private", "shared", "market"},
+	"__isregistered":   {"true", "false"},
+	"__os_bit":         {"32", "64"},
+	"__os_type":        {"Linux", "Windows", "Other"},
+	"__platform":       {"Windows", "Ubuntu", "RedHat", "SUSE", "CentOS", "Debian", "OpenSUSE", "Oracle Linux", "Fedora", "Other", "CoreOS", "EulerOS", "Huawei Cloud EulerOS"},
+	"__support_kvm":    {"true", "false"},
+	"architecture":     {"x86", "arm"},
+	"disk_format":      {"vhd", "zvhd", "raw", "qcow2", "zvhd2"},
+	"protected":        {"true", "false"},
+	"status":           {"queued", "saving", "deleted", "killed", "active"},
+	"virtual_env_type": {"FusionCompute", "Ironic", "DataImage", "IsoImage"},
+	"visibility":       {"public", "private", "shared", "community"},
+}
+
 // imageRefused are ListImages' documented parameters ecsd does not
 // implement, each with why.
 var imageRefused = map[string]string{
@@ -336,6 +354,11 @@ func (h *Handler) listImages(w http.ResponseWriter, req *request) error {
 	}
 	if err := checkQuery(q, known...); err != nil {
 		return err
+	}
+	for k, vs := range q {
+		if allowed, ok := imageFilterValues[k]; ok && !slices.Contains(allowed, vs[0]) {
+			return ecs.Errorf(ecs.CodeInvalidParam, "Invalid parameter: %s must be one of %s.", k, strings.Join(allowed, ", "))
+		}
 	}
 	limit, err := queryInt(q.Get("limit"), "limit", 25, 1, 1000)
 	if err != nil {

@@ -299,7 +299,8 @@ func TestFlavorAndImageLists(t *testing.T) {
 			t.Errorf("images ?%s: %d %v %v; want %v", q, status, names, r.body, want)
 		}
 	}
-	for _, q := range []string{"min_disk=10", "__support_xen=true", "bogus=1", "sort_key=owner", "sort_dir=up", "marker=nope"} {
+	for _, q := range []string{"min_disk=10", "__support_xen=true", "bogus=1", "sort_key=owner", "sort_dir=up", "marker=nope",
+		"__imagetype=bogus", "visibility=everyone", "__platform=Plan9", "status=ACTIVE", "__os_bit=16", "protected=yes"} {
 		name, _, _ := strings.Cut(q, "=")
 		if name == "sort_dir" || name == "marker" || name == "sort_key" {
 			name = strings.SplitN(q, "=", 2)[0]
