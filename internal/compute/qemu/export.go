@@ -68,7 +68,7 @@ func (sd *storageDaemon) ensure(ctx context.Context) error {
 		return err
 	}
 	sock := filepath.Join(dir, "qsd.sock")
-	logf, err := os.Create(filepath.Join(dir, "qsd.log"))
+	logf, err := os.OpenFile(filepath.Join(dir, "qsd.log"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		os.RemoveAll(dir)
 		return err
