@@ -61,8 +61,8 @@ func TestReinstallCloudInitSeedsTheGuest(t *testing.T) {
 		t.Errorf("seed after the v2 reinstall: %+v", after.Seed)
 	}
 	got, _ := b.svc.GetServer(ctx, b.caller, srv.ID)
-	if got.KeyName != "k" || got.Metadata["__system__encrypted"] != "0" {
-		t.Errorf("server key %q metadata %v", got.KeyName, got.Metadata)
+	if got.KeyName != "k" || got.Metadata["__system__encrypted"] != "0" || got.UserData != b64("#!/bin/sh\ntrue\n") {
+		t.Errorf("server key %q metadata %v user data %q", got.KeyName, got.Metadata, got.UserData)
 	}
 	creds, err := b.drv.ReadCredentials(ctx, got.SystemVolumeID)
 	if err != nil || creds.AuthorizedKeys != "" || creds.PasswordHash != "" {
@@ -184,7 +184,7 @@ func TestChangeOSSwapsImage(t *testing.T) {
 	if st := b.simServer(t, srv.ID); st.ImageID != cloudImage || !st.Agent || st.Seed == nil || string(st.Seed.UserData) != "hello" {
 		t.Errorf("simulator after v2: %+v", st)
 	}
-	if s.Metadata["os_type"] != "Linux" || s.ImageID != cloudImage {
+	if s.Metadata["os_type"] != "Linux" || s.ImageID != cloudImage || s.UserData != b64("hello") {
 		t.Errorf("after v2: %v", s.Metadata)
 	}
 	change(cloud.ReinstallInput{AdminPass: str(goodPass), ImageID: str(linuxImage)})

@@ -518,6 +518,18 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 		return err
 	}
 
+	// User data given to a v2 reinstall or change of OS becomes the
+	// server's (as a rebuild's does in Nova), shown base64 as the create's.
+	var shownUserData []byte
+	if p.SealedUserData != nil {
+		ud, err := s.unseal(p.SealedUserData)
+		if err != nil {
+			return err
+		}
+		if shownUserData, err = s.seal([]byte(base64.StdEncoding.EncodeToString(ud))); err != nil {
+			return err
+		}
+	}
 	err = jr.step(ctx, reinstallSwapped, func(ctx context.Context) error {
 		if p.OldVolumeID != "" {
 			if err := s.drv.DetachDisk(ctx, id, p.OldVolumeID); err != nil {
@@ -531,6 +543,9 @@ func (s *Service) reinstall(ctx context.Context, jr *jobRun, p *reinstallParams)
 	}, func(tx store.Tx, srv *ecs.Server) error {
 		srv.SystemVolumeID = p.NewVolumeID
 		srv.KeyName = p.KeyName
+		if shownUserData != nil {
+			srv.SealedUserData = shownUserData
+		}
 		if p.ImageID != "" {
 			srv.ImageID = img.ID
 			srv.Metadata = imageMetadata(srv.Metadata, img)
