@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/url"
+	"strconv"
 )
 
 // Volume is an EVS volume.
@@ -49,12 +50,26 @@ func (c *Client) CreateVolume(ctx context.Context, name string, sizeGB int, volu
 
 // ListVolumes returns the project's volumes.
 func (c *Client) ListVolumes(ctx context.Context) ([]Volume, error) {
-	var out struct {
-		Volumes []Volume `json:"volumes"`
+	var all []Volume
+	q := url.Values{"limit": {strconv.Itoa(volumePage)}}
+	for {
+		var out struct {
+			Volumes []Volume `json:"volumes"`
+		}
+		if err := c.do(ctx, "GET", c.projectPath("v2", "cloudvolumes", "detail"), q, nil, &out); err != nil {
+			return all, err
+		}
+		all = append(all, out.Volumes...)
+		if len(out.Volumes) < volumePage {
+			return all, nil
+		}
+		q.Set("marker", out.Volumes[len(out.Volumes)-1].ID)
 	}
-	err := c.do(ctx, "GET", c.projectPath("v2", "cloudvolumes", "detail"), nil, nil, &out)
-	return out.Volumes, err
 }
+
+// volumePage is how many volumes ListVolumes asks for at a time: EVS's
+// most.
+const volumePage = 1000
 
 // DeleteVolume deletes an available volume and returns the job.
 func (c *Client) DeleteVolume(ctx context.Context, id string) (string, error) {
