@@ -533,33 +533,22 @@ func ParseTagFilter(s string) TagFilter {
 // GlobPattern turns a ServerListParams name or IP pattern into an SQLite
 // GLOB pattern matching the strings that contain it: "." becomes "?" (any
 // one character), GLOB's own special characters stand for themselves.
-func GlobPattern(p string) string {
-	var b strings.Builder
-	b.WriteByte('*')
-	for _, r := range p {
-		switch r {
-		case '.':
-			b.WriteByte('?')
-		case '*', '?', '[':
-			b.WriteByte('[')
-			b.WriteRune(r)
-			b.WriteByte(']')
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('*')
-	return b.String()
-}
+func GlobPattern(p string) string { return globContaining(p, true) }
 
 // GlobLiteral is the SQLite GLOB pattern of the strings that contain s,
 // every character of s standing for itself.
-func GlobLiteral(s string) string {
+func GlobLiteral(s string) string { return globContaining(s, false) }
+
+// globContaining is the GLOB pattern of the strings that contain s; with
+// dotAny a "." in s stands for any one character.
+func globContaining(s string, dotAny bool) string {
 	var b strings.Builder
 	b.WriteByte('*')
 	for _, r := range s {
-		switch r {
-		case '*', '?', '[':
+		switch {
+		case r == '.' && dotAny:
+			b.WriteByte('?')
+		case r == '*' || r == '?' || r == '[':
 			b.WriteByte('[')
 			b.WriteRune(r)
 			b.WriteByte(']')
