@@ -29,18 +29,7 @@ func TestMain(m *testing.M) {
 func TestDaemonLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	d, err := Start(Config{DataDir: filepath.Join(t.TempDir(), "data"), WorkDir: t.TempDir()}, "--sim-latency", "1ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if d.Running() {
-			d.Kill()
-		}
-		if t.Failed() {
-			t.Log(d.LogReport(30))
-		}
-	})
+	d := startKilledAtEnd(t, Config{DataDir: filepath.Join(t.TempDir(), "data"), WorkDir: t.TempDir()}, "--sim-latency", "1ms")
 	first := d.Credentials()
 	if first.Endpoint != d.Endpoint() || first.AccessKey == "" || first.SecretKey == "" || first.ProjectID == "" {
 		t.Fatalf("credentials %+v, want a complete one with endpoint %s", first, d.Endpoint())
@@ -100,18 +89,7 @@ func TestDaemonLifecycle(t *testing.T) {
 func TestRestartWaitsForItsPort(t *testing.T) {
 	t.Parallel()
 	work := t.TempDir()
-	d, err := Start(Config{DataDir: filepath.Join(t.TempDir(), "data"), WorkDir: work})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if d.Running() {
-			d.Kill()
-		}
-		if t.Failed() {
-			t.Log(d.LogReport(30))
-		}
-	})
+	d := startKilledAtEnd(t, Config{DataDir: filepath.Join(t.TempDir(), "data"), WorkDir: work})
 	addr := d.Addr()
 	if err := d.Kill(); err != nil {
 		t.Fatal(err)
@@ -280,4 +258,23 @@ func TestDaemonTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startKilledAtEnd starts a daemon that is killed when the test ends (its
+// log reported if the test failed).
+func startKilledAtEnd(t *testing.T, cfg Config, args ...string) *Daemon {
+	t.Helper()
+	d, err := Start(cfg, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if d.Running() {
+			d.Kill()
+		}
+		if t.Failed() {
+			t.Log(d.LogReport(30))
+		}
+	})
+	return d
 }
