@@ -153,31 +153,9 @@ func testHostAllocate(t *testing.T, open opener) {
 		b := setup(t, open)
 		b.upsertHost(t, smallHost("host-a"))
 		const n = 200
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			ok, full int
-			errs     []error
-		)
-		for i := range n {
-			wg.Go(func() {
-				err := b.placeServer(fmt.Sprintf("srv-%03d", i), "host-a", 1, 512, 1)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					ok++
-				case errors.Is(err, store.ErrNoCapacity):
-					full++
-				default:
-					errs = append(errs, err)
-				}
-			})
-		}
-		wg.Wait()
-		if len(errs) > 0 {
-			t.Fatalf("%d reservations failed otherwise than for capacity, first: %v", len(errs), errs[0])
-		}
+		ok, full := placeConcurrently(t, n, func(i int) error {
+			return b.placeServer(fmt.Sprintf("srv-%03d", i), "host-a", 1, 512, 1)
+		})
 		if ok != 8 || full != n-8 {
 			t.Fatalf("%d concurrent reservations of 1 vCPU on 8: %d made, %d refused; want 8 and %d", n, ok, full, n-8)
 		}
@@ -379,4 +357,35 @@ func testImageHost(t *testing.T, open opener) {
 	if len(list) != 0 {
 		t.Fatalf("ImageHostList of an unknown image = %v", list)
 	}
+}
+
+// placeConcurrently runs place(0..n-1) at once and counts the reservations
+// made and those refused for capacity; any other error fails the test.
+func placeConcurrently(t *testing.T, n int, place func(i int) error) (ok, full int) {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range n {
+		wg.Go(func() {
+			err := place(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrNoCapacity):
+				full++
+			default:
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d reservations failed otherwise than for capacity, first: %v", len(errs), errs[0])
+	}
+	return ok, full
 }

@@ -212,31 +212,9 @@ func testSharedHostAllocate(t *testing.T, open func(t *testing.T, n int) []store
 	}
 	bs[0].upsertHost(t, smallHost("host-a"))
 	const n = 200
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		ok, full int
-		errs     []error
-	)
-	for i := range n {
-		wg.Go(func() {
-			err := bs[i%len(bs)].placeServer(fmt.Sprintf("srv-%03d", i), "host-a", 1, 1024, 10)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, store.ErrNoCapacity):
-				full++
-			default:
-				errs = append(errs, err)
-			}
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("%d reservations failed otherwise than for capacity, first: %v", len(errs), errs[0])
-	}
+	ok, full := placeConcurrently(t, n, func(i int) error {
+		return bs[i%len(bs)].placeServer(fmt.Sprintf("srv-%03d", i), "host-a", 1, 1024, 10)
+	})
 	// 8 vCPUs, 12288 MB, 100 GB: vCPUs run out first, at 8.
 	if ok != 8 || full != n-8 {
 		t.Fatalf("%d concurrent reservations over %d stores: %d made, %d refused; want 8 and %d", n, len(bs), ok, full, n-8)
