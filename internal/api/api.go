@@ -101,15 +101,13 @@ func New(cfg Config) *Handler {
 // other route's call documents none, so the dispatcher refuses any query
 // parameter it is given rather than let the handler run without it.
 var queryRoutes = map[string]bool{
-	"GET /v1/{p}/cloudservers/detail":                 true, // ListServersDetails
-	"GET /v1/{p}/cloudservers/flavors":                true, // ListFlavors
-	"GET /v2/cloudimages":                             true, // IMS ListImages
-	"GET /v2.1/{p}/os-keypairs":                       true, // NovaListKeypairs: limit, marker
-	"GET /v2/{p}/cloudvolumes":                        true, // EVS ListVolumes
-	"GET /v2/{p}/cloudvolumes/detail":                 true, // EVS ListVolumes
-	"DELETE /v1/{p}/cloudservers/{}/detachvolume/{}":  true, // DetachServerVolume: delete_flag
-	"GET /v2.1/{p}/servers/{}/os-instance-actions":    true, // Nova's action log
-	"GET /v2.1/{p}/servers/{}/os-instance-actions/{}": true,
+	"GET /v1/{p}/cloudservers/detail":                true, // ListServersDetails
+	"GET /v1/{p}/cloudservers/flavors":               true, // ListFlavors
+	"GET /v2/cloudimages":                            true, // IMS ListImages
+	"GET /v2.1/{p}/os-keypairs":                      true, // NovaListKeypairs: limit, marker
+	"GET /v2/{p}/cloudvolumes":                       true, // EVS ListVolumes
+	"GET /v2/{p}/cloudvolumes/detail":                true, // EVS ListVolumes
+	"DELETE /v1/{p}/cloudservers/{}/detachvolume/{}": true, // DetachServerVolume: delete_flag
 }
 
 // routeKey names a route as queryRoutes does: "METHOD /path/{}/...".

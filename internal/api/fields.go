@@ -356,9 +356,6 @@ type wireFlavorRef struct {
 // updateServer is UpdateServer (PUT /v1/{p}/cloudservers/{id}): name and
 // description; hostname, user_data and security_options are refused.
 func (h *Handler) updateServer(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	var b updateBody
 	if err := decode(req.body, &b); err != nil {
 		return err
@@ -416,9 +413,6 @@ type wireServerTag struct {
 }
 
 func (h *Handler) showServerTags(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	tags, err := h.svc.ServerTags(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -438,9 +432,6 @@ type tagsActionBody struct {
 // serverTagsAction is BatchCreateServerTags ("create") and
 // BatchDeleteServerTags ("delete"): 204 and no body.
 func (h *Handler) serverTagsAction(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	var b tagsActionBody
 	if err := decode(req.body, &b); err != nil {
 		return err
@@ -524,9 +515,6 @@ type wireProjectTag struct {
 // listProjectTags is ListServerTags: the project's tag keys with their
 // values.
 func (h *Handler) listProjectTags(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	tags, err := h.svc.ProjectTags(req.r.Context(), req.caller)
 	if err != nil {
 		return err
@@ -560,9 +548,6 @@ type wireResource struct {
 // "count" (total_count only); tags, not_tags and matches (resource_name:
 // the name contains it) as documented.
 func (h *Handler) listServersByTag(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	var b byTagBody
 	if err := decode(req.body, &b); err != nil {
 		return err

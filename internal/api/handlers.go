@@ -217,9 +217,6 @@ const flagForwardTimeout = 10 * time.Second
 // ---- jobs
 
 func (h *Handler) showJob(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	j, err := h.svc.GetJob(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -368,9 +365,6 @@ func (h *Handler) createServers(w http.ResponseWriter, req *request) error {
 }
 
 func (h *Handler) showServer(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	s, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err

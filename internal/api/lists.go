@@ -194,9 +194,6 @@ type wireFixedIP struct {
 // listInterfaces answers ListServerInterfaces from the server's NICs: one
 // attachment per NIC, the primary first.
 func (h *Handler) listInterfaces(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	s, err := h.svc.GetServer(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -441,9 +438,6 @@ func (h *Handler) listImages(w http.ResponseWriter, req *request) error {
 }
 
 func (h *Handler) showImage(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	img, err := h.svc.GetImage(req.r.Context(), req.params[0])
 	if err != nil {
 		return err
@@ -461,9 +455,6 @@ type glanceImage struct {
 // glanceShowImage is GlanceShowImage. An unknown image is a 404 (Glance's
 // answer) with IMS's code.
 func (h *Handler) glanceShowImage(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	img, err := h.svc.GetImage(req.r.Context(), req.params[0])
 	if errors.Is(err, ecs.ErrInvalid) && ecs.CodeOf(err) == ecs.CodeImageNotFound {
 		return ecs.Errorf(ecs.CodeGlanceImageNotFound, "The image %s does not exist.", safeField(req.params[0]))

@@ -132,9 +132,6 @@ func withEvents(w wireInstanceAction, a ecs.Action) wireInstanceAction {
 
 // listInstanceActions serves GET /v2.1/{p}/servers/{id}/os-instance-actions.
 func (h *Handler) listInstanceActions(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	as, err := h.svc.ListActions(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -149,9 +146,6 @@ func (h *Handler) listInstanceActions(w http.ResponseWriter, req *request) error
 // showInstanceAction serves GET
 // /v2.1/{p}/servers/{id}/os-instance-actions/{request_id}.
 func (h *Handler) showInstanceAction(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	a, err := h.svc.GetAction(req.r.Context(), req.caller, req.params[0], req.params[1])
 	if err != nil {
 		return err

@@ -431,9 +431,6 @@ func (h *Handler) listVolumes(w http.ResponseWriter, req *request) error {
 }
 
 func (h *Handler) showVolume(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	v, err := h.svc.GetVolume(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -444,9 +441,6 @@ func (h *Handler) showVolume(w http.ResponseWriter, req *request) error {
 }
 
 func (h *Handler) deleteVolume(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	job, err := h.svc.DeleteVolume(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -569,9 +563,6 @@ func attachedNow(vols []ecs.Volume) []ecs.Volume {
 }
 
 func (h *Handler) listBlockDevices(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	srv, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -598,9 +589,6 @@ func (h *Handler) listBlockDevices(w http.ResponseWriter, req *request) error {
 }
 
 func (h *Handler) showBlockDevice(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	srv, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
@@ -624,9 +612,6 @@ type wireNovaAttachment struct {
 }
 
 func (h *Handler) listVolumeAttachments(w http.ResponseWriter, req *request) error {
-	if err := checkQuery(req.r.URL.Query()); err != nil {
-		return err
-	}
 	srv, vols, err := h.svc.ServerVolumes(req.r.Context(), req.caller, req.params[0])
 	if err != nil {
 		return err
