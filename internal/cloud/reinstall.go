@@ -194,17 +194,7 @@ func (s *Service) osJob(ctx context.Context, c Caller, serverID string, in Reins
 		if err != nil {
 			return err
 		}
-		srv.TaskState = ecs.TaskRebuilding
-		srv.TaskJobID = jobID
-		srv.Updated = now
-		if err := tx.ServerUpdate(ctx, &srv); err != nil {
-			return err
-		}
-		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: jobType, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
-			return err
-		}
-		return RecordAction(ctx, tx, c, srv.ID, actionOf[jobType], jobID, jobID, now)
+		return startServerJob(ctx, tx, c, &srv, ecs.TaskRebuilding, jobID, jobType, params, actionOf[jobType], now)
 	})
 	if err != nil {
 		return "", submitError(err)
@@ -761,4 +751,22 @@ func diskSize(img ecs.Image) int {
 		return img.MinDiskGB
 	}
 	return 10
+}
+
+// startServerJob marks srv busy with task under the new job jobID of type
+// jobType, inserts that job (runnable on srv's host, with params) and
+// records the caller's action, all in tx.
+func startServerJob(ctx context.Context, tx store.Tx, c Caller, srv *ecs.Server, task, jobID, jobType string,
+	params []byte, action string, now time.Time) error {
+	srv.TaskState = task
+	srv.TaskJobID = jobID
+	srv.Updated = now
+	if err := tx.ServerUpdate(ctx, srv); err != nil {
+		return err
+	}
+	if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: jobType, Status: ecs.JobInit,
+		ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
+		return err
+	}
+	return RecordAction(ctx, tx, c, srv.ID, action, jobID, jobID, now)
 }

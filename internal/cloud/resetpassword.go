@@ -97,17 +97,8 @@ func (s *Service) ResetPassword(ctx context.Context, c Caller, serverID string, 
 		if err != nil {
 			return err
 		}
-		srv.TaskState = ecs.TaskUpdatingPassword
-		srv.TaskJobID = jobID
-		srv.Updated = now
-		if err := tx.ServerUpdate(ctx, &srv); err != nil {
-			return err
-		}
-		if err := tx.JobInsert(ctx, &ecs.Job{ID: jobID, ProjectID: c.ProjectID, Type: ecs.JobResetPassword, Status: ecs.JobInit,
-			ServerID: srv.ID, Host: srv.Host, Runnable: true, Params: params, Created: now}); err != nil {
-			return err
-		}
-		return RecordAction(ctx, tx, c, srv.ID, ecs.ActionChangePassword, jobID, jobID, now)
+		return startServerJob(ctx, tx, c, &srv, ecs.TaskUpdatingPassword, jobID, ecs.JobResetPassword, params,
+			ecs.ActionChangePassword, now)
 	})
 	if err != nil {
 		return submitError(err)

@@ -340,25 +340,18 @@ func diskStateAllows(srv *ecs.Server, system bool, systemRule string) error {
 }
 
 // submitVolumeJob stores v (its new status set by the caller), marks srv
-// busy with job j and inserts j, of project c, on srv's host with params p.
+// busy with job j (its task state unchanged) and inserts j, of project c,
+// on srv's host with params p.
 func submitVolumeJob(ctx context.Context, tx store.Tx, c Caller, j *ecs.Job, srv *ecs.Server, v *ecs.Volume, p volumeParams) error {
 	params, _ := json.Marshal(p)
 	if err := tx.VolumeUpsert(ctx, v); err != nil {
-		return err
-	}
-	srv.TaskJobID, srv.Updated = j.ID, j.Created
-	if err := tx.ServerUpdate(ctx, srv); err != nil {
-		return err
-	}
-	j.ProjectID, j.Status, j.ServerID, j.Host, j.Runnable, j.Params = c.ProjectID, ecs.JobInit, srv.ID, srv.Host, true, params
-	if err := tx.JobInsert(ctx, j); err != nil {
 		return err
 	}
 	action := ecs.ActionAttachVolume
 	if j.Type == ecs.JobDetachVolume {
 		action = ecs.ActionDetachVolume
 	}
-	return RecordAction(ctx, tx, c, srv.ID, action, j.ID, j.ID, j.Created)
+	return startServerJob(ctx, tx, c, srv, srv.TaskState, j.ID, j.Type, params, action, j.Created)
 }
 
 // serverVolumes returns the volumes of vols attached (or attaching) to
